@@ -1,0 +1,37 @@
+# Two commands on a fresh machine with only python3: `make run` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: run test lint venv bench clean
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: venv
+	$(BIN)/waimai migrate
+	$(BIN)/waimai seed --if-empty
+	$(BIN)/waimai serve --with-fake-gateway
+
+lint: venv
+	$(BIN)/ruff check waimai tests bench
+	$(BIN)/mypy
+	$(BIN)/bandit -q -c pyproject.toml -r waimai
+
+test: venv lint
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+bench: venv
+	$(BIN)/python bench/order_throughput.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -1,0 +1,117 @@
+"""create_app(settings) -> FastAPI: wires routers, middleware, plug-ins and background jobs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from waimai.config import Settings, get_settings
+from waimai.core import logging as wlogging
+from waimai.core.background import Job, Loop, ttl
+from waimai.core.database import Database
+from waimai.core.errors import install_error_handlers
+from waimai.core.middleware import BodySizeLimit
+from waimai.core.migrate import is_current
+from waimai.platform.payments.base import CashOnDelivery, PaymentProvider
+from waimai.platform.payments.gateway import GatewayProvider
+
+WEB = Path(__file__).resolve().parent / "web"
+
+
+def build_providers(settings: Settings) -> dict[str, PaymentProvider]:
+    return {
+        "gateway": GatewayProvider(base_url=settings.gateway_url, app_id=settings.gateway_app_id,
+                                   secret=settings.gateway_secret, timeout_s=settings.gateway_timeout_s),
+        "cod": CashOnDelivery(),
+    }
+
+
+def housekeeping_jobs(app: FastAPI) -> list[Job]:
+    from waimai.platform.delivery.service import auto_assign
+    from waimai.platform.ordering.idempotency import purge_expired
+    from waimai.platform.payments import service as payments
+
+    db: Database = app.state.db
+    settings: Settings = app.state.settings
+
+    def assign() -> None:
+        with db.session() as s:
+            if auto_assign(s):
+                s.commit()
+
+    def refunds() -> None:
+        with db.read_session() as s:
+            ids = payments.pending_refunds(s)
+        for oid in ids:
+            payments.refund_order(db, providers=app.state.payment_providers, order_id=oid)
+
+    def expire_keys() -> None:
+        with db.session() as s:
+            purge_expired(s, ttl=ttl(settings.idempotency_ttl_hours))
+            s.commit()
+
+    return [Job("auto_assign", 2.0, assign), Job("refund_retry", 30.0, refunds),
+            Job("idempotency_expiry", 600.0, expire_keys)]
+
+
+def create_app(settings: Settings | None = None, *, background: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    wlogging.configure(json_lines=settings.log_json if settings.log_json is not None
+                       else settings.env != "development", level=settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = Loop(housekeeping_jobs(app)) if background else None
+        if loop:
+            loop.start()
+        yield
+        if loop:
+            await loop.stop()
+        for p in app.state.payment_providers.values():
+            if hasattr(p, "close"):
+                p.close()
+        app.state.db.dispose()
+
+    app = FastAPI(title="Waimai", version="0.1.0", lifespan=lifespan,
+                  description="Campus food delivery with a built-in fault firewall.")
+    app.state.settings = settings
+    app.state.db = Database(settings.database_url)
+    app.state.payment_providers = build_providers(settings)
+    install_error_handlers(app)
+
+    from waimai.platform.accounts.routes import router as accounts
+    from waimai.platform.catalog.routes import router as catalog
+    from waimai.platform.delivery.routes import router as delivery
+    from waimai.platform.ops.routes import router as ops
+    from waimai.platform.ordering.routes import router as ordering
+    from waimai.platform.payments.routes import router as payments
+    from waimai.web.routes import router as web
+
+    api = APIRouter(prefix="/api/v1")
+    for r in (accounts, catalog, ordering, payments, delivery, ops):
+        api.include_router(r)
+    app.include_router(api)
+    app.include_router(web)
+    app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+
+    @app.get("/livez", tags=["health"])
+    def livez() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        try:
+            ok = is_current(app.state.db.engine)
+            detail = "ok" if ok else "migrations pending"
+        except Exception as exc:  # noqa: BLE001 - any database failure means not ready
+            ok, detail = False, f"database unreachable: {exc.__class__.__name__}"
+        return JSONResponse({"status": "ready" if ok else "not_ready", "database": detail},
+                            status_code=200 if ok else 503)
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

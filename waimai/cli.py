@@ -1,0 +1,196 @@
+"""The `waimai` command: serve, migrate, seed, fake-gateway, user, and the firewall's tools."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from waimai.config import Settings, get_settings
+
+app = typer.Typer(help="Waimai: campus food delivery with a built-in fault firewall.", no_args_is_help=True,
+                  pretty_exceptions_show_locals=False)
+user_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(bench_app, name="bench")
+console = Console()
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValueError as exc:  # unsafe production defaults and the like
+        console.print(f"[red]Configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _prepare_sqlite_dir(settings: Settings) -> None:
+    path = settings.sqlite_path()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema to the latest version (safe to run repeatedly)."""
+    from waimai.core.database import make_engine
+    from waimai.core.migrate import current_revision, upgrade
+
+    s = _settings()
+    _prepare_sqlite_dir(s)
+    engine = make_engine(s.database_url)
+    before = current_revision(engine)
+    upgrade(engine)
+    console.print(f"schema: {before or 'empty'} → {current_revision(engine)}")
+    engine.dispose()
+
+
+@app.command()
+def seed(if_empty: Annotated[bool, typer.Option("--if-empty/--always", help="only on an empty database")] = True
+         ) -> None:
+    """Create the demo campus (merchants, menus, delivery points, riders, one account per role)."""
+    from waimai.core.database import Database
+    from waimai.seed import DEMO_ACCOUNTS, DEMO_PASSWORD, is_empty, seed_demo
+
+    s = _settings()
+    if s.env == "production":
+        console.print("[red]Refusing to seed demo accounts with a known password in production.[/red]")
+        raise typer.Exit(2)
+    db = Database(s.database_url)
+    with db.session() as session:
+        if not is_empty(session):
+            if if_empty:
+                console.print("Database already has a campus; not seeding.")
+                _print_accounts(DEMO_ACCOUNTS, DEMO_PASSWORD)
+                return
+        report = seed_demo(session)
+        session.commit()
+    console.print(f"Seeded [bold]{report.campus}[/bold]: {report.merchants} merchants, {report.items} menu items, "
+                  f"{report.delivery_points} delivery points, {report.riders} riders.")
+    _print_accounts(DEMO_ACCOUNTS, DEMO_PASSWORD)
+    db.dispose()
+
+
+def _print_accounts(accounts: dict, password: str) -> None:  # type: ignore[type-arg]
+    t = Table(title="Demo accounts (development only)")
+    t.add_column("role")
+    t.add_column("phone")
+    t.add_column("password")
+    for role, (phone, _name) in accounts.items():
+        t.add_row(str(role.value), phone, password)
+    console.print(t)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="port")] = None,
+    workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
+    with_fake_gateway: Annotated[bool, typer.Option(help="also run the stand-in payment gateway")] = False,
+    access_log: Annotated[bool, typer.Option(help="log every request")] = False,
+) -> None:
+    """Serve the web pages and the API."""
+    import uvicorn
+
+    s = _settings()
+    _prepare_sqlite_dir(s)
+    gw: subprocess.Popen[bytes] | None = None
+    if with_fake_gateway:
+        port_gw = s.gateway_url.rsplit(":", 1)[-1].split("/")[0]
+        gw = subprocess.Popen([sys.executable, "-m", "waimai.cli", "fake-gateway", "--port", port_gw])  # noqa: S603
+        console.print(f"fake payment gateway on {s.gateway_url}")
+    console.print(f"Waimai on http://{host or s.host}:{port or s.port}  (API docs at /docs)")
+    try:
+        uvicorn.run("waimai.app:create_app", factory=True, host=host or s.host, port=port or s.port,
+                    workers=workers or s.workers, access_log=access_log, log_level="warning",
+                    timeout_graceful_shutdown=10)
+    finally:
+        if gw is not None:
+            gw.send_signal(signal.SIGTERM)
+            gw.wait(timeout=10)
+
+
+@app.command("fake-gateway")
+def fake_gateway(
+    port: Annotated[int, typer.Option(help="port")] = 8100,
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    latency_ms: Annotated[int, typer.Option(help="added latency per call")] = 0,
+    failure_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="share of calls answered 503")] = 0.0,
+    auto_confirm: Annotated[bool, typer.Option(help="settle every payment at once")] = False,
+) -> None:
+    """Run the stand-in payment gateway (signed requests and callbacks; breakable at run time)."""
+    import uvicorn
+
+    from waimai.platform.payments.fake_gateway import GatewayConfig, create_gateway_app
+
+    s = _settings()
+    gw = create_gateway_app(app_id=s.gateway_app_id, secret=s.gateway_secret)
+    gw.state.gw["config"] = GatewayConfig(latency_ms=latency_ms, failure_rate=failure_rate,
+                                          auto_confirm=auto_confirm)
+    uvicorn.run(gw, host=host, port=port, log_level="warning")
+
+
+@user_app.command("create")
+def user_create(
+    phone: Annotated[str, typer.Option(help="mobile number, digits only")],
+    name: Annotated[str, typer.Option(help="display name")],
+    role: Annotated[str, typer.Option(help="customer | merchant | rider | support | ops")],
+    merchant_id: Annotated[int | None, typer.Option(help="shop for merchant staff")] = None,
+    password: Annotated[str | None, typer.Option(help="omit to be prompted", hidden=True)] = None,
+) -> None:
+    """Create an account (the password is asked for, never echoed)."""
+    from pydantic import ValidationError
+
+    from waimai.core.database import Database
+    from waimai.core.errors import AppError
+    from waimai.platform.accounts.schemas import UserCreate
+    from waimai.platform.accounts.service import create_user
+
+    if password is None:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    try:
+        body = UserCreate(phone=phone, name=name, role=role, password=password,  # type: ignore[arg-type]
+                          merchant_id=merchant_id)
+    except ValidationError as exc:
+        for e in exc.errors():
+            console.print(f"[red]{'.'.join(str(x) for x in e['loc'])}: {e['msg']}[/red]")
+        raise typer.Exit(2) from None
+    db = Database(_settings().database_url)
+    with db.session() as session:
+        try:
+            u = create_user(session, phone=body.phone, name=body.name, role=body.role, password=body.password,
+                            merchant_id=body.merchant_id)
+            session.commit()
+        except AppError as exc:
+            console.print(f"[red]{exc.message}[/red]")
+            raise typer.Exit(2) from None
+        console.print(f"created user {u.id} ({u.role})")
+
+
+def _wait_port(host: str, port: int, timeout: float = 20.0) -> bool:
+    import socket
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex((host, port)) == 0:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()
+
+
+if __name__ == "__main__":
+    main()

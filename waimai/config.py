@@ -1,0 +1,72 @@
+"""One typed Settings object for the whole service, read from the environment and `.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "change-me-dev-secret-key-0000000000"  # noqa: S105 - refused outside development
+DEFAULT_GATEWAY_SECRET = "dev-gateway-secret"  # noqa: S105 - refused outside development
+
+
+class Settings(BaseSettings):
+    """Everything configurable; each field maps to `WAIMAI_<NAME>` (see README table)."""
+
+    model_config = SettingsConfigDict(env_prefix="WAIMAI_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = Field(default="sqlite:///var/waimai.db", description="SQLAlchemy URL")
+    secret_key: str = Field(default=DEFAULT_SECRET, description="signs login tokens and links")
+    token_ttl_minutes: int = Field(default=12 * 60, ge=5)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = Field(default=1, ge=1, le=64)
+    public_url: str = Field(default="http://127.0.0.1:8000", description="base URL for callbacks")
+    default_locale: Literal["zh_CN", "en"] = "zh_CN"
+    timezone: str = "Asia/Shanghai"
+
+    # Payments: the HTTP gateway (a stand-in in development, `waimai fake-gateway`).
+    gateway_url: str = "http://127.0.0.1:8100"
+    gateway_app_id: str = "waimai-demo"
+    gateway_secret: str = DEFAULT_GATEWAY_SECRET
+    gateway_timeout_s: float = Field(default=3.0, gt=0)
+
+    idempotency_ttl_hours: int = Field(default=24, ge=24, description="how long idempotency keys are kept")
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    login_max_attempts: int = Field(default=5, ge=1, description="failed logins per phone+IP per window")
+    login_window_s: int = Field(default=300, ge=10)
+    max_item_quantity: int = 99
+    max_order_lines: int = 50
+    seed_demo: bool = Field(default=True, description="seed the demo campus on an empty database")
+    log_json: bool | None = Field(default=None, description="JSON log lines (default: on outside development)")
+    log_level: str = "INFO"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_defaults(self) -> Settings:
+        if self.env == "production":
+            if self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 32:
+                raise ValueError(
+                    "WAIMAI_SECRET_KEY must be set to a random value of at least 32 characters in production"
+                )
+            if self.gateway_secret == DEFAULT_GATEWAY_SECRET:
+                raise ValueError("WAIMAI_GATEWAY_SECRET must be set in production")
+        return self
+
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite:
+            return None
+        raw = self.database_url.split("///", 1)[-1]
+        return None if raw in ("", ":memory:") else Path(raw)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

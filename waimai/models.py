@@ -1,0 +1,16 @@
+"""Imports every table so metadata (and Alembic) sees the whole schema."""
+
+from waimai.core.audit import AuditEntry
+from waimai.core.database import Base
+from waimai.core.outbox import OutboxEvent
+from waimai.platform.accounts.models import LoginAttempt, User
+from waimai.platform.catalog.models import Campus, DeliveryPoint, MenuCategory, MenuItem, Merchant, Zone
+from waimai.platform.delivery.models import Rider
+from waimai.platform.ordering.models import IdempotencyRecord, Order, OrderLine, OrderTransition
+from waimai.platform.payments.models import Payment, PaymentCallback
+
+__all__ = [
+    "AuditEntry", "Base", "Campus", "DeliveryPoint", "IdempotencyRecord", "LoginAttempt", "MenuCategory",
+    "MenuItem", "Merchant", "Order", "OrderLine", "OrderTransition", "OutboxEvent", "Payment",
+    "PaymentCallback", "Rider", "User", "Zone",
+]

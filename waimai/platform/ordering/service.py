@@ -1,0 +1,288 @@
+"""Ordering: pricing, placement with stock reservation, and every state change of an order."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from waimai.core.database import utcnow
+from waimai.core.deps import Principal
+from waimai.core.errors import AppError, Conflict, Forbidden, NotFound, Unprocessable
+from waimai.core.outbox import emit
+from waimai.core.security import mask_phone
+from waimai.platform.accounts.models import User
+from waimai.platform.catalog.models import Campus, DeliveryPoint, MenuItem, Merchant
+from waimai.platform.catalog.service import open_now
+from waimai.platform.ordering.models import Order, OrderLine, OrderTransition
+from waimai.platform.ordering.schemas import LineOut, OrderOut, PlaceOrderIn, QuoteLine, QuoteOut
+from waimai.platform.ordering.state import ACTORS, CUSTOMER_CANCELLABLE, KITCHEN, TRANSITIONS, Status
+from waimai.platform.payments.models import Payment
+
+# Delivery fee: a base within 1 km, then per started 500 m (fen).
+BASE_FEE_FEN = 300
+FEE_PER_500M_FEN = 100
+RIDER_SPEED_M_PER_MIN = 250  # e-bike on campus paths
+PROMISE_BUFFER_MIN = 10
+
+
+class MerchantClosed(Conflict):
+    code = "merchant_closed"
+
+
+class OutOfStock(Conflict):
+    code = "out_of_stock"
+
+
+class IllegalTransition(Conflict):
+    code = "illegal_transition"
+
+
+def delivery_fee(distance_m: float) -> int:
+    extra = max(0.0, distance_m - 1000.0)
+    return BASE_FEE_FEN + FEE_PER_500M_FEN * math.ceil(extra / 500.0)
+
+
+@dataclass
+class Priced:
+    merchant: Merchant
+    point: DeliveryPoint
+    items: dict[int, MenuItem]
+    quote: QuoteOut
+
+
+def _price_options(item: MenuItem, chosen: list[str]) -> tuple[int, list[str]]:
+    """Validate the chosen option names against the item's groups; return the price delta."""
+    delta = 0
+    remaining = list(chosen)
+    for group in item.options or []:
+        names = {c["name"]: int(c.get("price_fen", 0)) for c in group.get("choices", [])}
+        picked = [c for c in remaining if c in names]
+        if group.get("required") and not picked:
+            raise Unprocessable(f"「{item.name}」 needs a choice for {group['name']}.",
+                                details={"item_id": item.id, "group": group["name"]}, code="option_required")
+        if len(picked) > 1 and not group.get("multi"):
+            raise Unprocessable(f"Choose only one {group['name']} for 「{item.name}」.",
+                                details={"item_id": item.id, "group": group["name"]}, code="option_invalid")
+        for c in picked:
+            delta += names[c]
+            remaining.remove(c)
+    if remaining:
+        raise Unprocessable(f"Unknown option(s) for 「{item.name}」: {', '.join(remaining)}.",
+                            details={"item_id": item.id, "options": remaining}, code="option_invalid")
+    return delta, list(chosen)
+
+
+def price(db: Session, body: PlaceOrderIn, *, now: dt.datetime | None = None) -> Priced:
+    """Check the basket against the live menu and compute every amount in fen."""
+    now = now or utcnow()
+    merchant = db.get(Merchant, body.merchant_id)
+    if merchant is None:
+        raise NotFound(f"Merchant {body.merchant_id} does not exist.")
+    if not open_now(merchant, now):
+        raise MerchantClosed(f"「{merchant.name}」 is not taking orders now ({merchant.status}, "
+                             f"open {merchant.opens_at}–{merchant.closes_at}).",
+                             details={"merchant_id": merchant.id, "status": merchant.status})
+    point = db.get(DeliveryPoint, body.delivery_point_id)
+    if point is None or not point.active:
+        raise Unprocessable(f"Delivery point {body.delivery_point_id} does not exist.",
+                            code="delivery_point_unknown")
+    campus = db.get(Campus, merchant.campus_id)
+    if point.campus_id != merchant.campus_id or campus is None or not (
+            0 <= point.x <= campus.width_m and 0 <= point.y <= campus.height_m):
+        raise Unprocessable("That delivery point is not on this merchant's campus.",
+                            code="delivery_point_off_campus", details={"delivery_point_id": point.id})
+    ids = {line.item_id for line in body.items}
+    items = {i.id: i for i in db.scalars(select(MenuItem).where(MenuItem.id.in_(ids)))}
+    lines: list[QuoteLine] = []
+    wanted: dict[int, int] = {}
+    for line in body.items:
+        item = items.get(line.item_id)
+        if item is None or item.merchant_id != merchant.id:
+            raise Unprocessable(f"Item {line.item_id} is not on 「{merchant.name}」's menu.",
+                                code="item_unknown", details={"item_id": line.item_id})
+        if not item.available:
+            raise OutOfStock(f"「{item.name}」 is sold out.", details={"item_id": item.id})
+        wanted[item.id] = wanted.get(item.id, 0) + line.quantity
+        if item.stock is not None and wanted[item.id] > item.stock:
+            raise OutOfStock(f"Only {item.stock} of 「{item.name}」 left.",
+                             details={"item_id": item.id, "left": item.stock})
+        delta, opts = _price_options(item, line.options)
+        unit = item.price_fen + delta
+        lines.append(QuoteLine(item_id=item.id, name=item.name, quantity=line.quantity, options=opts,
+                               unit_price_fen=unit, line_total_fen=unit * line.quantity))
+    subtotal = sum(ql.line_total_fen for ql in lines)
+    if subtotal < merchant.min_order_fen:
+        raise Unprocessable(f"「{merchant.name}」 delivers orders from ¥{merchant.min_order_fen / 100:.2f}.",
+                            code="below_minimum", details={"min_order_fen": merchant.min_order_fen})
+    distance = math.hypot(point.x - merchant.x, point.y - merchant.y)
+    fee = delivery_fee(distance)
+    minutes = merchant.prep_minutes + math.ceil(distance / RIDER_SPEED_M_PER_MIN) + PROMISE_BUFFER_MIN
+    quote = QuoteOut(merchant_id=merchant.id, lines=lines, subtotal_fen=subtotal, delivery_fee_fen=fee,
+                     discount_fen=0, total_fen=subtotal + fee, distance_m=round(distance),
+                     estimated_minutes=minutes)
+    return Priced(merchant=merchant, point=point, items=items, quote=quote)
+
+
+def _order_number(now: dt.datetime) -> str:
+    return now.strftime("W%y%m%d") + secrets.token_hex(5).upper()
+
+
+def record_transition(db: Session, order: Order, to: Status, *, actor: Principal | None,
+                      reason: str | None = None, now: dt.datetime | None = None) -> None:
+    now = now or utcnow()
+    db.add(OrderTransition(order_id=order.id, from_status=order.status, to_status=to.value,
+                           actor_id=actor.user_id if actor else None,
+                           actor_role=actor.role if actor else "system", reason=reason or None, at=now))
+    order.status = to.value
+
+
+def place_order(db: Session, *, customer: Principal, body: PlaceOrderIn, source: str = "app",
+                actor: Principal | None = None) -> Order:
+    """Create the order, reserve stock and queue `order.placed`, all in the caller's transaction."""
+    now = utcnow()
+    priced = price(db, body, now=now)
+    merchant = priced.merchant
+    in_kitchen = db.scalar(select(func.count()).select_from(Order).where(
+        Order.merchant_id == merchant.id, Order.status.in_([s.value for s in KITCHEN]))) or 0
+    if in_kitchen >= merchant.capacity:
+        raise Conflict(f"「{merchant.name}」 is at capacity; try again in a few minutes.",
+                       code="merchant_busy", headers={"Retry-After": "120"})
+    # Reserve counted stock with a guarded update: two buyers can never take the last portion twice.
+    reserved: set[int] = set()
+    for item_id, qty in _quantities(body).items():
+        if priced.items[item_id].stock is None:
+            continue
+        res = db.execute(update(MenuItem).where(MenuItem.id == item_id, MenuItem.stock >= qty)
+                         .values(stock=MenuItem.stock - qty).execution_options(synchronize_session=False))
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            raise OutOfStock(f"「{priced.items[item_id].name}」 just sold out.", details={"item_id": item_id})
+        reserved.add(item_id)
+    contact = body.contact_phone
+    if contact is None:
+        user = db.get(User, customer.user_id)
+        contact = user.phone if user else ""
+    q = priced.quote
+    order = Order(number=_order_number(now), customer_id=customer.user_id, merchant_id=merchant.id,
+                  delivery_point_id=priced.point.id, status=Status.created.value,
+                  payment_method=body.payment_method, source=source, subtotal_fen=q.subtotal_fen,
+                  delivery_fee_fen=q.delivery_fee_fen, discount_fen=q.discount_fen, total_fen=q.total_fen,
+                  proof_code=f"{secrets.randbelow(10000):04d}", note=body.note, contact_phone=contact,
+                  promised_at=now + dt.timedelta(minutes=q.estimated_minutes), created_at=now, updated_at=now)
+    order.lines = [OrderLine(item_id=ql.item_id, name=ql.name, unit_price_fen=ql.unit_price_fen,
+                             quantity=ql.quantity, options=ql.options, line_total_fen=ql.line_total_fen,
+                             stock_reserved=ql.item_id in reserved) for ql in q.lines]
+    db.add(order)
+    db.flush()
+    by = actor or customer
+    db.add(OrderTransition(order_id=order.id, from_status=None, to_status=Status.created.value,
+                           actor_id=by.user_id, actor_role=by.role, at=now))
+    if body.payment_method == "cod":
+        record_transition(db, order, Status.cod_confirmed, actor=None, reason="cash on delivery", now=now)
+        db.add(Payment(order_id=order.id, provider="cod", provider_ref=f"cod-{order.number}",
+                       amount_fen=order.total_fen, status="pending"))
+    emit(db, "order.placed", key=str(order.id), order_id=order.id, merchant_id=merchant.id,
+         total_fen=order.total_fen, payment_method=order.payment_method, source=source)
+    return order
+
+
+def _quantities(body: PlaceOrderIn) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for line in body.items:
+        out[line.item_id] = out.get(line.item_id, 0) + line.quantity
+    return out
+
+
+def load_order(db: Session, order_id: int, *, for_update: bool = False) -> Order:
+    order = db.get(Order, order_id, with_for_update=for_update or None)
+    if order is None:
+        raise NotFound(f"Order {order_id} does not exist.")
+    return order
+
+
+def check_can_view(db: Session, p: Principal, order: Order) -> None:
+    """Customers see their own orders, merchants their shop's, riders those they carry."""
+    if p.role in ("ops", "support"):
+        return
+    if p.role == "customer" and order.customer_id == p.user_id:
+        return
+    if p.role == "merchant":
+        staff = db.get(User, p.user_id)
+        if staff is not None and staff.merchant_id == order.merchant_id:
+            return
+    if p.role == "rider" and order.rider_id is not None and rider_user_id(db, order.rider_id) == p.user_id:
+        return
+    # Same answer as for a missing order: do not reveal that someone else's order exists.
+    raise NotFound(f"Order {order.id} does not exist.")
+
+
+def rider_user_id(db: Session, rider_id: int) -> int | None:
+    from waimai.platform.delivery.models import Rider
+
+    r = db.get(Rider, rider_id)
+    return r.user_id if r else None
+
+
+def transition(db: Session, order: Order, to: Status, *, actor: Principal | None, reason: str | None = None) -> Order:
+    """Move an order to `to` if the state machine and the actor's role allow it; queue the event."""
+    current = Status(order.status)
+    if to not in TRANSITIONS[current]:
+        raise IllegalTransition(
+            f"Order {order.number} is {current.value}; it cannot become {to.value}.",
+            details={"current": current.value, "requested": to.value,
+                     "allowed": sorted(s.value for s in TRANSITIONS[current])})
+    role = actor.role if actor else "system"
+    if role != "ops" and role not in ACTORS.get(to, frozenset()):
+        raise Forbidden(f"A {role} cannot mark an order {to.value}.")
+    if role == "customer" and to is Status.cancelled and current not in CUSTOMER_CANCELLABLE:
+        raise IllegalTransition(f"Order {order.number} is already {current.value}; ask support to cancel it.",
+                                details={"current": current.value})
+    now = utcnow()
+    record_transition(db, order, to, actor=actor, reason=reason, now=now)
+    if to is Status.ready:
+        order.ready_at = now
+    elif to is Status.picked_up:
+        order.picked_up_at = now
+    elif to is Status.delivered:
+        order.delivered_at = now
+        if order.payment_method == "cod":  # the rider collected the cash at the door
+            db.execute(update(Payment).where(Payment.order_id == order.id, Payment.provider == "cod",
+                                             Payment.status == "pending").values(status="succeeded"))
+    if to in (Status.cancelled, Status.rejected, Status.failed):
+        order.reason = reason or None
+        if to is not Status.failed:
+            release_stock(db, order)
+    emit(db, f"order.{to.value}", key=str(order.id), order_id=order.id, merchant_id=order.merchant_id,
+         rider_id=order.rider_id, reason=reason)
+    return order
+
+
+def release_stock(db: Session, order: Order) -> None:
+    for line in order.lines:
+        if line.stock_reserved:
+            db.execute(update(MenuItem).where(MenuItem.id == line.item_id, MenuItem.stock.is_not(None))
+                       .values(stock=MenuItem.stock + line.quantity).execution_options(synchronize_session=False))
+            line.stock_reserved = False
+
+
+def to_out(order: Order, *, viewer: Principal | None, viewer_is_carrier: bool = False) -> OrderOut:
+    show_code = viewer is not None and (viewer.role in ("ops",) or
+                                        (viewer.role == "customer" and viewer.user_id == order.customer_id))
+    phone = order.contact_phone if viewer_is_carrier else mask_phone(order.contact_phone)
+    return OrderOut(
+        id=order.id, number=order.number, status=order.status, merchant_id=order.merchant_id,
+        delivery_point_id=order.delivery_point_id, rider_id=order.rider_id, payment_method=order.payment_method,
+        source=order.source,
+        lines=[LineOut(item_id=ln.item_id, name=ln.name, quantity=ln.quantity, options=list(ln.options or []),
+                       unit_price_fen=ln.unit_price_fen, line_total_fen=ln.line_total_fen) for ln in order.lines],
+        subtotal_fen=order.subtotal_fen, delivery_fee_fen=order.delivery_fee_fen,
+        discount_fen=order.discount_fen, total_fen=order.total_fen, note=order.note, contact_phone=phone,
+        proof_code=order.proof_code if show_code else None, reason=order.reason,
+        created_at=order.created_at, promised_at=order.promised_at)
+
+
+__all__ = ["AppError", "place_order", "price", "transition", "to_out"]

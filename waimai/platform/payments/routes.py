@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from waimai.core.errors import NotFound, error_body
+from waimai.platform.payments import service
+from waimai.platform.payments.base import CallbackRejected
+
+router = APIRouter(tags=["payments"])
+log = structlog.get_logger(__name__)
+
+
+@router.post("/payments/callbacks/{provider}", include_in_schema=False)
+async def callback(provider: str, request: Request) -> JSONResponse:
+    """Provider notifications: verified by signature, applied exactly once."""
+    providers = request.app.state.payment_providers
+    if provider not in providers:
+        raise NotFound("Unknown payment provider.")
+    body = await request.body()
+    try:
+        event = providers[provider].verify_callback(request.headers, body)
+    except CallbackRejected as exc:
+        log.warning("payment_callback_rejected", provider=provider, reason=str(exc))
+        return JSONResponse(error_body("bad_signature", str(exc)), status_code=401)
+    from starlette.concurrency import run_in_threadpool
+
+    def apply() -> str:
+        with request.app.state.db.session() as db:
+            return service.apply_callback(db, provider=providers[provider], event=event)
+
+    outcome = await run_in_threadpool(apply)
+    if outcome == "refund_needed":
+        await run_in_threadpool(service.refund_order, request.app.state.db, providers=providers,
+                                order_id=_order_id_for(request, event.provider_ref))
+    return JSONResponse({"result": outcome})
+
+
+def _order_id_for(request: Request, provider_ref: str) -> int:
+    from sqlalchemy import select
+
+    from waimai.platform.payments.models import Payment
+
+    with request.app.state.db.read_session() as db:
+        return int(db.scalar(select(Payment.order_id).where(Payment.provider_ref == provider_ref)) or 0)

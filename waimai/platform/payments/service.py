@@ -1,0 +1,171 @@
+"""Payments: starting a gateway payment, applying callbacks once, refunding cancelled orders."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from waimai.core.database import Database
+from waimai.core.deps import Principal
+from waimai.core.errors import AppError, Conflict, Unprocessable
+from waimai.core.outbox import emit
+from waimai.platform.ordering import service as ordering
+from waimai.platform.ordering.models import Order
+from waimai.platform.ordering.state import Status
+from waimai.platform.payments.base import CallbackEvent, PaymentError, PaymentProvider
+from waimai.platform.payments.models import Payment, PaymentCallback
+
+log = structlog.get_logger(__name__)
+
+
+class GatewayUnavailable(AppError):
+    status, code = 503, "payment_gateway_unavailable"
+
+
+def latest_payment(db: Session, order_id: int) -> Payment | None:
+    return db.scalar(select(Payment).where(Payment.order_id == order_id).order_by(Payment.id.desc()).limit(1))
+
+
+def start_payment(database: Database, *, provider: PaymentProvider, order_id: int, payer: Principal,
+                  notify_url: str, return_url: str) -> Payment:
+    """Create (or return the open) gateway payment; the gateway call holds no database lock."""
+    with database.read_session() as db:
+        order = ordering.load_order(db, order_id)
+        ordering.check_can_view(db, payer, order)
+        if payer.role == "customer" and order.customer_id != payer.user_id:
+            raise Unprocessable("You can only pay for your own order.")
+        if order.status != Status.created.value:
+            raise Conflict(f"Order {order.number} is {order.status}; there is nothing to pay.",
+                           code="illegal_transition", details={"current": order.status})
+        existing = latest_payment(db, order_id)
+        if existing is not None and existing.status == "pending" and existing.provider == provider.name:
+            return existing
+        number, amount = order.number, order.total_fen
+    try:
+        intent = provider.create_payment(order_number=number, amount_fen=amount,
+                                         description=f"Waimai order {number}", notify_url=notify_url,
+                                         return_url=return_url)
+    except PaymentError as exc:
+        with database.session() as db:
+            db.add(Payment(order_id=order_id, provider=provider.name, amount_fen=amount, status="failed",
+                           failure_reason=str(exc)[:200]))
+            emit(db, "payment.failed", key=str(order_id), order_id=order_id, provider=provider.name,
+                 reason=str(exc)[:200])
+            db.commit()
+        raise GatewayUnavailable("Online payment is not working right now; choose cash on delivery or retry.",
+                                 details={"provider": provider.name}, headers={"Retry-After": "30"}) from exc
+    with database.session() as db:
+        payment = Payment(order_id=order_id, provider=provider.name, provider_ref=intent.provider_ref,
+                          amount_fen=amount, status="pending", pay_url=intent.pay_url)
+        db.add(payment)
+        emit(db, "payment.started", key=str(order_id), order_id=order_id, provider=provider.name)
+        db.commit()
+        return payment
+
+
+def switch_to_cod(db: Session, *, order: Order, actor: Principal) -> Order:
+    """A customer whose online payment fails keeps the order by paying cash at the door."""
+    if order.status != Status.created.value:
+        raise Conflict(f"Order {order.number} is {order.status}; its payment can no longer change.",
+                       code="illegal_transition", details={"current": order.status})
+    order.payment_method = "cod"
+    for p in db.scalars(select(Payment).where(Payment.order_id == order.id, Payment.status == "pending")):
+        p.status = "failed"
+        p.failure_reason = "customer switched to cash on delivery"
+    db.add(Payment(order_id=order.id, provider="cod", provider_ref=f"cod-{order.number}",
+                   amount_fen=order.total_fen, status="pending"))
+    ordering.transition(db, order, Status.cod_confirmed, actor=actor, reason="switched to cash on delivery")
+    return order
+
+
+def apply_callback(db: Session, *, provider: PaymentProvider, event: CallbackEvent) -> str:
+    """Apply a verified callback exactly once; returns what happened (for logs and tests)."""
+    db.add(PaymentCallback(provider=provider.name, event_id=event.event_id))
+    try:
+        db.flush()
+    except IntegrityError:
+        db.rollback()
+        return "duplicate"
+    payment = db.scalar(select(Payment).where(Payment.provider == provider.name,
+                                              Payment.provider_ref == event.provider_ref))
+    if payment is None:
+        db.commit()
+        log.warning("payment_callback_unknown", provider_ref=event.provider_ref)
+        return "unknown_payment"
+    if event.amount_fen != payment.amount_fen:
+        db.commit()
+        log.error("payment_callback_amount_mismatch", payment_id=payment.id)
+        return "amount_mismatch"
+    order = ordering.load_order(db, payment.order_id, for_update=True)
+    outcome = "ignored"
+    if event.status == "succeeded" and payment.status in ("pending", "failed"):
+        payment.status = "succeeded"
+        emit(db, "payment.succeeded", key=str(order.id), order_id=order.id, provider=provider.name,
+             amount_fen=payment.amount_fen)
+        if order.status == Status.created.value:
+            ordering.transition(db, order, Status.paid, actor=None, reason=f"paid via {provider.name}")
+            outcome = "paid"
+        else:
+            # Paid after the order was cancelled or switched to cash: give the money back.
+            payment.status = "refund_pending"
+            outcome = "refund_needed"
+    elif event.status == "failed" and payment.status == "pending":
+        payment.status = "failed"
+        payment.failure_reason = "declined by gateway"
+        emit(db, "payment.failed", key=str(order.id), order_id=order.id, provider=provider.name,
+             reason="declined")
+        outcome = "failed"
+    db.commit()
+    return outcome
+
+
+def verify_and_apply(database: Database, *, provider: PaymentProvider, headers: Mapping[str, str],
+                     body: bytes) -> str:
+    event = provider.verify_callback(headers, body)
+    with database.session() as db:
+        return apply_callback(db, provider=provider, event=event)
+
+
+def refund_order(database: Database, *, providers: Mapping[str, PaymentProvider], order_id: int) -> str:
+    """Refund a cancelled/rejected order's successful payment; on gateway failure leave it pending."""
+    with database.read_session() as db:
+        payment = db.scalar(select(Payment).where(Payment.order_id == order_id,
+                                                  Payment.status.in_(("succeeded", "refund_pending")))
+                            .order_by(Payment.id.desc()).limit(1))
+        order = ordering.load_order(db, order_id)
+        if payment is None or payment.provider == "cod":
+            return "nothing_to_refund"
+        if order.status not in (Status.cancelled.value, Status.rejected.value, Status.failed.value,
+                                Status.created.value, Status.cod_confirmed.value):
+            return "not_refundable"
+        provider = providers[payment.provider]
+        pid, ref, amount, number = payment.id, payment.provider_ref or "", payment.amount_fen, order.number
+    try:
+        result = provider.refund(provider_ref=ref, amount_fen=amount, refund_no=f"R{number}")
+    except PaymentError as exc:
+        with database.session() as db:
+            p = db.get(Payment, pid)
+            if p is not None and p.status == "succeeded":
+                p.status = "refund_pending"
+                emit(db, "payment.refund_failed", key=str(order_id), order_id=order_id, reason=str(exc)[:200])
+                db.commit()
+        return "refund_pending"
+    with database.session() as db:
+        p = db.get(Payment, pid)
+        order = ordering.load_order(db, order_id, for_update=True)
+        if p is None or p.status == "refunded":
+            return "already_refunded"
+        p.status, p.refund_ref = "refunded", result.refund_ref
+        if order.status in (Status.cancelled.value, Status.rejected.value, Status.failed.value):
+            ordering.transition(db, order, Status.refunded, actor=None, reason="payment refunded")
+        emit(db, "payment.refunded", key=str(order_id), order_id=order_id, amount_fen=amount)
+        db.commit()
+    return "refunded"
+
+
+def pending_refunds(db: Session) -> list[int]:
+    return list(db.scalars(select(Payment.order_id).where(Payment.status == "refund_pending")))

@@ -1,0 +1,77 @@
+"""Source of the message catalogs: `python -m waimai.web.i18n.catalog` rewrites en.po and zh_CN.po.
+
+Keeping the pairs here (reviewed in code review) and generating the .po files keeps them in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from babel.messages.catalog import Catalog
+from babel.messages.pofile import write_po
+
+STATUS = {
+    "created": ("Awaiting payment", "待支付"), "paid": ("Paid", "已支付"),
+    "cod_confirmed": ("Cash on delivery", "货到付款"), "accepted": ("Accepted", "商家已接单"),
+    "preparing": ("Preparing", "制作中"), "ready": ("Ready for pickup", "待取餐"),
+    "picked_up": ("On the way", "配送中"), "delivered": ("Delivered", "已送达"),
+    "cancelled": ("Cancelled", "已取消"), "rejected": ("Rejected by the shop", "商家已拒单"),
+    "refunded": ("Refunded", "已退款"), "failed": ("Delivery failed", "配送失败"),
+}
+STEP = {
+    "created": ("Placed", "已下单"), "accepted": ("Accepted", "已接单"), "preparing": ("Cooking", "制作中"),
+    "ready": ("Ready", "待取餐"), "picked_up": ("On the way", "配送中"), "delivered": ("Delivered", "已送达"),
+}
+PAY = {"gateway": ("Paid online", "在线支付"), "cod": ("Cash on delivery", "货到付款")}
+
+ZH = {
+    "4-digit code": "4 位取货码", "Accept": "接单", "Add": "加入", "Added to cart: ": "已加入购物车：",
+    "Back in stock": "恢复供应", "Back to shops": "返回商家列表", "Campus shops": "校园商家", "Cancel order": "取消订单",
+    "Cart": "购物车", "Cash on delivery": "货到付款", "Check out": "去结算", "Closed": "休息中", "Deliver to": "送至",
+    "Delivered": "已送达", "Delivery fee": "配送费", "Demo accounts are printed when the server starts.":
+    "演示账号在服务启动时打印在终端里。", "Done.": "已完成。", "End shift": "下班", "History": "订单记录",
+    "Incoming orders": "新订单", "Item not found.": "找不到该菜品。", "Main": "主导航", "Mark ready": "出餐完成",
+    "Mark sold out": "标记售罄", "Merchant console": "商家后台", "My orders": "我的订单", "My tasks": "我的任务",
+    "No open orders. New ones appear here automatically.": "暂无待处理订单，新订单会自动出现在这里。",
+    "No orders yet.": "还没有订单。", "No rider profile for this account.": "该账号没有骑手资料。",
+    "No shop is linked to this account.": "该账号没有关联店铺。",
+    "No shops yet. Ask your campus team to add one.": "还没有商家，请联系校园团队添加。",
+    "No tasks right now.": "暂时没有任务。", "Note": "备注", "Note for the shop": "给商家的备注", "Off shift": "未上班",
+    "Off shift.": "已下班。", "On shift until": "上班至", "On shift.": "已上班。", "Open": "营业中", "Order": "订单",
+    "Order not found.": "找不到该订单。", "Order placed. Pay the rider in cash on delivery.": "下单成功，请在送达时向骑手付现金。",
+    "Password": "密码", "Pause shop": "暂停营业", "Paused": "已暂停", "Pay cash on delivery instead": "改为货到付款",
+    "Pay online": "在线支付", "Payment": "支付方式", "Phone number": "手机号", "Picked up": "已取餐",
+    "Place order": "提交订单", "Please check the cart: a quantity or option is not valid.": "请检查购物车：数量或规格无效。",
+    "Progress": "进度", "Proof code": "取货码", "Quantity": "数量", "Reject": "拒单", "Remove": "删除",
+    "Reopen shop": "恢复营业", "Rider": "骑手", "Shop status updated.": "店铺状态已更新。", "Shops": "商家",
+    "Show this code to the rider at delivery": "送达时向骑手出示此取货码", "Sign in": "登录", "Sign out": "退出",
+    "Sold out": "已售罄", "Something is not right": "出了点问题", "Start preparing": "开始制作", "Start shift": "上班",
+    "Stock": "库存", "Stock updated.": "库存已更新。", "Switched to cash on delivery.": "已改为货到付款。",
+    "That item no longer exists.": "该菜品已下架。",
+    "The proof code does not match; ask the customer for the 4 digits.": "取货码不正确，请向顾客确认 4 位数字。",
+    "This order is assigned to another rider.": "该订单已分配给其他骑手。", "This page is for another role.": "此页面属于其他角色。",
+    "This shop does not exist.": "该商家不存在。", "Total": "合计", "Waimai": "校园外卖",
+    "Waiting for the kitchen": "等待出餐", "Your cart is empty.": "购物车是空的。",
+    "about %(n)s min to prepare": "约 %(n)s 分钟出餐", "expected by": "预计送达", "left": "剩余", "none": "无",
+    "placed at": "下单于", "Phone number or password is wrong.": "手机号或密码错误。",
+    "Too many failed sign-ins; wait a few minutes and try again.": "登录失败次数过多，请几分钟后再试。",
+    "Online payment is not working right now; choose cash on delivery or retry.": "在线支付暂时不可用，请选择货到付款或稍后重试。",
+}
+
+
+def build() -> None:
+    here = Path(__file__).resolve().parent
+    for locale in ("en", "zh_CN"):
+        cat = Catalog(locale=locale, project="waimai", charset="utf-8")
+        for prefix, table in (("status.", STATUS), ("step.", STEP), ("pay.", PAY)):
+            for k, (en, zh) in table.items():
+                cat.add(prefix + k, en if locale == "en" else zh)
+        if locale == "zh_CN":
+            for en, zh in ZH.items():
+                cat.add(en, zh)
+        with (here / f"{locale}.po").open("wb") as f:
+            write_po(f, cat, omit_header=False, sort_output=True)
+
+
+if __name__ == "__main__":
+    build()

@@ -1,0 +1,482 @@
+"""Server-rendered pages for customers, merchants and riders (no JavaScript build step)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from waimai.core.deps import TOKEN_COOKIE, Principal, optional_principal
+from waimai.core.errors import AppError
+from waimai.core.security import mask_phone
+from waimai.core.timeutil import hhmm, yuan
+from waimai.platform.accounts import service as accounts
+from waimai.platform.accounts.models import User
+from waimai.platform.catalog import service as catalog
+from waimai.platform.catalog.models import DeliveryPoint, MenuItem, Merchant
+from waimai.platform.delivery import service as delivery
+from waimai.platform.ordering import idempotency
+from waimai.platform.ordering import service as ordering
+from waimai.platform.ordering.models import Order, OrderTransition
+from waimai.platform.ordering.schemas import LineIn, PlaceOrderIn
+from waimai.platform.ordering.state import ACTIVE, Status
+from waimai.platform.payments import service as payments
+from waimai.web.i18n import current_locale, gettext, negotiate, ngettext
+
+_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+                          autoescape=True, extensions=["jinja2.ext.i18n"])
+TEMPLATES = Jinja2Templates(env=_ENV)
+TEMPLATES.env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
+TEMPLATES.env.filters["yuan"] = yuan
+TEMPLATES.env.filters["hhmm"] = hhmm
+TEMPLATES.env.filters["mask"] = mask_phone
+
+CART_COOKIE = "waimai_cart"
+STEPS = [Status.created, Status.accepted, Status.preparing, Status.ready, Status.picked_up, Status.delivered]
+
+router = APIRouter(include_in_schema=False)
+
+
+def _locale(request: Request) -> str:
+    loc = negotiate(request.query_params.get("lang"), request.cookies.get("waimai_lang"),
+                    request.headers.get("accept-language"), request.app.state.settings.default_locale)
+    current_locale.set(loc)
+    return loc
+
+
+def render(request: Request, name: str, ctx: dict[str, Any], status: int = 200) -> HTMLResponse:
+    loc = _locale(request)
+    p = optional_principal(request)
+    resp = TEMPLATES.TemplateResponse(request, name, {
+        "me": p, "locale": loc, "lang_attr": "zh-CN" if loc == "zh_CN" else "en",
+        "flash": request.query_params.get("msg"), "error": request.query_params.get("err"), **ctx},
+        status_code=status)
+    if request.query_params.get("lang") in ("zh_CN", "en"):
+        resp.set_cookie("waimai_lang", loc, max_age=365 * 86400, samesite="lax")
+    return resp
+
+
+def back(url: str, *, msg: str | None = None, err: str | None = None) -> RedirectResponse:
+    sep = "&" if "?" in url else "?"
+    if msg:
+        url += f"{sep}msg={quote(msg)}"
+    elif err:
+        url += f"{sep}err={quote(err)}"
+    return RedirectResponse(url, status_code=303)
+
+
+def _need(request: Request, *roles: str) -> Principal | RedirectResponse:
+    p = optional_principal(request)
+    if p is None:
+        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+    if roles and p.role not in roles and p.role != "ops":
+        return RedirectResponse("/login?err=" + quote(gettext("This page is for another role.")), status_code=303)
+    return p
+
+
+# --- sign in -----------------------------------------------------------------------------------------
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request) -> HTMLResponse:
+    return render(request, "login.html", {"next": request.query_params.get("next", "")})
+
+
+@router.post("/login")
+def login_submit(request: Request, phone: str = Form(""), password: str = Form(""),
+                 next: str = Form("")) -> Response:  # noqa: A002 - the form field's name
+    _locale(request)
+    db = request.app.state.db
+    try:
+        with db.session() as s:
+            token = accounts.login(s, settings=request.app.state.settings, phone=phone.strip(),
+                                   password=password, client=request.client.host if request.client else "?")
+    except AppError as exc:
+        return back("/login", err=gettext(exc.message))
+    home = {"merchant": "/merchant", "rider": "/rider", "ops": "/merchant", "support": "/"}.get(token.role, "/")
+    target = next if next.startswith("/") and not next.startswith("//") else home
+    resp = RedirectResponse(target, status_code=303)
+    resp.set_cookie(TOKEN_COOKIE, token.access_token, httponly=True, samesite="lax",
+                    max_age=token.expires_in, secure=request.url.scheme == "https")
+    return resp
+
+
+@router.post("/logout")
+def logout() -> Response:
+    resp = RedirectResponse("/", status_code=303)
+    resp.delete_cookie(TOKEN_COOKIE)
+    return resp
+
+
+# --- customer ----------------------------------------------------------------------------------------
+
+def _cart(request: Request) -> dict[str, Any]:
+    try:
+        data = json.loads(request.cookies.get(CART_COOKIE) or "{}")
+        if isinstance(data, dict) and isinstance(data.get("lines"), list):
+            return data
+    except ValueError:
+        pass
+    return {"merchant_id": None, "lines": []}
+
+
+def _save_cart(resp: Response, cart: dict[str, Any]) -> None:
+    resp.set_cookie(CART_COOKIE, json.dumps(cart, separators=(",", ":")), max_age=86400, samesite="lax",
+                    httponly=True)
+
+
+@router.get("/", response_class=HTMLResponse)
+def shops(request: Request) -> HTMLResponse:
+    with request.app.state.db.read_session() as db:
+        merchants = catalog.list_merchants(db)
+    merchants.sort(key=lambda m: (not m.open_now, m.id))
+    return render(request, "shops.html", {"merchants": merchants, "cart": _cart(request)})
+
+
+@router.get("/shops/{merchant_id}", response_class=HTMLResponse)
+def menu(request: Request, merchant_id: int) -> HTMLResponse:
+    with request.app.state.db.read_session() as db:
+        try:
+            detail = catalog.merchant_detail(db, merchant_id)
+        except AppError:
+            return render(request, "error.html", {"message": gettext("This shop does not exist.")}, 404)
+    return render(request, "menu.html", {"m": detail, "cart": _cart(request)})
+
+
+@router.post("/cart/add")
+def cart_add(request: Request, item_id: int = Form(...), quantity: int = Form(1),
+             options: list[str] = Form(default=[])) -> Response:
+    _locale(request)
+    with request.app.state.db.read_session() as db:
+        item = db.get(MenuItem, item_id)
+        if item is None:
+            return back("/", err=gettext("That item no longer exists."))
+        merchant_id = item.merchant_id
+        name = item.name
+    cart = _cart(request)
+    if cart.get("merchant_id") != merchant_id:
+        cart = {"merchant_id": merchant_id, "lines": []}  # one shop per order
+    quantity = max(1, min(quantity, 99))
+    opts = [o for o in options if o][:10]
+    for line in cart["lines"]:
+        if line[0] == item_id and line[2] == opts:
+            line[1] = min(99, line[1] + quantity)
+            break
+    else:
+        cart["lines"].append([item_id, quantity, opts])
+    resp = back(f"/shops/{merchant_id}", msg=gettext("Added to cart: ") + name)
+    _save_cart(resp, cart)
+    return resp
+
+
+@router.post("/cart/remove")
+def cart_remove(request: Request, index: int = Form(...)) -> Response:
+    cart = _cart(request)
+    if 0 <= index < len(cart["lines"]):
+        cart["lines"].pop(index)
+    resp = back("/cart")
+    _save_cart(resp, cart)
+    return resp
+
+
+@router.get("/cart", response_class=HTMLResponse)
+def cart_page(request: Request) -> Response:
+    p = _need(request, "customer")
+    if isinstance(p, RedirectResponse):
+        return p
+    cart = _cart(request)
+    if not cart["lines"]:
+        return render(request, "cart.html", {"quote": None, "cart": cart})
+    with request.app.state.db.read_session() as db:
+        points = catalog.list_delivery_points(db)
+        merchant = db.get(Merchant, cart["merchant_id"])
+        quote_err = None
+        quote = None
+        try:
+            body = _cart_body(cart, points[0].id if points else 1, "cod", "")
+            quote = ordering.price(db, body).quote
+        except (AppError, ValidationError) as exc:
+            quote_err = exc.message if isinstance(exc, AppError) else str(exc)
+    return render(request, "cart.html", {"quote": quote, "quote_err": quote_err, "cart": cart, "points": points,
+                                         "merchant": merchant, "idem": str(uuid.uuid4())})
+
+
+def _cart_body(cart: dict[str, Any], point_id: int, method: str, note: str) -> PlaceOrderIn:
+    return PlaceOrderIn(merchant_id=cart["merchant_id"], delivery_point_id=point_id,
+                        items=[LineIn(item_id=i, quantity=q, options=o) for i, q, o in cart["lines"]],
+                        payment_method=method, note=note)  # type: ignore[arg-type]
+
+
+@router.post("/checkout")
+def checkout(request: Request, delivery_point_id: int = Form(...), payment_method: str = Form("cod"),
+             note: str = Form(""), idem: str = Form(...)) -> Response:
+    p = _need(request, "customer")
+    if isinstance(p, RedirectResponse):
+        return p
+    cart = _cart(request)
+    if not cart["lines"]:
+        return back("/cart", err=gettext("Your cart is empty."))
+    database = request.app.state.db
+    try:
+        body = _cart_body(cart, delivery_point_id, payment_method, note[:200])
+        key = idempotency.validate_key(idem)
+        fp = idempotency.request_fingerprint(body.model_dump(mode="json"))
+        import datetime as dt
+
+        replay = idempotency.claim(database, user_id=p.user_id, key=key, fingerprint=fp,
+                                   ttl=dt.timedelta(hours=request.app.state.settings.idempotency_ttl_hours))
+        if replay is not None:  # a double-submitted form: show the order already placed
+            order_id = json.loads(replay.body)["id"]
+        else:
+            try:
+                with database.session() as db:
+                    order = ordering.place_order(db, customer=p, body=body)
+                    idempotency.complete(db, user_id=p.user_id, key=key, status=201,
+                                         body=ordering.to_out(order, viewer=p).model_dump_json(), order_id=order.id)
+                    db.commit()
+                    order_id = order.id
+            except BaseException:
+                idempotency.release(database, user_id=p.user_id, key=key)
+                raise
+    except AppError as exc:
+        return back("/cart", err=exc.message)
+    except ValidationError:
+        return back("/cart", err=gettext("Please check the cart: a quantity or option is not valid."))
+    if payment_method == "gateway":
+        target = f"/orders/{order_id}/pay"
+        resp: Response = RedirectResponse(target, status_code=303)
+    else:
+        resp = back(f"/orders/{order_id}", msg=gettext("Order placed. Pay the rider in cash on delivery."))
+    _save_cart(resp, {"merchant_id": None, "lines": []})
+    return resp
+
+
+@router.get("/orders/{order_id}/pay")
+def pay_redirect(request: Request, order_id: int) -> Response:
+    p = _need(request, "customer")
+    if isinstance(p, RedirectResponse):
+        return p
+    _locale(request)
+    s = request.app.state.settings
+    try:
+        payment = payments.start_payment(
+            request.app.state.db, provider=request.app.state.payment_providers["gateway"], order_id=order_id,
+            payer=p, notify_url=f"{s.public_url}/api/v1/payments/callbacks/gateway",
+            return_url=f"{s.public_url}/orders/{order_id}")
+    except AppError as exc:
+        return back(f"/orders/{order_id}", err=gettext(exc.message))
+    return RedirectResponse(payment.pay_url or f"/orders/{order_id}", status_code=303)
+
+
+@router.post("/orders/{order_id}/cod")
+def pay_cod(request: Request, order_id: int) -> Response:
+    p = _need(request, "customer")
+    if isinstance(p, RedirectResponse):
+        return p
+    _locale(request)
+    try:
+        with request.app.state.db.session() as db:
+            order = ordering.load_order(db, order_id, for_update=True)
+            ordering.check_can_view(db, p, order)
+            payments.switch_to_cod(db, order=order, actor=p)
+            db.commit()
+    except AppError as exc:
+        return back(f"/orders/{order_id}", err=exc.message)
+    return back(f"/orders/{order_id}", msg=gettext("Switched to cash on delivery."))
+
+
+@router.post("/orders/{order_id}/cancel")
+def cancel_order(request: Request, order_id: int) -> Response:
+    return _web_transition(request, order_id, Status.cancelled, "/orders/{id}", reason="cancelled by customer")
+
+
+@router.get("/orders", response_class=HTMLResponse)
+def my_orders(request: Request) -> Response:
+    p = _need(request, "customer")
+    if isinstance(p, RedirectResponse):
+        return p
+    with request.app.state.db.read_session() as db:
+        orders = list(db.scalars(select(Order).where(Order.customer_id == p.user_id)
+                                 .order_by(Order.id.desc()).limit(50)))
+        names = {m.id: m.name for m in db.scalars(select(Merchant))}
+    return render(request, "orders.html", {"orders": orders, "names": names})
+
+
+@router.get("/orders/{order_id}", response_class=HTMLResponse)
+def order_page(request: Request, order_id: int) -> Response:
+    p = _need(request)
+    if isinstance(p, RedirectResponse):
+        return p
+    with request.app.state.db.read_session() as db:
+        try:
+            order = ordering.load_order(db, order_id)
+            ordering.check_can_view(db, p, order)
+        except AppError:
+            return render(request, "error.html", {"message": gettext("Order not found.")}, 404)
+        merchant = db.get(Merchant, order.merchant_id)
+        point = db.get(DeliveryPoint, order.delivery_point_id)
+        history = list(db.scalars(select(OrderTransition).where(OrderTransition.order_id == order_id)
+                                  .order_by(OrderTransition.id)))
+        pay = payments.latest_payment(db, order_id)
+        out = ordering.to_out(order, viewer=p)
+    reached = {h.to_status for h in history}
+    if order.status in (Status.paid.value, Status.cod_confirmed.value):
+        reached.add(Status.created.value)
+    return render(request, "order.html", {
+        "o": out, "order": order, "merchant": merchant, "point": point, "history": history, "payment": pay,
+        "steps": STEPS, "reached": reached, "active": Status(order.status) in ACTIVE})
+
+
+# --- merchant ----------------------------------------------------------------------------------------
+
+def _staff_merchant(db: Any, p: Principal, request: Request) -> Merchant | None:
+    if p.role == "ops":
+        mid = request.query_params.get("m")
+        return db.get(Merchant, int(mid)) if mid and mid.isdigit() else db.scalar(select(Merchant).limit(1))
+    user = db.get(User, p.user_id)
+    return db.get(Merchant, user.merchant_id) if user and user.merchant_id else None
+
+
+@router.get("/merchant", response_class=HTMLResponse)
+def merchant_console(request: Request) -> Response:
+    p = _need(request, "merchant")
+    if isinstance(p, RedirectResponse):
+        return p
+    with request.app.state.db.read_session() as db:
+        m = _staff_merchant(db, p, request)
+        if m is None:
+            return render(request, "error.html", {"message": gettext("No shop is linked to this account.")}, 404)
+        live = [Status.paid.value, Status.cod_confirmed.value, Status.accepted.value, Status.preparing.value,
+                Status.ready.value]
+        orders = list(db.scalars(select(Order).where(Order.merchant_id == m.id, Order.status.in_(live))
+                                 .order_by(Order.id)))
+        detail = catalog.merchant_detail(db, m.id)
+    return render(request, "merchant.html", {"m": detail, "orders": orders})
+
+
+@router.post("/merchant/orders/{order_id}/{action}")
+def merchant_action(request: Request, order_id: int, action: str, reason: str = Form("")) -> Response:
+    to = {"accept": Status.accepted, "reject": Status.rejected, "preparing": Status.preparing,
+          "ready": Status.ready}.get(action)
+    if to is None:
+        return back("/merchant", err="unknown action")
+    return _web_transition(request, order_id, to, "/merchant", reason=reason or None)
+
+
+@router.post("/merchant/items/{item_id}/toggle")
+def merchant_toggle_item(request: Request, item_id: int) -> Response:
+    p = _need(request, "merchant")
+    if isinstance(p, RedirectResponse):
+        return p
+    _locale(request)
+    with request.app.state.db.session() as db:
+        item = db.get(MenuItem, item_id)
+        staff = db.get(User, p.user_id)
+        try:
+            if item is None:
+                raise AppError(gettext("Item not found."))
+            catalog.check_merchant_staff(p, item.merchant_id, staff.merchant_id if staff else None)
+        except AppError as exc:
+            return back("/merchant", err=exc.message)
+        item.available = not item.available
+        db.commit()
+    return back("/merchant", msg=gettext("Stock updated."))
+
+
+@router.post("/merchant/status")
+def merchant_status(request: Request, status: str = Form(...)) -> Response:
+    p = _need(request, "merchant")
+    if isinstance(p, RedirectResponse):
+        return p
+    _locale(request)
+    if status not in ("open", "paused"):
+        return back("/merchant", err="bad status")
+    with request.app.state.db.session() as db:
+        m = _staff_merchant(db, p, request)
+        if m is None:
+            return back("/merchant", err=gettext("No shop is linked to this account."))
+        m.status = status
+        db.commit()
+    return back("/merchant", msg=gettext("Shop status updated."))
+
+
+# --- rider -------------------------------------------------------------------------------------------
+
+@router.get("/rider", response_class=HTMLResponse)
+def rider_page(request: Request) -> Response:
+    p = _need(request, "rider")
+    if isinstance(p, RedirectResponse):
+        return p
+    with request.app.state.db.read_session() as db:
+        try:
+            rider = delivery.rider_for_user(db, p.user_id)
+        except AppError:
+            return render(request, "error.html", {"message": gettext("No rider profile for this account.")}, 404)
+        tasks = delivery.tasks(db, rider)
+        merchants = {m.id: m for m in db.scalars(select(Merchant))}
+        points = {d.id: d for d in db.scalars(select(DeliveryPoint))}
+        delivered_today = [o for o in db.scalars(select(Order).where(Order.rider_id == rider.id,
+                                                                        Order.status == Status.delivered.value))]
+    return render(request, "rider.html", {"rider": rider, "tasks": tasks, "merchants": merchants,
+                                          "points": points, "delivered": len(delivered_today)})
+
+
+@router.post("/rider/shift")
+def rider_shift(request: Request, on: str = Form(...)) -> Response:
+    p = _need(request, "rider")
+    if isinstance(p, RedirectResponse):
+        return p
+    _locale(request)
+    with request.app.state.db.session() as db:
+        try:
+            rider = delivery.rider_for_user(db, p.user_id)
+        except AppError as exc:
+            return back("/rider", err=exc.message)
+        delivery.set_shift(db, rider, on=on == "1")
+        db.commit()
+    return back("/rider", msg=gettext("On shift.") if on == "1" else gettext("Off shift."))
+
+
+@router.post("/rider/orders/{order_id}/pickup")
+def rider_pickup(request: Request, order_id: int) -> Response:
+    return _web_transition(request, order_id, Status.picked_up, "/rider", carrier=True)
+
+
+@router.post("/rider/orders/{order_id}/deliver")
+def rider_deliver(request: Request, order_id: int, proof_code: str = Form("")) -> Response:
+    return _web_transition(request, order_id, Status.delivered, "/rider", carrier=True, proof=proof_code.strip())
+
+
+def _web_transition(request: Request, order_id: int, to: Status, target: str, *, reason: str | None = None,
+                    carrier: bool = False, proof: str | None = None) -> Response:
+    p = _need(request)
+    if isinstance(p, RedirectResponse):
+        return p
+    _locale(request)
+    target = target.replace("{id}", str(order_id))
+    database = request.app.state.db
+    try:
+        with database.session() as db:
+            order = ordering.load_order(db, order_id, for_update=True)
+            ordering.check_can_view(db, p, order)
+            if carrier and p.role != "ops":
+                rider = delivery.rider_for_user(db, p.user_id)
+                if order.rider_id != rider.id:
+                    raise AppError(gettext("This order is assigned to another rider."))
+            if proof is not None and proof != order.proof_code:
+                raise AppError(gettext("The proof code does not match; ask the customer for the 4 digits."))
+            ordering.transition(db, order, to, actor=p, reason=reason)
+            db.commit()
+    except AppError as exc:
+        return back(target, err=gettext(exc.message))
+    if to in (Status.cancelled, Status.rejected):
+        payments.refund_order(database, providers=request.app.state.payment_providers, order_id=order_id)
+    return back(target, msg=gettext("Done."))
