@@ -50,7 +50,7 @@ def read_token(token: str, *, secret: str) -> TokenClaims | None:
         return None
 
 
-_PHONE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+_PHONE = re.compile(r"(?<!\d)((?:\+?86)?1[3-9]\d)(\d{4})(\d{4})(?!\d)")
 
 
 def mask_phone(phone: str | None) -> str:
