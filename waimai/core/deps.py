@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
 from waimai.config import Settings
@@ -97,3 +97,6 @@ MerchantDep = Annotated[Principal, Depends(require_roles("merchant"))]
 RiderDep = Annotated[Principal, Depends(require_roles("rider"))]
 SupportDep = Annotated[Principal, Depends(require_roles("support"))]
 OpsDep = Annotated[Principal, Depends(require_roles())]
+
+# Path ids: positive and within a 32-bit key, so absurd ids are a clean 422, never a driver overflow.
+IdPath = Annotated[int, Path(ge=1, le=2**31 - 1)]

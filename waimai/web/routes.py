@@ -15,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from waimai.core.deps import TOKEN_COOKIE, Principal, optional_principal
+from waimai.core.deps import TOKEN_COOKIE, IdPath, Principal, optional_principal
 from waimai.core.errors import AppError
 from waimai.core.security import mask_phone
 from waimai.core.timeutil import hhmm, yuan
@@ -142,7 +142,7 @@ def shops(request: Request) -> HTMLResponse:
 
 
 @router.get("/shops/{merchant_id}", response_class=HTMLResponse)
-def menu(request: Request, merchant_id: int) -> HTMLResponse:
+def menu(request: Request, merchant_id: IdPath) -> HTMLResponse:
     with request.app.state.db.read_session() as db:
         try:
             detail = catalog.merchant_detail(db, merchant_id)
@@ -152,7 +152,7 @@ def menu(request: Request, merchant_id: int) -> HTMLResponse:
 
 
 @router.post("/cart/add")
-def cart_add(request: Request, item_id: int = Form(...), quantity: int = Form(1),
+def cart_add(request: Request, item_id: int = Form(..., ge=1, le=2**31 - 1), quantity: int = Form(1, ge=1, le=99),
              options: list[str] = Form(default=[])) -> Response:
     _locale(request)
     with request.app.state.db.read_session() as db:
@@ -260,7 +260,7 @@ def checkout(request: Request, delivery_point_id: int = Form(...), payment_metho
 
 
 @router.get("/orders/{order_id}/pay")
-def pay_redirect(request: Request, order_id: int) -> Response:
+def pay_redirect(request: Request, order_id: IdPath) -> Response:
     p = _need(request, "customer")
     if isinstance(p, RedirectResponse):
         return p
@@ -277,7 +277,7 @@ def pay_redirect(request: Request, order_id: int) -> Response:
 
 
 @router.post("/orders/{order_id}/cod")
-def pay_cod(request: Request, order_id: int) -> Response:
+def pay_cod(request: Request, order_id: IdPath) -> Response:
     p = _need(request, "customer")
     if isinstance(p, RedirectResponse):
         return p
@@ -294,7 +294,7 @@ def pay_cod(request: Request, order_id: int) -> Response:
 
 
 @router.post("/orders/{order_id}/cancel")
-def cancel_order(request: Request, order_id: int) -> Response:
+def cancel_order(request: Request, order_id: IdPath) -> Response:
     return _web_transition(request, order_id, Status.cancelled, "/orders/{id}", reason="cancelled by customer")
 
 
@@ -311,7 +311,7 @@ def my_orders(request: Request) -> Response:
 
 
 @router.get("/orders/{order_id}", response_class=HTMLResponse)
-def order_page(request: Request, order_id: int) -> Response:
+def order_page(request: Request, order_id: IdPath) -> Response:
     p = _need(request)
     if isinstance(p, RedirectResponse):
         return p
@@ -363,7 +363,7 @@ def merchant_console(request: Request) -> Response:
 
 
 @router.post("/merchant/orders/{order_id}/{action}")
-def merchant_action(request: Request, order_id: int, action: str, reason: str = Form("")) -> Response:
+def merchant_action(request: Request, order_id: IdPath, action: str, reason: str = Form("")) -> Response:
     to = {"accept": Status.accepted, "reject": Status.rejected, "preparing": Status.preparing,
           "ready": Status.ready}.get(action)
     if to is None:
@@ -372,7 +372,7 @@ def merchant_action(request: Request, order_id: int, action: str, reason: str = 
 
 
 @router.post("/merchant/items/{item_id}/toggle")
-def merchant_toggle_item(request: Request, item_id: int) -> Response:
+def merchant_toggle_item(request: Request, item_id: IdPath) -> Response:
     p = _need(request, "merchant")
     if isinstance(p, RedirectResponse):
         return p
@@ -446,16 +446,16 @@ def rider_shift(request: Request, on: str = Form(...)) -> Response:
 
 
 @router.post("/rider/orders/{order_id}/pickup")
-def rider_pickup(request: Request, order_id: int) -> Response:
+def rider_pickup(request: Request, order_id: IdPath) -> Response:
     return _web_transition(request, order_id, Status.picked_up, "/rider", carrier=True)
 
 
 @router.post("/rider/orders/{order_id}/deliver")
-def rider_deliver(request: Request, order_id: int, proof_code: str = Form("")) -> Response:
+def rider_deliver(request: Request, order_id: IdPath, proof_code: str = Form("")) -> Response:
     return _web_transition(request, order_id, Status.delivered, "/rider", carrier=True, proof=proof_code.strip())
 
 
-def _web_transition(request: Request, order_id: int, to: Status, target: str, *, reason: str | None = None,
+def _web_transition(request: Request, order_id: IdPath, to: Status, target: str, *, reason: str | None = None,
                     carrier: bool = False, proof: str | None = None) -> Response:
     p = _need(request)
     if isinstance(p, RedirectResponse):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from waimai.core import audit
-from waimai.core.deps import MerchantDep, ReadSessionDep, SessionDep
+from waimai.core.deps import IdPath, MerchantDep, ReadSessionDep, SessionDep
 from waimai.core.outbox import emit
 from waimai.platform.accounts.models import User
 from waimai.platform.catalog import service
@@ -25,7 +25,7 @@ def list_merchants(db: ReadSessionDep) -> list[MerchantSummary]:
 
 
 @router.get("/merchants/{merchant_id}", response_model=MerchantDetail)
-def get_merchant(merchant_id: int, db: ReadSessionDep) -> MerchantDetail:
+def get_merchant(merchant_id: IdPath, db: ReadSessionDep) -> MerchantDetail:
     return service.merchant_detail(db, merchant_id)
 
 
@@ -35,7 +35,7 @@ def delivery_points(db: ReadSessionDep) -> list[DeliveryPointOut]:
 
 
 @router.patch("/items/{item_id}", response_model=ItemOut)
-def update_item(item_id: int, body: StockUpdate, p: MerchantDep, db: SessionDep) -> ItemOut:
+def update_item(item_id: IdPath, body: StockUpdate, p: MerchantDep, db: SessionDep) -> ItemOut:
     item = service.get_item(db, item_id)
     staff = db.get(User, p.user_id)
     service.check_merchant_staff(p, item.merchant_id, staff.merchant_id if staff else None)
@@ -50,7 +50,7 @@ def update_item(item_id: int, body: StockUpdate, p: MerchantDep, db: SessionDep)
 
 
 @router.post("/merchants/{merchant_id}/status", response_model=MerchantSummary)
-def set_status(merchant_id: int, body: MerchantStatusUpdate, p: MerchantDep, db: SessionDep) -> MerchantSummary:
+def set_status(merchant_id: IdPath, body: MerchantStatusUpdate, p: MerchantDep, db: SessionDep) -> MerchantSummary:
     m = service.get_merchant(db, merchant_id)
     staff = db.get(User, p.user_id)
     service.check_merchant_staff(p, merchant_id, staff.merchant_id if staff else None)

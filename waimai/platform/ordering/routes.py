@@ -9,6 +9,7 @@ from sqlalchemy import select
 from waimai.core import audit
 from waimai.core.deps import (
     CustomerDep,
+    IdPath,
     MerchantDep,
     OpsDep,
     PrincipalDep,
@@ -93,7 +94,7 @@ def list_orders(p: PrincipalDep, db: ReadSessionDep, status: Annotated[Status | 
     return [service.to_out(o, viewer=p, viewer_is_carrier=carrier) for o in db.scalars(q)]
 
 
-def _viewable(db, p, order_id: int) -> tuple[Order, bool]:  # type: ignore[no-untyped-def]
+def _viewable(db, p, order_id: IdPath) -> tuple[Order, bool]:  # type: ignore[no-untyped-def]
     order = service.load_order(db, order_id)
     service.check_can_view(db, p, order)
     carrier = p.role == "rider" and order.rider_id is not None and \
@@ -102,13 +103,13 @@ def _viewable(db, p, order_id: int) -> tuple[Order, bool]:  # type: ignore[no-un
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut)
-def get_order(order_id: int, p: PrincipalDep, db: ReadSessionDep) -> OrderOut:
+def get_order(order_id: IdPath, p: PrincipalDep, db: ReadSessionDep) -> OrderOut:
     order, carrier = _viewable(db, p, order_id)
     return service.to_out(order, viewer=p, viewer_is_carrier=carrier)
 
 
 @router.get("/orders/{order_id}/transitions", response_model=list[TransitionOut])
-def transitions(order_id: int, p: PrincipalDep, db: ReadSessionDep) -> list[TransitionOut]:
+def transitions(order_id: IdPath, p: PrincipalDep, db: ReadSessionDep) -> list[TransitionOut]:
     _viewable(db, p, order_id)
     rows = db.scalars(select(OrderTransition).where(OrderTransition.order_id == order_id)
                       .order_by(OrderTransition.id))
@@ -117,7 +118,7 @@ def transitions(order_id: int, p: PrincipalDep, db: ReadSessionDep) -> list[Tran
 
 
 @router.post("/orders/{order_id}/pay", response_model=PayOut)
-def pay(order_id: int, request: Request, p: CustomerDep, settings: SettingsDep,
+def pay(order_id: IdPath, request: Request, p: CustomerDep, settings: SettingsDep,
         method: Annotated[str, Query(pattern="^(gateway|cod)$")] = "gateway") -> PayOut:
     """Start online payment (returns the cashier URL), or switch the order to cash on delivery."""
     database = request.app.state.db
@@ -137,7 +138,7 @@ def pay(order_id: int, request: Request, p: CustomerDep, settings: SettingsDep,
     return PayOut(order_id=order_id, payment_id=payment.id, status=payment.status, pay_url=payment.pay_url)
 
 
-def _act(request: Request, order_id: int, p, to: Status, reason: str | None = None,  # type: ignore[no-untyped-def]
+def _act(request: Request, order_id: IdPath, p, to: Status, reason: str | None = None,  # type: ignore[no-untyped-def]
          check=None) -> OrderOut:
     database = request.app.state.db
     with database.session() as db:
@@ -158,27 +159,27 @@ def _act(request: Request, order_id: int, p, to: Status, reason: str | None = No
 
 
 @router.post("/orders/{order_id}/cancel", response_model=OrderOut)
-def cancel(order_id: int, body: ReasonIn, request: Request, p: PrincipalDep) -> OrderOut:
+def cancel(order_id: IdPath, body: ReasonIn, request: Request, p: PrincipalDep) -> OrderOut:
     return _act(request, order_id, p, Status.cancelled, body.reason or f"cancelled by {p.role}")
 
 
 @router.post("/orders/{order_id}/accept", response_model=OrderOut)
-def accept(order_id: int, request: Request, p: MerchantDep) -> OrderOut:
+def accept(order_id: IdPath, request: Request, p: MerchantDep) -> OrderOut:
     return _act(request, order_id, p, Status.accepted)
 
 
 @router.post("/orders/{order_id}/reject", response_model=OrderOut)
-def reject(order_id: int, body: ReasonIn, request: Request, p: MerchantDep) -> OrderOut:
+def reject(order_id: IdPath, body: ReasonIn, request: Request, p: MerchantDep) -> OrderOut:
     return _act(request, order_id, p, Status.rejected, body.reason or "rejected by merchant")
 
 
 @router.post("/orders/{order_id}/preparing", response_model=OrderOut)
-def preparing(order_id: int, request: Request, p: MerchantDep) -> OrderOut:
+def preparing(order_id: IdPath, request: Request, p: MerchantDep) -> OrderOut:
     return _act(request, order_id, p, Status.preparing)
 
 
 @router.post("/orders/{order_id}/ready", response_model=OrderOut)
-def ready(order_id: int, request: Request, p: MerchantDep) -> OrderOut:
+def ready(order_id: IdPath, request: Request, p: MerchantDep) -> OrderOut:
     return _act(request, order_id, p, Status.ready)
 
 
@@ -193,12 +194,12 @@ def _must_carry(p):  # type: ignore[no-untyped-def]
 
 
 @router.post("/orders/{order_id}/pickup", response_model=OrderOut)
-def pickup(order_id: int, request: Request, p: RiderDep) -> OrderOut:
+def pickup(order_id: IdPath, request: Request, p: RiderDep) -> OrderOut:
     return _act(request, order_id, p, Status.picked_up, check=_must_carry(p))
 
 
 @router.post("/orders/{order_id}/deliver", response_model=OrderOut)
-def deliver(order_id: int, body: DeliverIn, request: Request, p: RiderDep) -> OrderOut:
+def deliver(order_id: IdPath, body: DeliverIn, request: Request, p: RiderDep) -> OrderOut:
     carry = _must_carry(p)
 
     def check(db, order: Order) -> None:  # type: ignore[no-untyped-def]
@@ -212,12 +213,12 @@ def deliver(order_id: int, body: DeliverIn, request: Request, p: RiderDep) -> Or
 
 
 @router.post("/orders/{order_id}/fail", response_model=OrderOut)
-def fail(order_id: int, body: ReasonIn, request: Request, p: RiderDep) -> OrderOut:
+def fail(order_id: IdPath, body: ReasonIn, request: Request, p: RiderDep) -> OrderOut:
     return _act(request, order_id, p, Status.failed, body.reason or "delivery failed", check=_must_carry(p))
 
 
 @router.post("/orders/{order_id}/assign", response_model=OrderOut)
-def assign(order_id: int, body: AssignIn, p: OpsDep, db: SessionDep) -> OrderOut:
+def assign(order_id: IdPath, body: AssignIn, p: OpsDep, db: SessionDep) -> OrderOut:
     """Ops assign (or reassign) an order by hand: the fallback when automatic dispatch is off."""
     order = service.load_order(db, order_id, for_update=True)
     rider = db.get(Rider, body.rider_id)

@@ -1,0 +1,73 @@
+"""The customer flow in headless Chromium (Debian's), driven by Playwright; screenshots kept."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import IN_CI, make_settings
+from tests.servers import free_port, serve
+from waimai.app import create_app
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("WAIMAI_ARTIFACTS", "test-artifacts")) / "screenshots"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic"]
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        if IN_CI:
+            pytest.fail("CI=true needs Debian's chromium (.ci/run installs it)")
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def site(sqlite_url: str) -> Iterator[str]:
+    port = free_port()
+    app = create_app(make_settings(sqlite_url, public_url=f"http://127.0.0.1:{port}"), background=True)
+    with serve(app, port) as base:
+        yield base
+
+
+def test_customer_orders_with_cash_on_delivery(browser, site: str) -> None:  # type: ignore[no-untyped-def]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
+    page.goto(f"{site}/login")
+    page.fill("#phone", "13800000001")
+    page.fill("#password", "waimai-demo")
+    page.click("button[type=submit] >> text=登录")
+    page.goto(f"{site}/")
+    assert page.locator("h1").inner_text() == "校园商家"
+    page.screenshot(path=str(ARTIFACTS / "shops-390.png"), full_page=True)
+    page.click("text=兰州拉面")
+    page.screenshot(path=str(ARTIFACTS / "menu-390.png"), full_page=True)
+    page.click('[data-item="5"] button')   # 卤蛋
+    page.wait_for_selector(".flash.ok")
+    page.click('[data-item="7"] button')   # 冰红茶
+    page.click("#go-cart")
+    assert "卤蛋" in page.content() and "冰红茶" in page.content()
+    page.check('input[name=payment_method][value=cod]')
+    page.screenshot(path=str(ARTIFACTS / "cart-390.png"), full_page=True)
+    page.click("#place")
+    page.wait_for_url("**/orders/*")
+    assert page.locator("#status").inner_text() == "货到付款"
+    assert len(page.locator("#proof").inner_text()) == 4
+    page.screenshot(path=str(ARTIFACTS / "order-390.png"), full_page=True)
+    desk = browser.new_page(viewport={"width": 1440, "height": 900})
+    desk.goto(f"{site}/?lang=en")
+    assert desk.locator("h1").inner_text() == "Campus shops"
+    desk.screenshot(path=str(ARTIFACTS / "shops-1440-en.png"), full_page=True)

@@ -1,0 +1,296 @@
+"""Clock-agnostic dispatch engine.
+
+:class:`RollingHorizonDispatcher` is a pure decision function over a :class:`Snapshot`
+(orders already placed and not assigned, couriers with the time/place they become free,
+``now``).  It returns the assignments to commit *now* and leaves everything else for a later
+round, in the spirit of Reyes et al. (2018), "The Meal Delivery Routing Problem":
+
+1. every open order is a candidate row; every courier on shift that is idle or becomes free
+   within ``horizon`` minutes is a candidate column (look-ahead to busy couriers);
+2. the cost of (order, courier) is the predicted click-to-door time with that courier,
+   penalised above the target (40 min) and the hard limit (90 min), plus a small weight on
+   the courier's ride to the restaurant; rows are normalised by each order's best option
+   (a regret form) so that, when couriers are short, the orders that lose most by waiting
+   are served first;
+3. orders and couriers are matched optimally with ``scipy.optimize.linear_sum_assignment``;
+4. a match is only *committed* when the courier has to leave before the next round to be at
+   the restaurant by the ready time (postponement); otherwise the courier stays free and
+   the decision is re-optimised next round with new orders and newly free couriers;
+5. when a trip is committed, further open orders of the same restaurant are added to it
+   (bundling, in the best drop-off sequence) while that lowers the predicted total cost,
+   counting the courier time it saves; capacity and shift end are respected.
+
+:class:`GreedyDispatcher` is the one-order-per-trip baseline: each order (oldest first) goes
+to the nearest idle courier, held while that courier would arrive more than 5 min before the
+food is ready.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import permutations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .model import Assignment, CourierState, OpenOrder, Snapshot, TravelTime, euclid_ceil
+
+_BIG = 1e9
+
+
+@dataclass(slots=True)
+class EngineConfig:
+    horizon: float = 20.0  # look ahead to couriers that become free within this many minutes
+    commit_window: float = 1.0  # commit when the courier must leave before now + this (= round length)
+    target: float = 40.0  # click-to-door target (minutes)
+    hard_limit: float = 90.0  # click-to-door maximum
+    late_weight: float = 1.0  # extra cost per minute over target
+    hard_weight: float = 5.0  # extra cost per minute over hard limit
+    late_step: float = 0.0  # one-off cost of going over the target
+    travel_weight: float = 0.2  # cost per minute of courier ride to the restaurant
+    idle_weight: float = 0.0  # cost per minute a courier would wait at the restaurant
+    delay_ref: float = 10.0  # regret reference: an unserved order waits about this long
+    max_bundle: int = 3  # upper bound on orders per trip (also limited by courier capacity)
+    courier_value: float = 0.3  # cost per minute of courier time saved by bundling
+    bundle_slack: float = 0.0  # only bundle when it saves more than this
+
+
+class RollingHorizonDispatcher:
+    """Matching-based rolling-horizon dispatcher (see module docstring)."""
+
+    name = "ours"
+
+    def __init__(self, travel_time: TravelTime | None = None, config: EngineConfig | None = None):
+        self.tt = travel_time or euclid_ceil(320.0)
+        self.cfg = config or EngineConfig()
+
+    # cost of click-to-door values (vectorised)
+    def _f(self, ctd):
+        c = self.cfg
+        return (
+            ctd
+            + c.late_weight * np.maximum(0.0, ctd - c.target)
+            + c.hard_weight * np.maximum(0.0, ctd - c.hard_limit)
+            + c.late_step * (ctd > c.target)
+        )
+
+    def dispatch(self, snap: Snapshot) -> list[Assignment]:
+        cfg = self.cfg
+        now = snap.now
+        half_p = snap.pickup_service / 2.0
+        half_d = snap.dropoff_service / 2.0
+        orders = snap.orders
+        if not orders:
+            return []
+        cour = [
+            c
+            for c in snap.couriers
+            if c.off_time >= now and max(now, c.free_at, c.on_time) <= now + cfg.horizon and c.capacity > 0
+        ]
+        if not cour:
+            return []
+        n, m = len(orders), len(cour)
+        cx = np.fromiter((c.x for c in cour), float, m)
+        cy = np.fromiter((c.y for c in cour), float, m)
+        avail = np.fromiter((max(now, c.free_at, c.on_time) for c in cour), float, m)
+        coff = np.fromiter((c.off_time for c in cour), float, m)
+        rest_ids = sorted({o.restaurant for o in orders})
+        ridx = {r: i for i, r in enumerate(rest_ids)}
+        rx = np.array([snap.restaurants[r][0] for r in rest_ids], float)
+        ry = np.array([snap.restaurants[r][1] for r in rest_ids], float)
+        ori = np.fromiter((ridx[o.restaurant] for o in orders), int, n)
+        ox = np.fromiter((o.x for o in orders), float, n)
+        oy = np.fromiter((o.y for o in orders), float, n)
+        placed = np.fromiter((o.placed for o in orders), float, n)
+        ready = np.fromiter((o.ready for o in orders), float, n)
+        # ride restaurant -> courier (R x m), restaurant -> customer (n)
+        t_rc = self.tt(rx[:, None], ry[:, None], cx[None, :], cy[None, :])
+        t_ro = self.tt(rx[ori], ry[ori], ox, oy)
+        T = t_rc[ori]  # n x m
+        arrival = avail[None, :] + T
+        pickup = np.maximum(ready[:, None], arrival + half_p)
+        feasible = pickup <= coff[None, :]
+        ctd = pickup + (half_p + half_d) + t_ro[:, None] - placed[:, None]
+        fc = self._f(ctd)
+        best = np.where(feasible, ctd, np.inf).min(axis=1)
+        has = np.isfinite(best)
+        ref = self._f(np.where(has, best, 0.0) + cfg.delay_ref)
+        cost = fc - ref[:, None] + cfg.travel_weight * T
+        if cfg.idle_weight:
+            cost += cfg.idle_weight * (pickup - arrival - half_p)
+        cost = np.where(feasible, cost, _BIG)
+        rows, cols = linear_sum_assignment(cost)
+        keep = cost[rows, cols] < _BIG / 2
+        rows, cols = rows[keep], cols[keep]
+        # latest useful departure: arrive exactly when the food is ready
+        latest = ready[rows] - half_p - T[rows, cols]
+        planned_dep = np.maximum(avail[cols], latest)
+        commit = planned_dep < now + cfg.commit_window
+        match_of = np.full(n, -1)
+        match_of[rows] = cols
+        # alternative cost of each order if it is not bundled: its matched courier, else wait
+        alt = np.where(has, ref, _BIG)
+        alt[rows] = fc[rows, cols]
+        # process urgent commits first
+        order_c = np.argsort(planned_dep[commit] - now + (ready[rows[commit]] - now) * 0.0)
+        c_rows, c_cols = rows[commit][order_c], cols[commit][order_c]
+        taken = np.zeros(n, bool)
+        taken[c_rows] = True
+        by_rest: dict[int, list[int]] = {}
+        for i in range(n):
+            by_rest.setdefault(int(ori[i]), []).append(i)
+        out: list[Assignment] = []
+        for i, j in zip(c_rows.tolist(), c_cols.tolist(), strict=True):
+            bundle = [i]
+            cap = min(cour[j].capacity, cfg.max_bundle)
+            if cap > 1:
+                bundle = self._grow(
+                    bundle,
+                    j,
+                    cap,
+                    by_rest[int(ori[i])],
+                    taken,
+                    match_of,
+                    alt,
+                    arrival,
+                    ready,
+                    placed,
+                    ox,
+                    oy,
+                    rx[ori[i]],
+                    ry[ori[i]],
+                    coff[j],
+                    half_p,
+                    half_d,
+                    T,
+                    t_ro,
+                )
+            pk = max(float(ready[bundle].max()), float(arrival[i, j]) + half_p)
+            out.append(
+                Assignment(
+                    cour[j].id,
+                    tuple(orders[k].id for k in bundle),
+                    orders[i].restaurant,
+                    pk,
+                    float(avail[j]),
+                )
+            )
+        return out
+
+    def _route_cost(self, seq, pick, placed, ox, oy, rxy, half_p, half_d):
+        """Total cost and ride time of dropping ``seq`` off in order after picking up at ``pick``."""
+        t = pick + half_p
+        px, py = rxy
+        total = 0.0
+        for k in seq:
+            t += float(self.tt(px, py, ox[k], oy[k])) + half_d
+            total += float(self._f(np.float64(t - placed[k])))
+            t += half_d
+            px, py = ox[k], oy[k]
+        return total, t - pick
+
+    def _best_seq(self, members, pick, placed, ox, oy, rxy, half_p, half_d):
+        best = None
+        for seq in permutations(members):
+            c, dur = self._route_cost(seq, pick, placed, ox, oy, rxy, half_p, half_d)
+            if best is None or c < best[0]:
+                best = (c, dur, list(seq))
+        return best
+
+    def _grow(
+        self,
+        bundle,
+        j,
+        cap,
+        same_rest,
+        taken,
+        match_of,
+        alt,
+        arrival,
+        ready,
+        placed,
+        ox,
+        oy,
+        rxr,
+        ryr,
+        off,
+        half_p,
+        half_d,
+        T,
+        t_ro,
+    ):
+        cfg = self.cfg
+        rxy = (float(rxr), float(ryr))
+        cands = [k for k in same_rest if not taken[k]]
+        if not cands:
+            return bundle
+        arr = float(arrival[bundle[0], j])
+        pick = max(float(ready[bundle].max()), arr + half_p)
+        cur_cost, _ = self._best_seq(bundle, pick, placed, ox, oy, rxy, half_p, half_d)[:2]
+        while len(bundle) < cap and cands:
+            best_gain, best_k, best_seq = cfg.bundle_slack, None, None
+            for k in cands:
+                pk = max(pick, float(ready[k]))
+                if pk > off:
+                    continue
+                c_new, _, seq = self._best_seq(bundle + [k], pk, placed, ox, oy, rxy, half_p, half_d)
+                # courier time saved: the trip k would otherwise need (ride + service + delivery)
+                saved = 0.0
+                if match_of[k] >= 0:
+                    saved = float(T[k, match_of[k]]) + half_p * 2 + float(t_ro[k]) + half_d * 2
+                gain = (cur_cost + float(alt[k])) - c_new + cfg.courier_value * saved
+                if gain > best_gain:
+                    best_gain, best_k, best_seq = gain, k, seq
+            if best_k is None:
+                break
+            bundle = best_seq
+            taken[best_k] = True
+            cands.remove(best_k)
+            pick = max(pick, float(ready[best_k]))
+            cur_cost, _ = self._route_cost(bundle, pick, placed, ox, oy, rxy, half_p, half_d)
+        return bundle
+
+
+class GreedyDispatcher:
+    """One order per trip: oldest order first to the nearest idle courier.
+
+    An order is held (and the courier left free) while that courier would arrive at the
+    restaurant more than ``hold_minutes`` before the food is ready.
+    """
+
+    name = "greedy"
+
+    def __init__(self, travel_time: TravelTime | None = None, hold_minutes: float = 5.0):
+        self.tt = travel_time or euclid_ceil(320.0)
+        self.hold = hold_minutes
+
+    def dispatch(self, snap: Snapshot) -> list[Assignment]:
+        now = snap.now
+        half_p = snap.pickup_service / 2.0
+        idle: list[CourierState] = [
+            c for c in snap.couriers if c.free_at <= now and c.on_time <= now and c.off_time >= now
+        ]
+        if not idle or not snap.orders:
+            return []
+        cx = np.array([c.x for c in idle], float)
+        cy = np.array([c.y for c in idle], float)
+        coff = np.array([c.off_time for c in idle], float)
+        used = np.zeros(len(idle), bool)
+        out: list[Assignment] = []
+        order_list: list[OpenOrder] = sorted(snap.orders, key=lambda o: (o.ready, o.id))
+        for o in order_list:
+            if used.all():
+                break
+            rx, ry = snap.restaurants[o.restaurant]
+            t = self.tt(cx, cy, rx, ry)
+            arrive = now + t
+            pick = np.maximum(o.ready, arrive + half_p)
+            ok = (~used) & (pick <= coff)
+            if not ok.any():
+                continue
+            j = int(np.argmin(np.where(ok, t, np.inf)))
+            if o.ready - arrive[j] > self.hold:
+                continue
+            used[j] = True
+            out.append(Assignment(idle[j].id, (o.id,), o.restaurant, float(pick[j]), now))
+        return out

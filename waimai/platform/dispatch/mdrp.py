@@ -1,0 +1,400 @@
+"""Meal Delivery Routing Problem (Grubhub MDRP instances): loader, solution files,
+independent feasibility checker, metrics, lower bound and the benchmark driver.
+
+The checker only reads the three solution files and the instance; it does not trust any
+simulator state.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .model import (
+    AssignmentRecord,
+    Courier,
+    Instance,
+    MoveRecord,
+    Order,
+    OrderRecord,
+    Params,
+    Solution,
+    travel_minutes,
+)
+
+ASSIGNMENTS_FILE = "solution_info_assignments.txt"
+ORDERS_FILE = "solution_info_orders.txt"
+COURIERS_FILE = "solution_info_couriers.txt"
+NAME_RE = re.compile(r"^(?P<seed>\d+)(?P<size>o100|o50|r50)(?P<travel>t100|t75)(?P<schedule>s1|s2)(?P<prep>p100|p125)$")
+_EPS = 1e-6
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _rows(path: Path) -> list[list[str]]:
+    lines = path.read_text().splitlines()
+    return [ln.split() for ln in lines[1:] if ln.strip()]
+
+
+def load_instance(folder: Path | str) -> Instance:
+    folder = Path(folder)
+    orders = [
+        Order(r[0], float(r[1]), float(r[2]), float(r[3]), r[4], float(r[5]))
+        for r in _rows(folder / "orders.txt")
+    ]
+    restaurants = {r[0]: (float(r[1]), float(r[2])) for r in _rows(folder / "restaurants.txt")}
+    couriers = [
+        Courier(r[0], float(r[1]), float(r[2]), float(r[3]), float(r[4]), capacity=4)
+        for r in _rows(folder / "couriers.txt")
+    ]
+    # header has spaces inside column names, so split the value line on tabs/white space
+    vals = [float(v) for v in (folder / "instance_parameters.txt").read_text().splitlines()[1].split()]
+    params = Params(*vals[:7])
+    return Instance(folder.name, orders, restaurants, couriers, params)
+
+
+def instance_dirs(root: Path | str) -> list[Path]:
+    root = Path(root)
+    return sorted(p for p in root.iterdir() if p.is_dir() and (p / "orders.txt").exists())
+
+
+# --------------------------------------------------------------------------- solution files
+
+
+def _fmt(x: float) -> str:
+    x = float(x)
+    return str(int(x)) if x.is_integer() else f"{x:.6g}"
+
+
+def write_solution(sol: Solution, folder: Path | str) -> None:
+    """Write the three MDRP solution files (header line first, white-space separated)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["assignment_time pickup_time courier orders"]
+    for a in sol.assignments:
+        lines.append(" ".join([_fmt(a.assignment_time), _fmt(a.pickup_time), a.courier, *a.orders]))
+    (folder / ASSIGNMENTS_FILE).write_text("\n".join(lines) + "\n")
+    lines = ["order placement_time ready_time pickup_time dropoff_time courier"]
+    for o in sol.orders:
+        lines.append(
+            " ".join(
+                [
+                    o.order,
+                    _fmt(o.placement_time),
+                    _fmt(o.ready_time),
+                    _fmt(o.pickup_time),
+                    _fmt(o.dropoff_time),
+                    o.courier,
+                ]
+            )
+        )
+    (folder / ORDERS_FILE).write_text("\n".join(lines) + "\n")
+    lines = ["courier departure_time origin destination"]
+    for mv in sol.moves:
+        lines.append(f"{mv.courier} {_fmt(mv.departure_time)} {mv.origin} {mv.destination}")
+    (folder / COURIERS_FILE).write_text("\n".join(lines) + "\n")
+
+
+def read_solution(folder: Path | str) -> Solution:
+    folder = Path(folder)
+    sol = Solution()
+    for r in _rows(folder / ASSIGNMENTS_FILE):
+        sol.assignments.append(AssignmentRecord(float(r[0]), float(r[1]), r[2], tuple(r[3:])))
+    for r in _rows(folder / ORDERS_FILE):
+        sol.orders.append(OrderRecord(r[0], float(r[1]), float(r[2]), float(r[3]), float(r[4]), r[5]))
+    for r in _rows(folder / COURIERS_FILE):
+        sol.moves.append(MoveRecord(r[0], float(r[1]), r[2], r[3]))
+    return sol
+
+
+# --------------------------------------------------------------------------- feasibility
+
+
+@dataclass
+class CheckResult:
+    violations: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def add(self, msg: str) -> None:
+        self.violations.append(msg)
+
+
+def check_solution(instance: Instance, folder: Path | str, max_report: int = 50) -> CheckResult:
+    """Check every MDRP rule from the solution files in ``folder`` against ``instance``."""
+    try:
+        sol = read_solution(folder)
+    except (OSError, IndexError, ValueError) as exc:
+        res = CheckResult()
+        res.add(f"unreadable solution files: {exc}")
+        return res
+    return check_records(instance, sol, max_report)
+
+
+def check_records(instance: Instance, sol: Solution, max_report: int = 50) -> CheckResult:
+    res = CheckResult()
+    p = instance.params
+    hp, hd = p.pickup_service / 2.0, p.dropoff_service / 2.0
+    orders = {o.id: o for o in instance.orders}
+    rests = instance.restaurants
+    couriers = {c.id: c for c in instance.couriers}
+
+    def tt(a: tuple[float, float], b: tuple[float, float]) -> int:
+        return travel_minutes(a[0], a[1], b[0], b[1], p.meters_per_minute)
+
+    # ---- assignments
+    assigned: dict[str, AssignmentRecord] = {}
+    per_courier: dict[str, list[AssignmentRecord]] = defaultdict(list)
+    for a in sol.assignments:
+        if a.courier not in couriers:
+            res.add(f"assignment to unknown courier {a.courier}")
+            continue
+        if not a.orders:
+            res.add(f"empty assignment for {a.courier} at {a.assignment_time}")
+            continue
+        unknown = [o for o in a.orders if o not in orders]
+        if unknown:
+            res.add(f"unknown orders {unknown} in assignment of {a.courier}")
+            continue
+        rs = {orders[o].restaurant for o in a.orders}
+        if len(rs) != 1:
+            res.add(f"bundle {a.orders} of {a.courier} spans restaurants {sorted(rs)}")
+        for o in a.orders:
+            if o in assigned:
+                res.add(f"order {o} assigned twice")
+            assigned[o] = a
+            if a.assignment_time < orders[o].placed - _EPS:
+                res.add(f"order {o} assigned at {a.assignment_time} before placement {orders[o].placed}")
+            if a.pickup_time < orders[o].ready - _EPS:
+                res.add(f"order {o} picked up at {a.pickup_time} before ready {orders[o].ready}")
+        if a.pickup_time > couriers[a.courier].off_time + _EPS:
+            res.add(f"courier {a.courier} picks up at {a.pickup_time} after off_time {couriers[a.courier].off_time}")
+        per_courier[a.courier].append(a)
+
+    # ---- order lines
+    order_line: dict[str, OrderRecord] = {}
+    for r in sol.orders:
+        if r.order in order_line:
+            res.add(f"order {r.order} listed twice in orders file")
+        order_line[r.order] = r
+        if r.order not in orders:
+            res.add(f"unknown order {r.order} in orders file")
+            continue
+        o = orders[r.order]
+        a = assigned.get(r.order)
+        if a is None:
+            res.add(f"order {r.order} delivered but never assigned")
+            continue
+        if r.courier != a.courier:
+            res.add(f"order {r.order} courier {r.courier} differs from assignment {a.courier}")
+        if abs(r.placement_time - o.placed) > _EPS or abs(r.ready_time - o.ready) > _EPS:
+            res.add(f"order {r.order} placement/ready times differ from the instance")
+        if abs(r.pickup_time - a.pickup_time) > _EPS:
+            res.add(f"order {r.order} pickup {r.pickup_time} differs from assignment pickup {a.pickup_time}")
+        if r.pickup_time < o.ready - _EPS:
+            res.add(f"order {r.order} picked up at {r.pickup_time} before ready {o.ready}")
+    for o in assigned:
+        if o not in order_line:
+            res.add(f"assigned order {o} missing from orders file")
+
+    # ---- courier moves, replayed against the assignments (in pickup order)
+    moves: dict[str, list[MoveRecord]] = defaultdict(list)
+    for mv in sol.moves:
+        if mv.courier not in couriers:
+            res.add(f"move of unknown courier {mv.courier}")
+            continue
+        moves[mv.courier].append(mv)
+    for cid in set(moves) | set(per_courier):
+        c = couriers[cid]
+        trips = sorted(per_courier.get(cid, []), key=lambda a: (a.pickup_time, a.assignment_time))
+        mvs = moves.get(cid, [])
+        expected = sum(1 + len(a.orders) for a in trips)
+        if len(mvs) != expected:
+            res.add(f"courier {cid}: {len(mvs)} moves, expected {expected} for its assignments")
+            continue
+        pos: tuple[float, float] = (c.x, c.y)
+        loc = "0"
+        free = c.on_time
+        k = 0
+        for a in trips:
+            mv = mvs[k]
+            k += 1
+            rid = orders[a.orders[0]].restaurant
+            if mv.origin != loc or mv.destination != rid:
+                res.add(f"courier {cid}: move {mv.origin}->{mv.destination}, expected {loc}->{rid}")
+                break
+            if mv.departure_time < free - _EPS:
+                res.add(f"courier {cid}: departs at {mv.departure_time} before it is free at {free} (overlap)")
+            if mv.departure_time < a.assignment_time - _EPS:
+                res.add(f"courier {cid}: departs at {mv.departure_time} before assignment at {a.assignment_time}")
+            arrive = mv.departure_time + tt(pos, rests[rid])
+            if a.pickup_time < arrive + hp - _EPS:
+                res.add(f"courier {cid}: pickup {a.pickup_time} before arrival {arrive} + service at {rid}")
+            pos, loc = rests[rid], rid
+            leave = a.pickup_time + hp
+            for oid in a.orders:
+                mv = mvs[k]
+                k += 1
+                if mv.origin != loc or mv.destination != oid:
+                    res.add(f"courier {cid}: move {mv.origin}->{mv.destination}, expected {loc}->{oid}")
+                    break
+                if mv.departure_time < leave - _EPS:
+                    res.add(f"courier {cid}: leaves {loc} at {mv.departure_time} before {leave}")
+                o = orders[oid]
+                arrive = mv.departure_time + tt(pos, (o.x, o.y))
+                line = order_line.get(oid)
+                if line is not None and abs(line.dropoff_time - (arrive + hd)) > _EPS:
+                    res.add(f"order {oid}: drop-off {line.dropoff_time} != arrival {arrive} + {hd}")
+                drop = arrive + hd
+                leave = drop + hd
+                pos, loc = (o.x, o.y), oid
+            else:
+                free = leave
+                continue
+            break
+    if len(res.violations) > max_report:
+        extra = len(res.violations) - max_report
+        res.violations = res.violations[:max_report] + [f"... and {extra} more"]
+    return res
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def lower_bounds(instance: Instance) -> np.ndarray:
+    """Per-order click-to-door lower bound (minutes), in ``instance.orders`` order.
+
+    A courier already waiting at the restaurant picks up at ``max(ready, placement + half the
+    pickup service)``, leaves half a service later, rides straight to the customer and drops
+    off half a drop-off service after arriving.
+    """
+    p = instance.params
+    hp, hd = p.pickup_service / 2.0, p.dropoff_service / 2.0
+    out = np.empty(len(instance.orders))
+    for i, o in enumerate(instance.orders):
+        rx, ry = instance.restaurants[o.restaurant]
+        pick = max(o.ready, o.placed + hp)
+        out[i] = pick + hp + travel_minutes(rx, ry, o.x, o.y, p.meters_per_minute) + hd - o.placed
+    return out
+
+
+@dataclass
+class RunMetrics:
+    orders: int
+    delivered: int
+    ctd: np.ndarray  # click-to-door of delivered orders
+    ready_to_pickup: np.ndarray
+    courier_hours: float
+    pay: float
+    busy_minutes: float
+    decision_seconds: np.ndarray
+
+    @property
+    def delivered_share(self) -> float:
+        return self.delivered / self.orders if self.orders else 1.0
+
+
+def compute_metrics(instance: Instance, sol: Solution) -> RunMetrics:
+    p = instance.params
+    hd = p.dropoff_service / 2.0
+    ctd = np.array([r.dropoff_time - r.placement_time for r in sol.orders], float)
+    r2p = np.array([r.pickup_time - r.ready_time for r in sol.orders], float)
+    per_courier = defaultdict(int)
+    for r in sol.orders:
+        per_courier[r.courier] += 1
+    hours = 0.0
+    pay = 0.0
+    for c in instance.couriers:
+        h = (c.off_time - c.on_time) / 60.0
+        hours += h
+        pay += max(p.pay_per_order * per_courier.get(c.id, 0), p.pay_per_hour * h)
+    # busy time: from departure to the restaurant until the end of the last drop-off of the trip
+    drop_end: dict[tuple[str, str], float] = {(r.courier, r.order): r.dropoff_time + hd for r in sol.orders}
+    busy = 0.0
+    trips: dict[str, list[MoveRecord]] = defaultdict(list)
+    for mv in sol.moves:
+        trips[mv.courier].append(mv)
+    for cid, mvs in trips.items():
+        start = None
+        last = None
+        for mv in mvs:
+            if mv.destination in instance.restaurants:
+                if start is not None and last is not None:
+                    busy += last - start
+                start = mv.departure_time
+            else:
+                last = drop_end.get((cid, mv.destination), last)
+        if start is not None and last is not None:
+            busy += last - start
+    return RunMetrics(
+        orders=len(instance.orders),
+        delivered=len(sol.orders),
+        ctd=ctd,
+        ready_to_pickup=r2p,
+        courier_hours=hours,
+        pay=pay,
+        busy_minutes=busy,
+        decision_seconds=np.array(sol.decision_seconds, float),
+    )
+
+
+# --------------------------------------------------------------------------- benchmark
+
+FACTORS = ("size", "schedule", "travel", "prep")
+
+
+def name_fields(name: str) -> dict[str, str]:
+    m = NAME_RE.match(name)
+    if not m:
+        return {"seed": "?", "size": "?", "travel": "?", "schedule": "?", "prep": "?"}
+    return m.groupdict()
+
+
+def _dispatchers(instance: Instance, config=None):
+    from .engine import GreedyDispatcher, RollingHorizonDispatcher
+
+    tt = instance.travel_time()
+    return {"ours": RollingHorizonDispatcher(tt, config), "greedy": GreedyDispatcher(tt)}
+
+
+def run_instance(
+    folder: Path | str,
+    out_dir: Path | str | None = None,
+    config=None,
+    interval: float = 1.0,
+    which: tuple[str, ...] = ("ours", "greedy"),
+) -> dict:
+    """Simulate both dispatchers on one instance, write + check their solutions, return metrics."""
+    from .simulator import simulate
+
+    folder = Path(folder)
+    inst = load_instance(folder)
+    result: dict = {"name": inst.name, "lb": lower_bounds(inst)}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(out_dir) if out_dir is not None else Path(tmp)
+        for key, disp in _dispatchers(inst, config).items():
+            if key not in which:
+                continue
+            t0 = time.perf_counter()
+            sol = simulate(inst, disp, interval=interval)
+            wall = time.perf_counter() - t0
+            sol_dir = base / key / inst.name
+            write_solution(sol, sol_dir)
+            chk = check_solution(inst, sol_dir)
+            result[key] = {
+                "metrics": compute_metrics(inst, sol),
+                "feasible": chk.ok,
+                "violations": chk.violations[:5],
+                "rejected": sol.rejected,
+                "wall": wall,
+            }
+    return result
