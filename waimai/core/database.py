@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from typing import Any
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+from starlette.concurrency import run_in_threadpool
+
+T = TypeVar("T")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -69,12 +73,31 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
+        # SQLite has one writer at a time. Threads of this process queue on a Python lock instead of
+        # SQLite's busy handler, which sleeps in steps of up to 100 ms and wrecks tail latency.
+        write_lock = threading.RLock()
+
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
             # A deferred transaction that later writes can fail with SQLITE_BUSY that no timeout
             # cures; writers therefore take the write lock up front. Readers stay deferred.
-            immediate = not conn.get_execution_options().get("readonly", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            if conn.get_execution_options().get("readonly", False):
+                conn.exec_driver_sql("BEGIN")
+                return
+            write_lock.acquire()
+            conn.info["holds_write_lock"] = True
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                _release(conn)
+                raise
+
+        def _release(conn: Any) -> None:
+            if conn.info.pop("holds_write_lock", False):
+                write_lock.release()
+
+        event.listen(engine, "commit", _release)
+        event.listen(engine, "rollback", _release)
 
         return engine
     return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
@@ -105,3 +128,11 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+async def run_db(database: Database, fn: Callable[..., T], *args: Any) -> T:
+    """Run blocking database work: inline on SQLite (microsecond statements, and one writer anyway,
+    so a thread hop only adds GIL contention), in the thread pool on a networked database."""
+    if database.dialect == "sqlite":
+        return fn(*args)
+    return await run_in_threadpool(fn, *args)

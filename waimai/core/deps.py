@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -17,7 +17,7 @@ from waimai.core.security import read_token
 TOKEN_COOKIE = "waimai_token"  # noqa: S105 - a cookie name, not a secret
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
@@ -58,7 +58,7 @@ def _token_from(request: Request) -> str | None:
     return request.cookies.get(TOKEN_COOKIE)
 
 
-def optional_principal(request: Request) -> Principal | None:
+def principal_from(request: Request) -> Principal | None:
     token = _token_from(request)
     if not token:
         return None
@@ -68,8 +68,13 @@ def optional_principal(request: Request) -> Principal | None:
     return Principal(user_id=claims.user_id, role=claims.role)
 
 
-def current_principal(request: Request) -> Principal:
-    p = optional_principal(request)
+# Async on purpose: FastAPI runs sync dependencies in the thread pool, a needless hop for pure CPU work.
+async def optional_principal(request: Request) -> Principal | None:
+    return principal_from(request)
+
+
+async def current_principal(request: Request) -> Principal:
+    p = principal_from(request)
     if p is None:
         raise Unauthorized("Sign in first: send a bearer token from /api/v1/auth/login.",
                            headers={"WWW-Authenticate": "Bearer"})
@@ -80,11 +85,11 @@ PrincipalDep = Annotated[Principal, Depends(current_principal)]
 OptionalPrincipalDep = Annotated[Principal | None, Depends(optional_principal)]
 
 
-def require_roles(*roles: str) -> Callable[..., Principal]:
+def require_roles(*roles: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets only the given roles through (ops may always act)."""
     allowed = set(roles) | {"ops"}
 
-    def _check(p: PrincipalDep) -> Principal:
+    async def _check(p: PrincipalDep) -> Principal:
         if p.role not in allowed:
             raise Forbidden(f"This action needs one of the roles: {', '.join(sorted(allowed))}.")
         return p

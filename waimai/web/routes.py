@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from pathlib import Path
@@ -15,7 +16,8 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from waimai.core.deps import TOKEN_COOKIE, IdPath, Principal, optional_principal
+from waimai.core.deps import TOKEN_COOKIE, IdPath, Principal
+from waimai.core.deps import principal_from as optional_principal
 from waimai.core.errors import AppError
 from waimai.core.security import mask_phone
 from waimai.core.timeutil import hhmm, yuan
@@ -229,23 +231,17 @@ def checkout(request: Request, delivery_point_id: int = Form(...), payment_metho
         body = _cart_body(cart, delivery_point_id, payment_method, note[:200])
         key = idempotency.validate_key(idem)
         fp = idempotency.request_fingerprint(body.model_dump(mode="json"))
-        import datetime as dt
-
-        replay = idempotency.claim(database, user_id=p.user_id, key=key, fingerprint=fp,
-                                   ttl=dt.timedelta(hours=request.app.state.settings.idempotency_ttl_hours))
-        if replay is not None:  # a double-submitted form: show the order already placed
-            order_id = json.loads(replay.body)["id"]
-        else:
-            try:
-                with database.session() as db:
-                    order = ordering.place_order(db, customer=p, body=body)
-                    idempotency.complete(db, user_id=p.user_id, key=key, status=201,
-                                         body=ordering.to_out(order, viewer=p).model_dump_json(), order_id=order.id)
-                    db.commit()
-                    order_id = order.id
-            except BaseException:
-                idempotency.release(database, user_id=p.user_id, key=key)
-                raise
+        with database.session() as db:
+            replay = idempotency.begin(db.connection(), user_id=p.user_id, key=key, fingerprint=fp,
+                                       ttl=dt.timedelta(hours=request.app.state.settings.idempotency_ttl_hours))
+            if replay is not None:  # a double-submitted form: show the order already placed
+                order_id = json.loads(replay.body)["id"]
+            else:
+                placed = ordering.place_order(db, customer=p, body=body)
+                idempotency.complete(db, user_id=p.user_id, key=key, status=201,
+                                     body=placed.model_dump_json(), order_id=placed.id)
+                order_id = placed.id
+            db.commit()
     except AppError as exc:
         return back("/cart", err=exc.message)
     except ValidationError:

@@ -80,6 +80,30 @@ def test_retry_while_first_is_running_is_409(api: Api) -> None:
     assert _count(api, Order) == 0
 
 
+def test_concurrent_retry_on_postgresql_is_409_at_once(api: Api) -> None:
+    """While the first request's transaction holds the key, a retry is told 409 without waiting."""
+    db = _db(api)
+    if db.dialect != "postgresql":
+        return  # SQLite serialises writers: the retry runs after the first and is replayed instead
+    import hashlib
+
+    from sqlalchemy import text
+
+    from tests.conftest import DEMO_ACCOUNTS
+    from waimai.platform.accounts.models import Role, User
+
+    with db.read_session() as s:
+        uid = s.scalar(select(User.id).where(User.phone == DEMO_ACCOUNTS[Role.customer][0]))
+    key = uuid.uuid4().hex
+    lock_id = int.from_bytes(hashlib.sha256(f"{uid}:{key}".encode()).digest()[:8], "big", signed=True)
+    with db.engine.connect() as holder:
+        holder.execute(text("select pg_advisory_xact_lock(:i)"), {"i": lock_id})  # "the first request"
+        r = api.place(key=key)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "idempotency_in_progress"
+        holder.rollback()
+    assert api.place(key=key).status_code == 201
+
+
 def test_missing_idempotency_key_is_400(api: Api) -> None:
     r = api.c.post("/api/v1/orders", json={"merchant_id": 1, "delivery_point_id": 1,
                                            "items": [{"item_id": 5, "quantity": 1}]}, headers=api.h("customer"))

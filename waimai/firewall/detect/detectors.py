@@ -92,45 +92,49 @@ class RobustSeasonalDetector(Detector):
     Catches values that are abnormal *for this time of day and kind of day* — a lunch-time order
     volume at 3 am, a dinner peak that does not come — which plain z-scores miss because the daily
     swing dominates the variance. Robust statistics (median, MAD over the last ``history`` values of
-    the slot) keep one outage from poisoning the baseline. Until a slot has ``min_slot`` values it
-    falls back to the median/MAD of the last ``window`` points.
-    ``score = z / (z + 5)`` with ``z = |x - median| / (1.4826 MAD)``.
+    the slot) keep one outage from poisoning the baseline. Slots fall back hierarchically while they
+    have fewer than ``min_slot`` values: hour x day-type -> hour of day -> the last ``window`` points.
+    The MAD is floored at half the median absolute step of recent data, so near-constant slots do not
+    turn noise into alarms. ``score = z / (z + 5)`` with ``z = |x - median| / (1.4826 MAD)``.
     """
 
-    def __init__(self, history: int = 12, window: int = 96, min_slot: int = 3, warmup: int = 0) -> None:
+    def __init__(self, history: int = 12, window: int = 96, min_slot: int = 5, warmup: int = 0) -> None:
         self.history = int(history)
         self.window = int(window)
         self.min_slot = int(min_slot)
         self.warmup = int(warmup)
-        self.slots: dict[int, deque[float]] = {}
+        self.slots: dict[tuple[int, ...], deque[float]] = {}
         self.recent: deque[float] = deque(maxlen=self.window)
         self.n = 0
 
     @staticmethod
-    def _slot(t: Any) -> int:
+    def _keys(t: Any) -> tuple[tuple[int, int], tuple[int]]:
         sec = to_epoch_seconds(t)
         day = math.floor(sec / 86400.0)
         hour = int((sec - day * 86400.0) // 3600)
         weekend = 1 if (day + 3) % 7 >= 5 else 0  # 1970-01-01 was a Thursday
-        return hour * 2 + weekend
+        return (hour, weekend), (hour,)
 
     def score_one(self, t: Any, x: float) -> float:
         if self.n < max(self.warmup, 1):
             return 0.0
-        hist = self.slots.get(self._slot(t))
-        ref = np.fromiter(hist if hist is not None and len(hist) >= self.min_slot else self.recent, dtype=float)
-        if len(ref) == 0:
-            return 0.0
-        med = float(np.median(ref))
-        mad = float(np.median(np.abs(ref - med)))
+        ref = self.recent
+        for key in self._keys(t):
+            hist = self.slots.get(key)
+            if hist is not None and len(hist) >= self.min_slot:
+                ref = hist
+                break
+        arr = np.fromiter(ref, dtype=float)
+        med = float(np.median(arr))
+        mad = float(np.median(np.abs(arr - med)))
         rec = np.fromiter(self.recent, dtype=float)
-        floor = 1e-9 + 0.01 * (float(np.median(np.abs(np.diff(rec)))) if len(rec) > 2 else 0.0)
-        z = abs(float(x) - med) / (1.4826 * mad + floor)
+        floor = 0.5 * float(np.median(np.abs(np.diff(rec)))) if len(rec) > 2 else 0.0
+        z = abs(float(x) - med) / (1.4826 * max(mad, floor) + 1e-9)
         return _squash(z, 5.0)
 
     def learn_one(self, t: Any, x: float) -> None:
-        slot = self._slot(t)
-        self.slots.setdefault(slot, deque(maxlen=self.history)).append(float(x))
+        for key in self._keys(t):
+            self.slots.setdefault(key, deque(maxlen=self.history)).append(float(x))
         self.recent.append(float(x))
         self.n += 1
 
@@ -202,29 +206,28 @@ class HoltWintersDetector(Detector):
 # ------------------------------------------------------------------------------------------------
 @register("cusum")
 class CusumDetector(Detector):
-    """Change-point detector: two-sided CUSUM for level shifts plus a CUSUM on squared
-    standardised residuals for variance shifts.
+    """Change-point detector: CUSUM on Holt-Winters forecast residuals — two-sided for level shifts
+    plus one on squared standardised residuals for variance shifts.
 
     Catches *sustained* small shifts that no single point reveals — latency creeping up by one
     standard deviation, a metric that suddenly gets noisy (a flapping dependency) — because the
-    evidence accumulates: ``S+ = max(0, S+ + z - k)``. Mean and variance are exponentially weighted
-    (``alpha``); after an alarm (statistic > ``h``) the sums restart and the baseline re-centres on
-    the new regime. ``score = S / (S + h)`` for the largest of the three statistics.
+    evidence accumulates: ``S+ = max(0, S+ + z - k)``. Running it on forecast residuals (instead of
+    raw values) keeps the daily cycle from looking like a change. After an alarm (statistic > ``h``)
+    the sums restart. ``score = S / (S + h)`` for the largest of the three statistics.
     """
 
-    def __init__(self, k: float = 0.5, h: float = 8.0, kv: float = 1.0, alpha: float = 0.01, warmup: int = 0) -> None:
-        self.k, self.h, self.kv, self.alpha = k, h, kv, alpha
+    def __init__(self, k: float = 0.5, h: float = 8.0, kv: float = 1.0, warmup: int = 0) -> None:
+        self.k, self.h, self.kv = k, h, kv
         self.warmup = int(warmup)
+        self.hw = HoltWintersDetector()
         self.n = 0
-        self.mean = 0.0
-        self.var = 0.0
         self.sp = self.sm = self.sv = 0.0
 
     def _stats(self, x: float) -> tuple[float, float, float]:
-        sd = math.sqrt(self.var) if self.var > 0 else 0.0
-        if sd <= 0:
+        hw = self.hw
+        if hw.n < 2 or hw.scale <= 0:
             return 0.0, 0.0, 0.0
-        z = max(min((x - self.mean) / sd, 50.0), -50.0)
+        z = max(min((x - hw._forecast()) / (1.25 * hw.scale), 50.0), -50.0)
         sp = max(0.0, self.sp + z - self.k)
         sm = max(0.0, self.sm - z - self.k)
         sv = max(0.0, self.sv + (z * z - 1.0) - self.kv)
@@ -237,18 +240,10 @@ class CusumDetector(Detector):
 
     def learn_one(self, t: Any, x: float) -> None:
         x = float(x)
-        if self.n == 0:
-            self.mean = x
-        else:
-            self.sp, self.sm, self.sv = self._stats(x)
-            if max(self.sp, self.sm, self.sv) > self.h:  # alarm: restart on the new regime
-                self.sp = self.sm = self.sv = 0.0
-                self.mean = x
-            d = x - self.mean
-            self.mean += self.alpha * d
-            self.var = (1 - self.alpha) * (self.var + self.alpha * d * d)
-            if self.var == 0 and self.n < 5:
-                self.var = 0.0
+        self.sp, self.sm, self.sv = self._stats(x)
+        if max(self.sp, self.sm, self.sv) > self.h:  # alarm: restart the sums
+            self.sp = self.sm = self.sv = 0.0
+        self.hw.learn_one(t, x)
         self.n += 1
 
 

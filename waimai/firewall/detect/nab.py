@@ -301,7 +301,8 @@ OFF_THE_SHELF = ("sklearn_iforest_raw", "river_hst")
 def default_bench_detectors() -> list[str]:
     from waimai.firewall.detect.base import DEFAULT_DETECTOR
 
-    own = [DEFAULT_DETECTOR, "ensemble", "robust_seasonal", "holt_winters", "cusum", "iforest"]
+    own = [DEFAULT_DETECTOR, "ensemble", "robust_seasonal", "holt_winters", "cusum", "iforest",
+           "robust_seasonal_cal", "holt_winters_cal", "cusum_cal", "iforest_cal"]
     return list(dict.fromkeys(own + list(BASELINES)))
 
 

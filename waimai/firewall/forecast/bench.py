@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from waimai.firewall.forecast.models import FORECASTERS, DEFAULT_FORECASTER, season_length
+from waimai.firewall.forecast.models import DEFAULT_FORECASTER, FORECASTERS, season_length
 
 HORIZONS = (1, 2)
 TRAIN_SHARE = 0.7

@@ -9,7 +9,7 @@ rolling use). ``lower``/``upper`` form a central ``coverage`` prediction band.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -139,11 +139,6 @@ class LastWeekPlusDeviation(Forecaster):
         return y[origins + h - self.m] + y[origins] - y[origins - self.m]
 
 
-@dataclass
-class _Feat:
-    weeks: int = 4
-
-
 class ProfileRegression(Forecaster):
     """Default order-volume model: a direct (one model per horizon) least-squares stack of
     seasonal "anchor" forecasts, on the log scale.
@@ -255,8 +250,10 @@ class StatsmodelsETS(Forecaster):
         from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
         self.m = season_length(self.freq)
-        res = ExponentialSmoothing(y, trend=None, seasonal="add", seasonal_periods=self.m,
-                                   initialization_method="estimated").fit()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ConvergenceWarning on long seasonal periods is harmless here
+            res = ExponentialSmoothing(y, trend=None, seasonal="add", seasonal_periods=self.m,
+                                       initialization_method="estimated").fit()
         self.alpha = float(res.params["smoothing_level"])
         self.gamma = float(res.params["smoothing_seasonal"])
         self.l0 = float(res.params["initial_level"])

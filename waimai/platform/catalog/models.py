@@ -76,7 +76,7 @@ class Merchant(Timestamped, Base):
     min_order_fen: Mapped[int] = mapped_column(default=0)
 
     categories: Mapped[list[MenuCategory]] = relationship(
-        back_populates="merchant", order_by="MenuCategory.position", lazy="selectin")
+        back_populates="merchant", order_by="MenuCategory.position")
 
 
 class MenuCategory(Base):
@@ -88,8 +88,7 @@ class MenuCategory(Base):
     position: Mapped[int] = mapped_column(default=0)
 
     merchant: Mapped[Merchant] = relationship(back_populates="categories")
-    items: Mapped[list[MenuItem]] = relationship(back_populates="category", order_by="MenuItem.position",
-                                                 lazy="selectin")
+    items: Mapped[list[MenuItem]] = relationship(back_populates="category", order_by="MenuItem.position")
 
 
 class MenuItem(Timestamped, Base):

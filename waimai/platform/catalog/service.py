@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from waimai.core.database import utcnow
 from waimai.core.deps import Principal
 from waimai.core.errors import Forbidden, NotFound
 from waimai.core.timeutil import is_open_at
-from waimai.platform.catalog.models import DeliveryPoint, MenuItem, Merchant, MerchantStatus
+from waimai.platform.catalog.models import DeliveryPoint, MenuCategory, MenuItem, Merchant, MerchantStatus
 from waimai.platform.catalog.schemas import CategoryOut, ItemOut, MerchantDetail, MerchantSummary
 
 
@@ -42,7 +42,10 @@ def get_merchant(db: Session, merchant_id: int) -> Merchant:
 
 
 def merchant_detail(db: Session, merchant_id: int) -> MerchantDetail:
-    m = get_merchant(db, merchant_id)
+    m = db.scalar(select(Merchant).where(Merchant.id == merchant_id)
+                  .options(selectinload(Merchant.categories).selectinload(MenuCategory.items)))
+    if m is None:
+        raise NotFound(f"Merchant {merchant_id} does not exist.")
     cats = [CategoryOut(id=c.id, name=c.name,
                         items=[ItemOut.model_validate(i, from_attributes=True) for i in c.items])
             for c in m.categories]

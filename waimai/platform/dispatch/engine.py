@@ -40,19 +40,21 @@ _BIG = 1e9
 
 @dataclass(slots=True)
 class EngineConfig:
-    horizon: float = 20.0  # look ahead to couriers that become free within this many minutes
+    horizon: float = 40.0  # look ahead to couriers that become free within this many minutes
     commit_window: float = 1.0  # commit when the courier must leave before now + this (= round length)
     target: float = 40.0  # click-to-door target (minutes)
     hard_limit: float = 90.0  # click-to-door maximum
     late_weight: float = 1.0  # extra cost per minute over target
     hard_weight: float = 5.0  # extra cost per minute over hard limit
-    late_step: float = 0.0  # one-off cost of going over the target
-    travel_weight: float = 0.2  # cost per minute of courier ride to the restaurant
+    late_step: float = 10.0  # one-off cost of going over the target
+    travel_weight: float = 0.0  # cost per minute of courier ride to the restaurant
     idle_weight: float = 0.0  # cost per minute a courier would wait at the restaurant
-    delay_ref: float = 10.0  # regret reference: an unserved order waits about this long
+    delay_ref: float = 30.0  # regret reference: an unserved order waits about this long
     max_bundle: int = 3  # upper bound on orders per trip (also limited by courier capacity)
     courier_value: float = 0.3  # cost per minute of courier time saved by bundling
     bundle_slack: float = 0.0  # only bundle when it saves more than this
+    scarcity_value: float = 0.0  # extra courier value per unit of (open orders / couriers in horizon)
+    matcher: str = "lsa"  # "lsa" (optimal, scipy) or "greedy" (cheapest pair first; for comparison)
 
 
 class RollingHorizonDispatcher:
@@ -119,7 +121,7 @@ class RollingHorizonDispatcher:
         if cfg.idle_weight:
             cost += cfg.idle_weight * (pickup - arrival - half_p)
         cost = np.where(feasible, cost, _BIG)
-        rows, cols = linear_sum_assignment(cost)
+        rows, cols = linear_sum_assignment(cost) if cfg.matcher == "lsa" else _greedy_match(cost)
         keep = cost[rows, cols] < _BIG / 2
         rows, cols = rows[keep], cols[keep]
         # latest useful departure: arrive exactly when the food is ready
@@ -140,6 +142,7 @@ class RollingHorizonDispatcher:
         for i in range(n):
             by_rest.setdefault(int(ori[i]), []).append(i)
         out: list[Assignment] = []
+        self._cv = cfg.courier_value + cfg.scarcity_value * n / m
         for i, j in zip(c_rows.tolist(), c_cols.tolist(), strict=True):
             bundle = [i]
             cap = min(cour[j].capacity, cfg.max_bundle)
@@ -238,7 +241,7 @@ class RollingHorizonDispatcher:
                 saved = 0.0
                 if match_of[k] >= 0:
                     saved = float(T[k, match_of[k]]) + half_p * 2 + float(t_ro[k]) + half_d * 2
-                gain = (cur_cost + float(alt[k])) - c_new + cfg.courier_value * saved
+                gain = (cur_cost + float(alt[k])) - c_new + self._cv * saved
                 if gain > best_gain:
                     best_gain, best_k, best_seq = gain, k, seq
             if best_k is None:
@@ -249,6 +252,25 @@ class RollingHorizonDispatcher:
             pick = max(pick, float(ready[best_k]))
             cur_cost, _ = self._route_cost(bundle, pick, placed, ox, oy, rxy, half_p, half_d)
         return bundle
+
+
+def _greedy_match(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cheapest remaining pair first (used only to measure what the optimal matching buys)."""
+    flat = np.argsort(cost, axis=None, kind="stable")
+    n, m = cost.shape
+    row_used = np.zeros(n, bool)
+    col_used = np.zeros(m, bool)
+    rows, cols = [], []
+    for f in flat.tolist():
+        i, j = divmod(f, m)
+        if row_used[i] or col_used[j]:
+            continue
+        if cost[i, j] >= _BIG / 2 or len(rows) == min(n, m):
+            break
+        row_used[i] = col_used[j] = True
+        rows.append(i)
+        cols.append(j)
+    return np.array(rows, int), np.array(cols, int)
 
 
 class GreedyDispatcher:

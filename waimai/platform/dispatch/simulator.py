@@ -78,9 +78,7 @@ def simulate(
     rests = instance.restaurants
     orders = sorted(instance.orders, key=lambda o: (o.placed, o.id))
     by_id = {o.id: o for o in orders}
-    couriers = {
-        c.id: _CourierSim(c=c, x=c.x, y=c.y, loc="0", free_at=c.on_time) for c in instance.couriers
-    }
+    couriers = {c.id: _CourierSim(c=c, x=c.x, y=c.y, loc="0", free_at=c.on_time) for c in instance.couriers}
     by_on = sorted(couriers.values(), key=lambda s: s.c.on_time)
     last_off = max((c.off_time for c in instance.couriers), default=-math.inf)
     sol = Solution()
@@ -166,7 +164,7 @@ def campus_day(
     seed: int = 0,
     orders: int = 1500,
     restaurants: int = 25,
-    couriers: int = 45,
+    couriers: int = 80,
     size_m: float = 2500.0,
     bike_m_per_min: float = 250.0,
     mean_prep: float = 12.0,
@@ -189,7 +187,7 @@ def campus_day(
     comps = np.array([[60, 25], [300, 40], [450, 60], [660, 45], [840, 40]], dtype=float)
     weights = np.array([0.06, 0.40, 0.08, 0.38, 0.08])
     which = rng.choice(len(comps), size=orders, p=weights)
-    placed = np.rint(rng.normal(comps[which, 0], comps[which, 1])).clip(15, 945)
+    placed = np.rint(rng.normal(comps[which, 0], comps[which, 1])).clip(15, 900)
     rest_of = rng.choice(restaurants, size=orders, p=popularity)
     prep = np.rint(rng.gamma(4.0, mean_prep / 4.0, size=orders)).clip(3, 60)
     cust = dorms[rng.integers(0, len(dorms), orders)] + rng.normal(0, 150, (orders, 2))

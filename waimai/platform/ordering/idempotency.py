@@ -1,9 +1,9 @@
 """Idempotency keys for order placement, as Stripe and the IETF draft describe them.
 
-The first request with a key claims it in a short transaction of its own (state `running`), so a
-concurrent retry can be told 409 at once; the order and the stored response are then written in
-ONE transaction, so a key is `done` exactly when its order exists. A request that fails releases
-its key: nothing was written, and the client may try again with the same key.
+The key is claimed, the order written and the response stored in ONE transaction, so a key is
+`done` exactly when its order exists, and a request that fails leaves nothing behind: the client
+may retry with the same key. Same key + same body replays the stored response; same key + another
+body is 422; a retry while the first request still runs is 409.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, bindparam, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from waimai.core.database import Database, utcnow
@@ -48,53 +49,73 @@ def validate_key(key: str | None) -> str:
     return key
 
 
-def claim(database: Database, *, user_id: int, key: str, fingerprint: str, ttl: dt.timedelta) -> Replay | None:
-    """Claim `key` for this request, or return the stored first response; 409/422 as the draft says."""
+_T = IdempotencyRecord.__table__
+_SEL = (select(_T.c.request_hash, _T.c.state, _T.c.response_status, _T.c.response_body, _T.c.created_at)
+        .where(_T.c.user_id == bindparam("uid"), _T.c.key == bindparam("k")))
+_EXPIRE = delete(_T).where(_T.c.user_id == bindparam("uid"), _T.c.key == bindparam("k"),
+                           _T.c.created_at < bindparam("before"))
+_TAKE_OVER = (update(_T).where(_T.c.user_id == bindparam("uid"), _T.c.key == bindparam("k"),
+                               _T.c.state == "running", _T.c.created_at < bindparam("before"))
+              .values(created_at=bindparam("now")))
+_COMPLETE = (update(_T).where(_T.c.user_id == bindparam("uid"), _T.c.key == bindparam("k"))
+             .values(state="done", response_status=bindparam("status"), response_body=bindparam("body"),
+                     order_id=bindparam("oid")))
+_TRY_LOCK = select(func.pg_try_advisory_xact_lock(bindparam("id")))
+_INSERT_IF_NEW = {
+    "sqlite": sqlite_insert(_T).on_conflict_do_nothing(index_elements=["user_id", "key"]).returning(_T.c.id),
+    "postgresql": pg_insert(_T).on_conflict_do_nothing(index_elements=["user_id", "key"]).returning(_T.c.id),
+}
+
+
+def begin(conn: Connection, *, user_id: int, key: str, fingerprint: str, ttl: dt.timedelta) -> Replay | None:
+    """Inside the placement transaction: claim `key`, or return the stored first response.
+
+    Raises 422 when the key was used with another body and 409 while another request holds it.
+    On PostgreSQL a transaction-scoped advisory lock on the key tells a concurrent retry at once
+    (409) instead of letting it wait on the unique index; on SQLite writers are serialised, so a
+    retry starts only after the first request committed or rolled back, and is replayed or re-run.
+    """
     now = utcnow()
-    for _ in range(3):
-        with database.session() as db:
-            rec = db.scalar(select(IdempotencyRecord).where(IdempotencyRecord.user_id == user_id,
-                                                            IdempotencyRecord.key == key))
-            if rec is not None and rec.created_at < now - ttl:
-                db.delete(rec)  # expired: the key may be used afresh
-                db.flush()
-                rec = None
-            if rec is None:
-                db.add(IdempotencyRecord(user_id=user_id, key=key, request_hash=fingerprint, state="running",
-                                         created_at=now))
-                try:
-                    db.commit()
-                    return None
-                except IntegrityError:
-                    db.rollback()
-                    continue  # someone claimed it between our read and write: look again
-            if rec.request_hash != fingerprint:
-                raise Unprocessable("This Idempotency-Key was already used with a different request body.",
-                                    code="idempotency_key_reused")
-            if rec.state == "running":
-                if rec.created_at < now - RUNNING_LEASE:
-                    rec.created_at = now  # the first attempt died: this one takes over
-                    db.commit()
-                    return None
-                raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.",
-                               code="idempotency_in_progress", headers={"Retry-After": "1"})
-            return Replay(status=rec.response_status or 200, body=rec.response_body or "{}")
-    raise Conflict("Could not claim the Idempotency-Key; retry.", code="idempotency_in_progress")
+    params = {"uid": user_id, "k": key}
+    if conn.dialect.name == "postgresql":
+        lock_id = int.from_bytes(hashlib.sha256(f"{user_id}:{key}".encode()).digest()[:8], "big", signed=True)
+        if not conn.execute(_TRY_LOCK, {"id": lock_id}).scalar():
+            raise _in_progress()
+    conn.execute(_EXPIRE, {**params, "before": now - ttl})  # an expired key may be used afresh
+    inserted = conn.execute(_INSERT_IF_NEW[conn.dialect.name], {
+        "user_id": user_id, "key": key, "request_hash": fingerprint, "state": "running",
+        "response_status": None, "response_body": None, "order_id": None, "created_at": now})
+    if inserted.first() is not None:
+        return None
+    rec = conn.execute(_SEL, params).first()
+    if rec is None:  # pragma: no cover - removed between the two statements by the expiry job
+        raise _in_progress()
+    if rec.request_hash != fingerprint:
+        raise Unprocessable("This Idempotency-Key was already used with a different request body.",
+                            code="idempotency_key_reused")
+    if rec.state == "running":
+        # A claim left by a request that never finished: after the lease, this one takes over.
+        if conn.execute(_TAKE_OVER, {**params, "before": now - RUNNING_LEASE, "now": now}).rowcount == 1:
+            return None
+        raise _in_progress()
+    return Replay(status=rec.response_status or 200, body=rec.response_body or "{}")
+
+
+def _in_progress() -> Conflict:
+    return Conflict("A request with this Idempotency-Key is still being processed; retry shortly.",
+                    code="idempotency_in_progress", headers={"Retry-After": "1"})
+
+
+def claim(database: Database, *, user_id: int, key: str, fingerprint: str, ttl: dt.timedelta) -> Replay | None:
+    """Claim a key in a transaction of its own (a request that will finish elsewhere, and tests)."""
+    with database.engine.begin() as conn:
+        return begin(conn, user_id=user_id, key=key, fingerprint=fingerprint, ttl=ttl)
 
 
 def complete(db: Session, *, user_id: int, key: str, status: int, body: str, order_id: int | None) -> None:
     """Store the response in the caller's transaction (the one that wrote the order)."""
-    db.execute(update(IdempotencyRecord)
-               .where(IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key)
-               .values(state="done", response_status=status, response_body=body, order_id=order_id))
-
-
-def release(database: Database, *, user_id: int, key: str) -> None:
-    with database.session() as db:
-        db.execute(delete(IdempotencyRecord).where(IdempotencyRecord.user_id == user_id,
-                                                   IdempotencyRecord.key == key,
-                                                   IdempotencyRecord.state == "running"))
-        db.commit()
+    db.connection().execute(_COMPLETE, {"uid": user_id, "k": key, "status": status, "body": body,
+                                        "oid": order_id})
 
 
 def purge_expired(db: Session, *, ttl: dt.timedelta) -> int:

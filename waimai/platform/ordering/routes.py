@@ -7,6 +7,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy import select
 
 from waimai.core import audit
+from waimai.core.database import run_db
 from waimai.core.deps import (
     CustomerDep,
     IdPath,
@@ -50,28 +51,30 @@ def quote(body: PlaceOrderIn, _p: CustomerDep, db: ReadSessionDep) -> QuoteOut:
              responses={200: {"description": "a replay of the first response for this Idempotency-Key"},
                         409: {"description": "in progress, illegal, sold out or closed"},
                         422: {"description": "invalid body, or the key was used with another body"}})
-def place_order(body: PlaceOrderIn, request: Request, p: CustomerDep, settings: SettingsDep,
-                idempotency_key: Annotated[str | None, Header(max_length=300)] = None) -> Response:
+async def place_order(body: PlaceOrderIn, request: Request, p: CustomerDep, settings: SettingsDep,
+                      idempotency_key: Annotated[str | None, Header(max_length=300)] = None) -> Response:
     """Place an order. Requires `Idempotency-Key`: a retry with the same key returns the first response."""
     database = request.app.state.db
     key = idempotency.validate_key(idempotency_key)
     fp = idempotency.request_fingerprint(body.model_dump(mode="json"))
     ttl = dt.timedelta(hours=settings.idempotency_ttl_hours)
-    replay = idempotency.claim(database, user_id=p.user_id, key=key, fingerprint=fp, ttl=ttl)
-    if replay is not None:
-        return Response(replay.body, status_code=replay.status, media_type="application/json",
-                        headers={"Idempotent-Replayed": "true"})
-    try:
-        with database.session() as db:
-            order = service.place_order(db, customer=p, body=body)
-            payload = service.to_out(order, viewer=p).model_dump_json()
-            idempotency.complete(db, user_id=p.user_id, key=key, status=201, body=payload, order_id=order.id)
+    status, payload, replayed = await run_db(database, _place, database, p, body, key, fp, ttl)
+    headers = {"Idempotent-Replayed": "true"} if replayed else {"Location": f"/api/v1/orders/{payload[1]}"}
+    return Response(payload[0], status_code=status, media_type="application/json", headers=headers)
+
+
+def _place(database, p, body, key, fp, ttl):  # type: ignore[no-untyped-def]
+    """Claim the key, write the order and store the response: one transaction, all or nothing."""
+    with database.session() as db:
+        replay = idempotency.begin(db.connection(), user_id=p.user_id, key=key, fingerprint=fp, ttl=ttl)
+        if replay is not None:
             db.commit()
-    except BaseException:
-        idempotency.release(database, user_id=p.user_id, key=key)
-        raise
-    return Response(payload, status_code=201, media_type="application/json",
-                    headers={"Location": f"/api/v1/orders/{order.id}"})
+            return replay.status, (replay.body, None), True
+        out = service.place_order(db, customer=p, body=body)
+        payload = out.model_dump_json()
+        idempotency.complete(db, user_id=p.user_id, key=key, status=201, body=payload, order_id=out.id)
+        db.commit()
+    return 201, (payload, out.id), False
 
 
 @router.get("/orders", response_model=list[OrderOut])

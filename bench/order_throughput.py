@@ -1,0 +1,249 @@
+"""Order placement throughput over HTTP, on SQLite and PostgreSQL, against a bare-insert ceiling.
+
+    python bench/order_throughput.py [--duration 15] [--connections 32] [--backends sqlite,postgresql]
+
+Starts the real server (uvicorn, one process by default) on a fresh migrated + seeded database,
+then drives POST /api/v1/orders with wrk (C, Lua-scripted: every request has its own
+Idempotency-Key and one of 64 customers' tokens, picks varied baskets from the demo menus with
+stock reservation). In the same run the same wrk script hits a bare FastAPI endpoint that only
+inserts one row: the ceiling for this machine. Afterwards it checks that the database holds
+exactly one order per 201 response. Prints orders/s, p50/p95/p99 and the ratio to the ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import create_engine, func, select, text, update
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from waimai.core.database import Database  # noqa: E402
+from waimai.core.migrate import upgrade  # noqa: E402
+from waimai.core.security import issue_token  # noqa: E402
+from waimai.platform.accounts.models import User  # noqa: E402
+from waimai.platform.catalog.models import MenuItem, Merchant  # noqa: E402
+from waimai.platform.ordering.models import Order  # noqa: E402
+from waimai.seed import seed_demo  # noqa: E402
+
+console = Console()
+SECRET = "bench-secret-key-0123456789abcdef0123456789"
+PG_ADMIN = os.environ.get("WAIMAI_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+CUSTOMERS = 64
+
+LUA = r"""
+local tokens = {%(tokens)s}
+local baskets = {%(baskets)s}
+local counter = 0
+local tid = 0
+statuses = {}
+local threads = {}
+
+function setup(thread)
+  tid = tid + 1
+  thread:set("tid", tid)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  statuses = {}
+  math.randomseed(os.time() + tid * 1000003 + math.floor(os.clock() * 1000000))
+  run = tostring(math.random(1, 2000000000)) .. "-" .. tostring(math.random(1, 2000000000))
+end
+
+function request()
+  counter = counter + 1
+  local tok = tokens[((tid * 7919 + counter) %% #tokens) + 1]
+  local body = baskets[(counter %% #baskets) + 1]
+  return wrk.format("POST", "/api/v1/orders", {
+    ["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer " .. tok,
+    ["Idempotency-Key"] = "bench-" .. run .. "-" .. counter
+  }, body)
+end
+
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+
+function done(summary, latency, requests)
+  local codes = {}
+  for _, t in ipairs(threads) do
+    local s = t:get("statuses")
+    for k, v in pairs(s) do codes[tostring(k)] = (codes[tostring(k)] or 0) + v end
+  end
+  local parts = {}
+  for k, v in pairs(codes) do table.insert(parts, string.format('"%%s": %%d', k, v)) end
+  io.write(string.format('WRKJSON {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p95_us": %%d, ' ..
+    '"p99_us": %%d, "max_us": %%d, "errors": %%d, "codes": {%%s}}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(95),
+    latency:percentile(99), latency.max,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    table.concat(parts, ", ")))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited during start-up")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def prepare(url: str) -> tuple[list[str], list[str]]:
+    """Migrate, seed, add bench customers; return their tokens and a set of valid baskets."""
+    from waimai.core.security import hash_password
+
+    db = Database(url)
+    upgrade(db.engine)
+    pw = hash_password("bench-password")
+    with db.session() as s:
+        seed_demo(s)
+        s.execute(update(MenuItem).values(stock=None))  # stock reservation is measured in the tests
+        s.execute(update(MenuItem).where(MenuItem.id % 3 == 0).values(stock=10_000_000))
+        s.execute(update(Merchant).values(capacity=10_000_000, opens_at="00:00", closes_at="24:00"))
+        users = [User(phone=f"1770000{i:04d}", name=f"bench{i}", role="customer", password_hash=pw)
+                 for i in range(CUSTOMERS)]
+        s.add_all(users)
+        s.flush()
+        tokens = [issue_token(secret=SECRET, user_id=u.id, role="customer", ttl_minutes=600) for u in users]
+        items = list(s.execute(select(MenuItem.id, MenuItem.merchant_id, MenuItem.options)))
+        s.commit()
+    db.dispose()
+    by_merchant: dict[int, list[int]] = {}
+    for iid, mid, opts in items:
+        if not any(g.get("required") for g in opts or []):
+            by_merchant.setdefault(mid, []).append(iid)
+    baskets = []
+    for mid, ids in sorted(by_merchant.items()):
+        for k in range(len(ids)):
+            lines = [{"item_id": ids[k], "quantity": 1 + k % 3}]
+            if len(ids) > 1:
+                lines.append({"item_id": ids[(k + 1) % len(ids)], "quantity": 1})
+            baskets.append(json.dumps({"merchant_id": mid, "delivery_point_id": 1 + (k * 5 + mid) % 21,
+                                       "items": lines, "payment_method": "cod"}, separators=(",", ":")))
+    return tokens, baskets
+
+
+def run_wrk(port: int, script: Path, duration: int, connections: int, threads: int) -> dict:  # type: ignore[type-arg]
+    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--timeout", "5s",
+                          "-s", str(script), f"http://127.0.0.1:{port}"], capture_output=True, text=True,
+                         timeout=duration + 60)
+    if out.returncode != 0:
+        raise RuntimeError(f"wrk failed: {out.stdout[-500:]} {out.stderr[-1500:]}")
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("WRKJSON "))
+    return json.loads(line[8:])  # type: ignore[no-any-return]
+
+
+def serve(app: str, url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "WAIMAI_DATABASE_URL": url, "WAIMAI_SECRET_KEY": SECRET, "WAIMAI_ENV": "test",
+           "WAIMAI_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port", str(port),
+           "--workers", str(workers), "--log-level", "warning", "--no-access-log", "--loop", "uvloop",
+           "--http", "httptools"]
+    return subprocess.Popen(cmd, env=env, cwd=ROOT)
+
+
+def measure(name: str, app: str, url: str, script: Path, args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
+    port = free_port()
+    proc = serve(app, url, port, args.workers)
+    try:
+        wait_http(port, proc)
+        run_wrk(port, script, 2, args.connections, args.threads)  # warm-up (connections, caches)
+        res = run_wrk(port, script, args.duration, args.connections, args.threads)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    res["name"] = name
+    res["rps"] = res["codes"].get("201", 0) / (res["duration_us"] / 1e6)
+    return res
+
+
+def backend_url(backend: str, tmp: Path, tag: str) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp / f'{tag}.db'}"
+    name = f"waimai_bench_{tag}"
+    eng = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with eng.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    eng.dispose()
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=int, default=15)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1, help="wrk threads")
+    ap.add_argument("--workers", type=int, default=1, help="server processes")
+    ap.add_argument("--backends", default="sqlite,postgresql")
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+    results = []
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        for backend in args.backends.split(","):
+            url = backend_url(backend, tmp, "orders")
+            tokens, baskets = prepare(url)
+            script = tmp / "orders.lua"
+            script.write_text(LUA % {"tokens": ",".join(f'"{t}"' for t in tokens),
+                                     "baskets": ",".join(json.dumps(b) for b in baskets),
+                                     "run": int(time.time())})
+            console.print(f"[bold]{backend}[/bold]: placing orders for {args.duration}s with "
+                          f"{args.connections} connections …")
+            r = measure(f"orders/{backend}", "waimai.app:create_app", url, script, args)
+            db = Database(url)
+            with db.read_session() as s:
+                r["orders_in_db"] = s.scalar(select(func.count()).select_from(Order))
+            db.dispose()
+            bare_url = backend_url(backend, tmp, "bare")
+            console.print(f"[bold]{backend}[/bold]: bare one-row insert ceiling …")
+            b = measure(f"bare-insert/{backend}", "bench.bare_app:create_app", bare_url, script, args)
+            r["ratio"] = r["rps"] / b["rps"] if b["rps"] else 0.0
+            results += [r, b]
+    t = Table(title=f"POST /api/v1/orders, {args.connections} connections, {args.workers} server process(es), "
+                    f"{os.cpu_count()} cores")
+    for col in ("run", "ok/s", "p50 ms", "p95 ms", "p99 ms", "non-201", "socket errors", "orders in DB",
+                "vs ceiling"):
+        t.add_column(col, justify="right" if col != "run" else "left")
+    for r in results:
+        non201 = sum(v for k, v in r["codes"].items() if k != "201")
+        t.add_row(r["name"], f"{r['rps']:.0f}", f"{r['p50_us'] / 1000:.1f}", f"{r['p95_us'] / 1000:.1f}",
+                  f"{r['p99_us'] / 1000:.1f}", str(non201), str(r["errors"]), str(r.get("orders_in_db", "")),
+                  f"{r['ratio']:.2f}" if "ratio" in r else "")
+    console.print(t)
+    for r in results:
+        if "orders_in_db" in r and r["orders_in_db"] != r["codes"].get("201", 0) + r.get("warmup", 0):
+            console.print(f"[yellow]{r['name']}: {r['orders_in_db']} orders in the database "
+                          f"(includes the 2 s warm-up) for {r['codes'].get('201', 0)} measured 201s[/yellow]")
+    print(json.dumps([{k: v for k, v in r.items()} for r in results]))
+
+
+if __name__ == "__main__":
+    main()
