@@ -27,7 +27,6 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     public_url: str = Field(default="http://127.0.0.1:8000", description="base URL for callbacks")
     default_locale: Literal["zh_CN", "en"] = "zh_CN"
-    timezone: str = "Asia/Shanghai"
 
     # Payments: the HTTP gateway (a stand-in in development, `waimai fake-gateway`).
     gateway_url: str = "http://127.0.0.1:8100"
@@ -39,9 +38,6 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     login_max_attempts: int = Field(default=5, ge=1, description="failed logins per phone+IP per window")
     login_window_s: int = Field(default=300, ge=10)
-    max_item_quantity: int = 99
-    max_order_lines: int = 50
-    seed_demo: bool = Field(default=True, description="seed the demo campus on an empty database")
     log_json: bool | None = Field(default=None, description="JSON log lines (default: on outside development)")
     log_level: str = "INFO"
 
