@@ -25,7 +25,7 @@ run: venv
 lint: venv
 	$(BIN)/ruff check waimai tests bench
 	$(BIN)/mypy
-	$(BIN)/bandit -q -c pyproject.toml -r waimai
+	$(BIN)/bandit -q -ll -c pyproject.toml -r waimai
 
 test: venv lint
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)

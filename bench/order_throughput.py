@@ -39,7 +39,7 @@ from waimai.platform.ordering.models import Order  # noqa: E402
 from waimai.seed import seed_demo  # noqa: E402
 
 console = Console()
-SECRET = "bench-secret-key-0123456789abcdef0123456789"
+SECRET = "bench-secret-key-0123456789abcdef0123456789"  # noqa: S105 - a throwaway bench key
 PG_ADMIN = os.environ.get("WAIMAI_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 CUSTOMERS = 64
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,8 +108,12 @@ def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
 
 
 def make_settings(url: str, **kw: object) -> Settings:
-    return Settings(env="test", database_url=url, log_json=True, log_level="WARNING",
-                    gateway_url=str(kw.pop("gateway_url", "http://127.0.0.1:9")), **kw)  # type: ignore[arg-type]
+    scratch = Path(tempfile.mkdtemp(prefix="waimai-test-"))
+    kw.setdefault("metrics_url", f"sqlite:///{scratch / 'metrics.db'}")
+    kw.setdefault("log_file", str(scratch / "waimai.jsonl"))
+    kw.setdefault("log_level", "WARNING")
+    kw.setdefault("gateway_url", "http://127.0.0.1:9")
+    return Settings(env="test", database_url=url, log_json=True, **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -17,6 +17,8 @@ from waimai.core.database import Database
 from waimai.core.errors import install_error_handlers
 from waimai.core.middleware import BodySizeLimit
 from waimai.core.migrate import is_current
+from waimai.firewall.monitoring import setup as monitoring
+from waimai.firewall.monitoring.middleware import RequestMonitor
 from waimai.platform.payments.base import CashOnDelivery, PaymentProvider
 from waimai.platform.payments.gateway import GatewayProvider
 
@@ -62,16 +64,22 @@ def housekeeping_jobs(app: FastAPI) -> list[Job]:
 def create_app(settings: Settings | None = None, *, background: bool = True) -> FastAPI:
     settings = settings or get_settings()
     wlogging.configure(json_lines=settings.log_json if settings.log_json is not None
-                       else settings.env != "development", level=settings.log_level)
+                       else settings.env != "development", level=settings.log_level,
+                       file=Path(settings.log_file) if settings.log_file else None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loop = Loop(housekeeping_jobs(app)) if background else None
+        app.state.draining = False
+        loop = Loop([*housekeeping_jobs(app), *monitoring_jobs]) if background else None
         if loop:
             loop.start()
+        app.state.loop_lag.start()
         yield
+        app.state.draining = True
+        await app.state.loop_lag.stop()
         if loop:
             await loop.stop()
+        app.state.metric_store.dispose()
         for p in app.state.payment_providers.values():
             if hasattr(p, "close"):
                 p.close()
@@ -83,7 +91,10 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.state.db = Database(settings.database_url)
     app.state.payment_providers = build_providers(settings)
     install_error_handlers(app)
+    monitoring_jobs = monitoring.install(app, settings)
 
+    from waimai.firewall.monitoring.routes import api as monitoring_api
+    from waimai.firewall.monitoring.routes import router as metrics_router
     from waimai.platform.accounts.routes import router as accounts
     from waimai.platform.catalog.routes import router as catalog
     from waimai.platform.delivery.routes import router as delivery
@@ -92,19 +103,26 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     from waimai.platform.payments.routes import router as payments
     from waimai.web.routes import router as web
 
-    api = APIRouter(prefix="/api/v1")
-    for r in (accounts, catalog, ordering, payments, delivery, ops):
-        api.include_router(r)
-    app.include_router(api)
+    # Routers carry the /api/v1 prefix themselves, so each route's template is its full path
+    # (what the metrics label shows).
+    for r in (accounts, catalog, ordering, payments, delivery, ops, monitoring_api, metrics_router):
+        app.include_router(r)
     app.include_router(web)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
 
     @app.get("/livez", tags=["health"])
-    def livez() -> dict[str, str]:
-        return {"status": "alive"}
+    async def livez() -> JSONResponse:
+        """Alive: this answer comes from the event loop, and its lag watcher is still beating."""
+        stuck = app.state.loop_lag.stuck_for() if background else 0.0
+        ok = stuck < 5.0
+        return JSONResponse({"status": "alive" if ok else "stuck", "event_loop_lag_ms":
+                             round(app.state.loop_lag.lag * 1000, 1)}, status_code=200 if ok else 503)
 
     @app.get("/readyz", tags=["health"])
     def readyz() -> JSONResponse:
+        """Ready for traffic: database reachable, migrations current, not draining."""
+        if getattr(app.state, "draining", False):
+            return JSONResponse({"status": "draining"}, status_code=503)
         try:
             ok = is_current(app.state.db.engine)
             detail = "ok" if ok else "migrations pending"
@@ -114,4 +132,5 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                             status_code=200 if ok else 503)
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMonitor, metrics=settings.monitoring, access_log=settings.monitoring)
     return app

@@ -175,6 +175,51 @@ def user_create(
         console.print(f"created user {u.id} ({u.role})")
 
 
+@app.command()
+def watch(
+    target: Annotated[str, typer.Option(help="base URL of the Waimai service to watch")],
+    interval: Annotated[float, typer.Option(min=0.5, help="seconds between probe rounds")] = 5.0,
+    failures: Annotated[int, typer.Option(min=1, help="failed rounds in a row before the alarm")] = 2,
+    listen: Annotated[str, typer.Option(help="host:port for heartbeats from the service")] = "127.0.0.1:9300",
+    heartbeat_timeout: Annotated[float, typer.Option(help="seconds of heartbeat silence before the alarm; "
+                                                          "0 turns the dead man's switch off")] = 30.0,
+    alert_webhook: Annotated[str | None, typer.Option(help="signed webhook (Standard Webhooks) for alarms")] = None,
+    alert_secret: Annotated[str | None, typer.Option(help="whsec_… secret for the webhook", hidden=True,
+                                                      envvar="WAIMAI_WATCH_WEBHOOK_SECRET")] = None,
+    canary_phone: Annotated[str | None, typer.Option(help="test customer for a canary order")] = None,
+    canary_password: Annotated[str | None, typer.Option(envvar="WAIMAI_WATCH_CANARY_PASSWORD", hidden=True)] = None,
+    canary_merchant: Annotated[int | None, typer.Option(help="test merchant id")] = None,
+    canary_item: Annotated[int | None, typer.Option(help="menu item id of the test merchant")] = None,
+) -> None:
+    """Watch a Waimai service from outside and raise an alarm when it stops answering."""
+    import threading
+
+    import uvicorn
+
+    from waimai.firewall.monitoring.watchdog import WatchConfig, Watchdog, heartbeat_app
+
+    cfg = WatchConfig(target=target, interval_s=interval, failures_to_alarm=failures,
+                      heartbeat_timeout_s=heartbeat_timeout or None, canary_phone=canary_phone,
+                      canary_password=canary_password, canary_merchant_id=canary_merchant,
+                      canary_item_id=canary_item)
+    dog = Watchdog(cfg, _watch_alert_sender(alert_webhook, alert_secret))
+    stop = threading.Event()
+    worker = threading.Thread(target=dog.run, args=(stop,), daemon=True)
+    worker.start()
+    host, _, port = listen.rpartition(":")
+    console.print(f"watching {target} every {interval:g} s; heartbeats on http://{listen}/heartbeat")
+    try:
+        uvicorn.run(heartbeat_app(dog), host=host or "127.0.0.1", port=int(port), log_level="warning")
+    finally:
+        stop.set()
+
+
+def _watch_alert_sender(url: str | None, secret: str | None):  # type: ignore[no-untyped-def]
+    from waimai.firewall.monitoring.alert_out import webhook_sender
+
+    return webhook_sender(url, secret)
+
+
 def _wait_port(host: str, port: int, timeout: float = 20.0) -> bool:
     import socket
 

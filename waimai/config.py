@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     login_max_attempts: int = Field(default=5, ge=1, description="failed logins per phone+IP per window")
     login_window_s: int = Field(default=300, ge=10)
+    monitoring: bool = Field(default=True, description="metrics, sampling and probes (off only to measure them)")
+    metrics_url: str = Field(default="sqlite:///var/metrics.db", description="embedded time-series store")
+    sample_interval_s: float = Field(default=5.0, gt=0, le=300, description="how often key series are sampled")
+    log_file: str | None = Field(default="var/logs/waimai.jsonl", description="JSON log file the console searches")
+    watchdog_url: str | None = Field(default=None, description="where to send dead-man's-switch heartbeats")
+    zabbix_server: str | None = Field(default=None, description="host:port of a Zabbix server/proxy to push to")
+    zabbix_host: str = Field(default="waimai", description="the host name the Zabbix items belong to")
     log_json: bool | None = Field(default=None, description="JSON log lines (default: on outside development)")
     log_level: str = "INFO"
 

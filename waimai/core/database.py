@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
+from sqlalchemy import JSON, DateTime, MetaData, Table, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -136,3 +136,8 @@ async def run_db(database: Database, fn: Callable[..., T], *args: Any) -> T:
     if database.dialect == "sqlite":
         return fn(*args)
     return await run_in_threadpool(fn, *args)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a mapped class, typed as such (for prebuilt hot-path statements)."""
+    return cast(Table, model.__table__)

@@ -105,3 +105,5 @@ OpsDep = Annotated[Principal, Depends(require_roles())]
 
 # Path ids: positive and within a 32-bit key, so absurd ids are a clean 422, never a driver overflow.
 IdPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+API_PREFIX = "/api/v1"

@@ -21,6 +21,7 @@ from waimai.core.deps import principal_from as optional_principal
 from waimai.core.errors import AppError
 from waimai.core.security import mask_phone
 from waimai.core.timeutil import hhmm, yuan
+from waimai.firewall.monitoring.instruments import ORDERS_PLACED
 from waimai.platform.accounts import service as accounts
 from waimai.platform.accounts.models import User
 from waimai.platform.catalog import service as catalog
@@ -242,6 +243,8 @@ def checkout(request: Request, delivery_point_id: int = Form(...), payment_metho
                                      body=placed.model_dump_json(), order_id=placed.id)
                 order_id = placed.id
             db.commit()
+        if replay is None:
+            ORDERS_PLACED.labels(body.payment_method, "app").inc()
     except AppError as exc:
         return back("/cart", err=exc.message)
     except ValidationError:

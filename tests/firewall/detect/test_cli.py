@@ -63,8 +63,10 @@ def test_detect_without_threshold_has_no_alarm_column(tmp_path):
     [
         (lambda df: df.rename(columns={"value": "v"}), "missing column(s) value"),
         (lambda df: df.drop(columns=["timestamp"]), "missing column(s) timestamp"),
-        (lambda df: df.assign(timestamp=df["timestamp"].astype(str).where(df.index != 7, "not a date")),
-         "unparsable timestamp on line(s) 9"),
+        (
+            lambda df: df.assign(timestamp=df["timestamp"].astype(str).where(df.index != 7, "not a date")),
+            "unparsable timestamp on line(s) 9",
+        ),
         (lambda df: df.assign(value=df["value"].where(df.index != 3, np.nan)), "line(s) 5"),
         (lambda df: df.assign(value=df["value"].astype(object).where(df.index != 4, "abc")), "non-numeric"),
         (lambda df: df.drop(index=range(100, 130)), "gap(s) longer than 3x"),

@@ -33,8 +33,17 @@ NAMES = sorted(DETECTORS)
 
 
 def test_registry_has_the_required_detectors():
-    for name in ("novelty", "robust_seasonal", "holt_winters", "iforest", "cusum", "windowed_gaussian",
-                 "ensemble", "sklearn_iforest_raw", "river_hst"):
+    for name in (
+        "novelty",
+        "robust_seasonal",
+        "holt_winters",
+        "iforest",
+        "cusum",
+        "windowed_gaussian",
+        "ensemble",
+        "sklearn_iforest_raw",
+        "river_hst",
+    ):
         assert name in DETECTORS
     assert DEFAULT_DETECTOR in DETECTORS
     with pytest.raises(KeyError):
@@ -108,8 +117,8 @@ def test_quality_floor(name):
     for kind, start, width in (("spike", SPIKE, 3), ("shift", SHIFT, 20)):
         ts, x = synthetic(kind=kind)
         s = make(name).score_series(ts, x)
-        ref = np.quantile(s[WARMUP:start - 5], 0.98)
-        assert s[start:start + width].max() > ref, f"{kind} not above the normal region"
+        ref = np.quantile(s[WARMUP : start - 5], 0.98)
+        assert s[start : start + width].max() > ref, f"{kind} not above the normal region"
 
 
 def test_default_detector_is_fast_enough():

@@ -121,7 +121,9 @@ def test_threshold_sweep_matches_brute_force():
 NAB_DIR = Path(__file__).parents[3] / ".." / "shared" / "data" / "nab"
 
 
-@pytest.mark.skipif(not (NAB_DIR / "labels" / "combined_windows.json").is_file(), reason="NAB data not available")
+@pytest.mark.skipif(
+    not (NAB_DIR / "labels" / "combined_windows.json").is_file(), reason="NAB data not available"
+)
 def test_corpus_loads_with_116_windows():
     files = nab.load_corpus(NAB_DIR)
     assert len(files) == 58

@@ -25,7 +25,9 @@ def seasonal_series(weeks: int = 14, seed: int = 5) -> pd.Series:
 
 
 def test_default_beats_seasonal_naive_and_last_week_on_seeded_data():
-    res = evaluate_models(seasonal_series(), [DEFAULT_FORECASTER, "seasonal_naive", "last_week_plus_deviation"])
+    res = evaluate_models(
+        seasonal_series(), [DEFAULT_FORECASTER, "seasonal_naive", "last_week_plus_deviation"]
+    )
     for h in (1, 2):
         ours = res[DEFAULT_FORECASTER][h]["mase"]
         assert ours < res["seasonal_naive"][h]["mase"]
@@ -58,7 +60,9 @@ def test_baseline_formulas():
     y = s.to_numpy()
     o = np.array([800, 900])
     np.testing.assert_allclose(SeasonalNaive().fit(s).rolling_point(y, o, 2), y[o + 2 - 336])
-    np.testing.assert_allclose(LastWeekPlusDeviation().fit(s).rolling_point(y, o, 1), y[o + 1 - 336] + y[o] - y[o - 336])
+    np.testing.assert_allclose(
+        LastWeekPlusDeviation().fit(s).rolling_point(y, o, 1), y[o + 1 - 336] + y[o] - y[o - 336]
+    )
 
 
 def test_bad_series_rejected():
@@ -71,7 +75,9 @@ def test_bad_series_rejected():
 
 def test_recommend_riders_formula():
     # 20 orders per 30 min = 40/h; 40 * 25 min / 60 = 16.7 busy riders; / 0.8 utilisation = 20.8 -> 21
-    assert recommend_riders(20, interval_minutes=30, minutes_per_delivery=25, target_utilisation=0.8)[()] == 21
+    assert (
+        recommend_riders(20, interval_minutes=30, minutes_per_delivery=25, target_utilisation=0.8)[()] == 21
+    )
     np.testing.assert_array_equal(recommend_riders(np.array([0.0, 6.0])), [1, 7])
     with pytest.raises(ValueError):
         recommend_riders(5, target_utilisation=0)

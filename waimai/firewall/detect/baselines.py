@@ -34,7 +34,7 @@ class SklearnIForestRaw(Detector):
     def _vec(self, x: float) -> np.ndarray | None:
         if len(self.hist) < self.window - 1:
             return None
-        return np.array([*list(self.hist)[-(self.window - 1):], x])
+        return np.array([*list(self.hist)[-(self.window - 1) :], x])
 
     def score_one(self, t: Any, x: float) -> float:
         v = self._vec(float(x))
@@ -66,7 +66,7 @@ class SklearnIForestRaw(Detector):
         self.train = list(win[: self.warmup - w + 1])
         self._fit()
         out = np.zeros(len(vals))
-        out[self.warmup:] = -self.model.score_samples(win[self.warmup - w + 1:])
+        out[self.warmup :] = -self.model.score_samples(win[self.warmup - w + 1 :])
         self.hist = deque(vals[-w:].tolist(), maxlen=w)
         self.n = len(vals)
         return out

@@ -35,30 +35,39 @@ def load_series(path: Path, max_gap: float = 3.0) -> pd.DataFrame:
     if missing:
         raise typer.BadParameter(
             f"{path}: missing column(s) {', '.join(missing)}; expected a header with timestamp,value "
-            f"(found: {', '.join(map(str, df.columns)) or 'nothing'})", param_hint="INPUT")
+            f"(found: {', '.join(map(str, df.columns)) or 'nothing'})",
+            param_hint="INPUT",
+        )
     if df.empty:
         raise typer.BadParameter(f"{path}: no data rows", param_hint="INPUT")
     ts = pd.to_datetime(df["timestamp"], errors="coerce", format="mixed")
     bad = np.flatnonzero(ts.isna().to_numpy())
     if len(bad):
         rows = ", ".join(str(i + 2) for i in bad[:5])
-        raise typer.BadParameter(f"{path}: unparsable timestamp on line(s) {rows}"
-                                 f"{' ...' if len(bad) > 5 else ''}", param_hint="INPUT")
+        raise typer.BadParameter(
+            f"{path}: unparsable timestamp on line(s) {rows}{' ...' if len(bad) > 5 else ''}",
+            param_hint="INPUT",
+        )
     if getattr(ts.dt, "tz", None) is not None:
         ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
     values = pd.to_numeric(df["value"], errors="coerce")
     bad = np.flatnonzero(~np.isfinite(values.to_numpy(dtype=float)))
     if len(bad):
         rows = ", ".join(str(i + 2) for i in bad[:5])
-        raise typer.BadParameter(f"{path}: missing, NaN, infinite or non-numeric value on line(s) {rows}"
-                                 f"{' ...' if len(bad) > 5 else ''} — fill or drop them first", param_hint="INPUT")
+        raise typer.BadParameter(
+            f"{path}: missing, NaN, infinite or non-numeric value on line(s) {rows}"
+            f"{' ...' if len(bad) > 5 else ''} — fill or drop them first",
+            param_hint="INPUT",
+        )
     t = ts.to_numpy(dtype="datetime64[ns]")
     if len(t) > 1:
         d = np.diff(t).astype(np.int64)
         if (d <= 0).any():
             i = int(np.flatnonzero(d <= 0)[0])
-            raise typer.BadParameter(f"{path}: timestamps must be strictly increasing (line {i + 3} "
-                                     f"is not after line {i + 2})", param_hint="INPUT")
+            raise typer.BadParameter(
+                f"{path}: timestamps must be strictly increasing (line {i + 3} is not after line {i + 2})",
+                param_hint="INPUT",
+            )
         if max_gap > 0 and len(d) > 2:
             med = float(np.median(d))
             gaps = np.flatnonzero(d > max_gap * med)
@@ -67,22 +76,37 @@ def load_series(path: Path, max_gap: float = 3.0) -> pd.DataFrame:
                 raise typer.BadParameter(
                     f"{path}: {len(gaps)} gap(s) longer than {max_gap:g}x the median interval, first between "
                     f"lines {i + 2} and {i + 3} ({pd.Timestamp(t[i])} -> {pd.Timestamp(t[i + 1])}); fill or "
-                    f"split the series, or pass --max-gap 0 to score across gaps", param_hint="INPUT")
+                    f"split the series, or pass --max-gap 0 to score across gaps",
+                    param_hint="INPUT",
+                )
     return pd.DataFrame({"timestamp": t, "value": values.to_numpy(dtype=float)})
 
 
 def detect_command(
     input: Annotated[Path, typer.Argument(help="CSV with timestamp,value columns, in time order.")],
     output: Annotated[Path, typer.Argument(help="Where to write timestamp,value,anomaly_score[,alarm].")],
-    detector: Annotated[str, typer.Option(help=f"Detector name ({', '.join(sorted(DETECTORS))}).")] = DEFAULT_DETECTOR,
-    threshold: Annotated[float | None, typer.Option(
-        help=f"Add an alarm column (score >= threshold). {RECOMMENDED_THRESHOLD} is the NAB-tuned value "
-             "for the default detector.")] = None,
-    warmup: Annotated[int | None, typer.Option(
-        help="Rows learnt before scoring (scored 0). Default: NAB's rule, min(15% of rows, 750).")] = None,
-    max_gap: Annotated[float, typer.Option(
-        help="Reject gaps longer than this many median intervals (0 = accept gaps).")] = 3.0,
-    plot: Annotated[Path | None, typer.Option(help="Also write a PNG of series, scores and alarms here.")] = None,
+    detector: Annotated[
+        str, typer.Option(help=f"Detector name ({', '.join(sorted(DETECTORS))}).")
+    ] = DEFAULT_DETECTOR,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            help=f"Add an alarm column (score >= threshold). {RECOMMENDED_THRESHOLD} is the NAB-tuned value "
+            "for the default detector."
+        ),
+    ] = None,
+    warmup: Annotated[
+        int | None,
+        typer.Option(
+            help="Rows learnt before scoring (scored 0). Default: NAB's rule, min(15% of rows, 750)."
+        ),
+    ] = None,
+    max_gap: Annotated[
+        float, typer.Option(help="Reject gaps longer than this many median intervals (0 = accept gaps).")
+    ] = 3.0,
+    plot: Annotated[
+        Path | None, typer.Option(help="Also write a PNG of series, scores and alarms here.")
+    ] = None,
 ) -> None:
     """Score every row of a metric causally (each score only uses earlier rows).
 
@@ -94,8 +118,10 @@ def detect_command(
     row after a gap is simply the next sample. Bad input exits non-zero with a one-line message.
     """
     if detector not in DETECTORS:
-        raise typer.BadParameter(f"unknown detector {detector!r}; choose from {', '.join(sorted(DETECTORS))}",
-                                 param_hint="--detector")
+        raise typer.BadParameter(
+            f"unknown detector {detector!r}; choose from {', '.join(sorted(DETECTORS))}",
+            param_hint="--detector",
+        )
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise typer.BadParameter("threshold must be within [0, 1]", param_hint="--threshold")
     if warmup is not None and warmup < 0:
@@ -104,8 +130,13 @@ def detect_command(
     w = probation_rows(len(df)) if warmup is None else warmup
     det = get_detector(detector, warmup=w)
     scores = np.clip(det.score_series(df["timestamp"].to_numpy(), df["value"].to_numpy()), 0.0, 1.0)
-    out = pd.DataFrame({"timestamp": pd.to_datetime(df["timestamp"]).dt.strftime("%Y-%m-%d %H:%M:%S"),
-                        "value": df["value"], "anomaly_score": np.round(scores, 6)})
+    out = pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(df["timestamp"]).dt.strftime("%Y-%m-%d %H:%M:%S"),
+            "value": df["value"],
+            "anomaly_score": np.round(scores, 6),
+        }
+    )
     if threshold is not None:
         out["alarm"] = (scores >= threshold).astype(int)
     try:
@@ -116,19 +147,29 @@ def detect_command(
     if plot is not None:
         from waimai.firewall.detect.plots import plot_detection
 
-        plot_detection(plot, df["timestamp"].to_numpy(), df["value"].to_numpy(), scores, threshold,
-                       title=f"{input.name} — {detector}", probation=w)
+        plot_detection(
+            plot,
+            df["timestamp"].to_numpy(),
+            df["value"].to_numpy(),
+            scores,
+            threshold,
+            title=f"{input.name} — {detector}",
+            probation=w,
+        )
     n_alarm = int((scores >= threshold).sum()) if threshold is not None else None
-    typer.echo(f"scored {len(df)} rows with {detector} (warm-up {w}) -> {output}"
-               + (f"; {n_alarm} alarm(s) at threshold {threshold}" if n_alarm is not None else ""))
+    typer.echo(
+        f"scored {len(df)} rows with {detector} (warm-up {w}) -> {output}"
+        + (f"; {n_alarm} alarm(s) at threshold {threshold}" if n_alarm is not None else "")
+    )
 
 
 def bench_nab_command(
     data: Annotated[Path, typer.Argument(help="NAB checkout (holds data/ and labels/).")],
     out: Annotated[Path, typer.Option(help="Results directory (NAB layout).")] = Path("nab_results"),
     plot: Annotated[Path | None, typer.Option(help="Write one PNG per file for the first detector.")] = None,
-    detectors: Annotated[list[str] | None, typer.Option("--detector", "-d",
-                                                        help="Detector(s) to run (repeatable).")] = None,
+    detectors: Annotated[
+        list[str] | None, typer.Option("--detector", "-d", help="Detector(s) to run (repeatable).")
+    ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes (each detector/file runs on one core).")] = 2,
 ) -> None:
     """Run the NAB v1.1 benchmark: three profiles, (a) corpus-tuned and (b) leave-one-category-out
@@ -136,8 +177,9 @@ def bench_nab_command(
     from waimai.firewall.detect.nab import run_nab_bench
 
     if not (data / "labels" / "combined_windows.json").is_file():
-        raise typer.BadParameter(f"{data} does not look like NAB (labels/combined_windows.json missing)",
-                                 param_hint="DATA")
+        raise typer.BadParameter(
+            f"{data} does not look like NAB (labels/combined_windows.json missing)", param_hint="DATA"
+        )
     unknown = [d for d in detectors or [] if d not in DETECTORS]
     if unknown:
         raise typer.BadParameter(f"unknown detector(s) {', '.join(unknown)}", param_hint="--detector")

@@ -79,7 +79,7 @@ class WindowedGaussianDetector(Detector):
         out = 1.0 - 0.5 * erfc(z / math.sqrt(2.0))
         out[0] = 0.0
         out[: self.warmup] = 0.0
-        self.buf.extend(vals[-self.window:].tolist())
+        self.buf.extend(vals[-self.window :].tolist())
         self.n = len(vals)
         return np.nan_to_num(out)
 
@@ -152,8 +152,16 @@ class HoltWintersDetector(Detector):
     equivalent of statsmodels' ``ExponentialSmoothing``; the forecaster module uses statsmodels).
     """
 
-    def __init__(self, alpha: float = 0.3, beta: float = 0.01, gamma: float = 0.1, phi: float = 0.98,
-                 scale_alpha: float = 0.02, max_period: int = 2000, warmup: int = 0) -> None:
+    def __init__(
+        self,
+        alpha: float = 0.3,
+        beta: float = 0.01,
+        gamma: float = 0.1,
+        phi: float = 0.98,
+        scale_alpha: float = 0.02,
+        max_period: int = 2000,
+        warmup: int = 0,
+    ) -> None:
         self.alpha, self.beta, self.gamma, self.phi = alpha, beta, gamma, phi
         self.scale_alpha = scale_alpha
         self.max_period = int(max_period)
@@ -193,7 +201,11 @@ class HoltWintersDetector(Detector):
         else:
             f = self._forecast()
             err = x - f
-            self.scale = abs(err) if self.scale == 0 else (1 - self.scale_alpha) * self.scale + self.scale_alpha * abs(err)
+            self.scale = (
+                abs(err)
+                if self.scale == 0
+                else (1 - self.scale_alpha) * self.scale + self.scale_alpha * abs(err)
+            )
             s = self.season[self.n % self.period] if self.period else 0.0
             prev_level = self.level
             self.level = self.alpha * (x - s) + (1 - self.alpha) * (self.level + self.phi * self.trend)
@@ -262,8 +274,15 @@ class IsolationForestDetector(Detector):
 
     multivariate = True
 
-    def __init__(self, window: int = 16, warmup: int = 256, refit: int = 2000, buffer: int = 2000,
-                 n_estimators: int = 50, seed: int = 0) -> None:
+    def __init__(
+        self,
+        window: int = 16,
+        warmup: int = 256,
+        refit: int = 2000,
+        buffer: int = 2000,
+        n_estimators: int = 50,
+        seed: int = 0,
+    ) -> None:
         self.window = int(window)
         self.warmup = max(int(warmup), 8)
         self.refit = int(refit)
@@ -277,7 +296,7 @@ class IsolationForestDetector(Detector):
         self.fitted_at = -1
 
     def _features(self, x: np.ndarray) -> np.ndarray:
-        h = np.vstack([*self.hist, x])[-self.window:]
+        h = np.vstack([*self.hist, x])[-self.window :]
         mean = h.mean(axis=0)
         std = h.std(axis=0)
         diff = x - (self.hist[-1] if self.hist else x)
@@ -324,12 +343,14 @@ class IsolationForestDetector(Detector):
         fit_points = list(range(self.warmup, n + 1, self.refit))
         for j, start in enumerate(fit_points):
             self.n = start
-            self.feats = deque((row for row in feats[max(0, start - self.buffer):start]), maxlen=self.buffer)
+            self.feats = deque(
+                (row for row in feats[max(0, start - self.buffer) : start]), maxlen=self.buffer
+            )
             self._fit()
             end = fit_points[j + 1] if j + 1 < len(fit_points) else n
             if end > start:
                 out[start:end] = -self.model.score_samples(feats[start:end])
-        self.feats = deque((row for row in feats[max(0, n - self.buffer):n]), maxlen=self.buffer)
+        self.feats = deque((row for row in feats[max(0, n - self.buffer) : n]), maxlen=self.buffer)
         self.hist = deque((row for row in v2[-w:]), maxlen=w)
         self.n = n
         return out
@@ -347,8 +368,12 @@ class EnsembleDetector(Detector):
     useful and every repeat costs operator attention — and NAB false-positive points).
     """
 
-    def __init__(self, warmup: int = 300, weights: tuple[float, float, float, float] = (0.7, 0.1, 0.1, 0.1),
-                 suppress: int | None = None) -> None:
+    def __init__(
+        self,
+        warmup: int = 300,
+        weights: tuple[float, float, float, float] = (0.7, 0.1, 0.1, 0.1),
+        suppress: int | None = None,
+    ) -> None:
         self.warmup = int(warmup)
         self.weights = tuple(weights)
         self.suppress = int(self.warmup / 5) if suppress is None else int(suppress)
@@ -383,7 +408,7 @@ class EnsembleDetector(Detector):
             raws += w * m.score_series(ts, vals)
         prev = np.fromiter(self.raw_hist, dtype=float)
         full = np.concatenate([prev, raws])
-        out = _nms(full, self.suppress)[len(prev):] if self.suppress > 0 else raws
+        out = _nms(full, self.suppress)[len(prev) :] if self.suppress > 0 else raws
         self.raw_hist.extend(raws.tolist())
         return out
 
@@ -444,7 +469,7 @@ class RecordCalibrated(Detector):
         r, self.m = _decaying_max_ratio(v, self.m, self.decay, active)
         raw = np.where(active, r / (1.0 + r), 0.0)
         prev = np.fromiter(self.raw_hist, dtype=float)
-        out = _nms(np.concatenate([prev, raw]), self.suppress)[len(prev):] if self.suppress > 0 else raw
+        out = _nms(np.concatenate([prev, raw]), self.suppress)[len(prev) :] if self.suppress > 0 else raw
         self.raw_hist.extend(raw.tolist())
         self.n += len(v)
         return out
@@ -463,6 +488,10 @@ def _calibrated(cls: type[Detector], name: str) -> None:
     DETECTORS[name] = factory
 
 
-for _cls, _name in ((RobustSeasonalDetector, "robust_seasonal_cal"), (HoltWintersDetector, "holt_winters_cal"),
-                    (CusumDetector, "cusum_cal"), (IsolationForestDetector, "iforest_cal")):
+for _cls, _name in (
+    (RobustSeasonalDetector, "robust_seasonal_cal"),
+    (HoltWintersDetector, "holt_winters_cal"),
+    (CusumDetector, "cusum_cal"),
+    (IsolationForestDetector, "iforest_cal"),
+):
     _calibrated(_cls, _name)

@@ -123,7 +123,9 @@ class FileWeights:
     n_windows: int  # windows with at least one scored row
 
 
-def file_weights(n: int, windows: Sequence[tuple[int, int]], profile: tuple[float, float, float]) -> FileWeights:
+def file_weights(
+    n: int, windows: Sequence[tuple[int, int]], profile: tuple[float, float, float]
+) -> FileWeights:
     a_tp, a_fp, _ = profile
     idx = np.arange(n)
     weight = np.full(n, -a_fp)
@@ -151,7 +153,9 @@ def file_weights(n: int, windows: Sequence[tuple[int, int]], profile: tuple[floa
     return FileWeights(weight, window_id, scored, len(ids))
 
 
-def score_file(scores: np.ndarray, fw: FileWeights, profile: tuple[float, float, float], threshold: float) -> dict:
+def score_file(
+    scores: np.ndarray, fw: FileWeights, profile: tuple[float, float, float], threshold: float
+) -> dict:
     """Raw NAB score of one file at one threshold, with TP/FP/FN window counts."""
     det = (np.asarray(scores) >= threshold) & fw.scored
     fp_rows = det & (fw.window_id < 0)
@@ -301,8 +305,18 @@ OFF_THE_SHELF = ("sklearn_iforest_raw", "river_hst")
 def default_bench_detectors() -> list[str]:
     from waimai.firewall.detect.base import DEFAULT_DETECTOR
 
-    own = [DEFAULT_DETECTOR, "ensemble", "robust_seasonal", "holt_winters", "cusum", "iforest",
-           "robust_seasonal_cal", "holt_winters_cal", "cusum_cal", "iforest_cal"]
+    own = [
+        DEFAULT_DETECTOR,
+        "ensemble",
+        "robust_seasonal",
+        "holt_winters",
+        "cusum",
+        "iforest",
+        "robust_seasonal_cal",
+        "holt_winters_cal",
+        "cusum_cal",
+        "iforest_cal",
+    ]
     return list(dict.fromkeys(own + list(BASELINES)))
 
 
@@ -317,8 +331,9 @@ def _detect_file(job: tuple[str, NabFile]) -> tuple[str, str, np.ndarray, float]
     return name, f.key, scores, time.perf_counter() - t0
 
 
-def run_detectors(files: Sequence[NabFile], detectors: Sequence[str], workers: int = 2,
-                  progress: bool = True) -> tuple[dict[str, list[np.ndarray]], dict[str, float]]:
+def run_detectors(
+    files: Sequence[NabFile], detectors: Sequence[str], workers: int = 2, progress: bool = True
+) -> tuple[dict[str, list[np.ndarray]], dict[str, float]]:
     """Run every detector over every file (in ``workers`` processes); scores and seconds per detector."""
     from concurrent.futures import ProcessPoolExecutor
 
@@ -329,8 +344,13 @@ def run_detectors(files: Sequence[NabFile], detectors: Sequence[str], workers: i
     order = sorted(range(len(jobs)), key=lambda j: -jobs[j][1].n)
     got: dict[tuple[str, str], np.ndarray] = {}
     secs = dict.fromkeys(detectors, 0.0)
-    with Progress(TextColumn("[bold]NAB detect"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  disable=not progress) as bar:
+    with Progress(
+        TextColumn("[bold]NAB detect"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        disable=not progress,
+    ) as bar:
         task = bar.add_task("detect", total=len(jobs))
         if workers > 1:
             with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -347,8 +367,14 @@ def run_detectors(files: Sequence[NabFile], detectors: Sequence[str], workers: i
     return {d: [got[(d, f.key)] for f in files] for d in detectors}, secs
 
 
-def run_nab_bench(data_dir: Path, out_dir: Path, plot_dir: Path | None = None,
-                  detectors: Sequence[str] | None = None, workers: int = 2, console=None) -> dict:
+def run_nab_bench(
+    data_dir: Path,
+    out_dir: Path,
+    plot_dir: Path | None = None,
+    detectors: Sequence[str] | None = None,
+    workers: int = 2,
+    console=None,
+) -> dict:
     """Run, score and compare detectors on NAB v1.1; prints a Rich table and returns the figures.
 
     Writes ``out_dir/<detector>/<category>/<detector>_<file>.csv`` (timestamp,value,anomaly_score,
@@ -360,11 +386,15 @@ def run_nab_bench(data_dir: Path, out_dir: Path, plot_dir: Path | None = None,
     from rich.table import Table
 
     console = console or Console()
+    if not console.is_terminal:  # piped/logged: do not squeeze the table into 80 columns
+        console = Console(width=200)
     detectors = list(detectors or default_bench_detectors())
     files = load_corpus(Path(data_dir))
     total_rows = sum(f.n for f in files)
-    console.print(f"NAB corpus: {len(files)} files, {total_rows:,} rows, "
-                  f"{sum(len(f.windows) for f in files)} windows; detectors: {', '.join(detectors)}")
+    console.print(
+        f"NAB corpus: {len(files)} files, {total_rows:,} rows, "
+        f"{sum(len(f.windows) for f in files)} windows; detectors: {', '.join(detectors)}"
+    )
     all_scores, secs = run_detectors(files, detectors, workers=workers)
     out_dir = Path(out_dir)
     summary: dict[str, dict] = {}
@@ -378,15 +408,35 @@ def run_nab_bench(data_dir: Path, out_dir: Path, plot_dir: Path | None = None,
             rows = []
             for f, s in zip(files, scores, strict=True):
                 part = score_file(s, file_weights(f.n, f.windows, prof), prof, r.threshold)
-                rows.append({"Detector": d, "Profile": pname, "File": f.key, "Threshold": r.threshold,
-                             "Score": part["raw"], "TP": part["tp"], "FP": part["fp"], "FN": part["fn"]})
+                rows.append(
+                    {
+                        "Detector": d,
+                        "Profile": pname,
+                        "File": f.key,
+                        "Threshold": r.threshold,
+                        "Score": part["raw"],
+                        "TP": part["tp"],
+                        "FP": part["fp"],
+                        "FN": part["fn"],
+                    }
+                )
             pd.DataFrame(rows).to_csv(out_dir / d / f"{d}_{pname}_scores.csv", index=False)
         summary[d] = {
             "points_per_s": total_rows / secs[d] if secs[d] > 0 else float("inf"),
             "seconds": secs[d],
-            **{pname: {"score": r.score, "threshold": r.threshold, "loco_score": r.loco_score,
-                       "loco_thresholds": r.loco_thresholds, "raw": r.raw, "tp": r.tp, "fp": r.fp, "fn": r.fn}
-               for pname, r in res.items()},
+            **{
+                pname: {
+                    "score": r.score,
+                    "threshold": r.threshold,
+                    "loco_score": r.loco_score,
+                    "loco_thresholds": r.loco_thresholds,
+                    "raw": r.raw,
+                    "tp": r.tp,
+                    "fp": r.fp,
+                    "fn": r.fn,
+                }
+                for pname, r in res.items()
+            },
         }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     _print_table(console, summary, Table)
@@ -397,17 +447,28 @@ def run_nab_bench(data_dir: Path, out_dir: Path, plot_dir: Path | None = None,
 
         d = detectors[0]
         thr = summary[d]["standard"]["threshold"]
-        for f, s in track(list(zip(files, all_scores[d], strict=True)), description=f"plots ({d})", console=console):
-            plot_detection(Path(plot_dir) / f.category / f"{d}_{f.name[:-4]}.png", f.timestamps, f.values, s,
-                           thr, f.windows, title=f"{f.key} — {d} (standard threshold {thr:.4g})",
-                           probation=f.probation)
+        for f, s in track(
+            list(zip(files, all_scores[d], strict=True)), description=f"plots ({d})", console=console
+        ):
+            plot_detection(
+                Path(plot_dir) / f.category / f"{d}_{f.name[:-4]}.png",
+                f.timestamps,
+                f.values,
+                s,
+                thr,
+                f.windows,
+                title=f"{f.key} — {d} (standard threshold {thr:.4g})",
+                probation=f.probation,
+            )
         console.print(f"plots written to {plot_dir}")
     return summary
 
 
 def _print_table(console, summary: dict, table_cls) -> None:
-    t = table_cls(title="NAB v1.1 — normalised scores: (a) corpus threshold tuned on labels | "
-                        "(b) leave-one-category-out threshold")
+    t = table_cls(
+        title="NAB v1.1 — normalised scores: (a) corpus threshold tuned on labels | "
+        "(b) leave-one-category-out threshold"
+    )
     t.add_column("detector")
     for p in ("standard", "low FP", "low FN"):
         t.add_column(f"{p} (a)", justify="right")
@@ -420,11 +481,20 @@ def _print_table(console, summary: dict, table_cls) -> None:
     ots = [summary[d]["standard"]["score"] for d in OFF_THE_SHELF if d in summary]
     best_ots = max(ots) if ots else None
     for d, s in summary.items():
+
         def ratio(ref, s=s):
             return f"{s['standard']['score'] / ref:.2f}" if ref and ref > 0 else "-"
 
-        t.add_row(d, *(f"{s[p]['score']:.1f}" for p in PROFILES), *(f"{s[p]['loco_score']:.1f}" for p in PROFILES),
-                  f"{s['points_per_s']:,.0f}", ratio(wg), ratio(best_ots))
+        t.add_row(
+            d,
+            *(f"{s[p]['score']:.1f}" for p in PROFILES),
+            *(f"{s[p]['loco_score']:.1f}" for p in PROFILES),
+            f"{s['points_per_s']:,.0f}",
+            ratio(wg),
+            ratio(best_ots),
+        )
     console.print(t)
-    console.print("published NAB v1.1 leaders (a): ARTime 74.9/65.1/80.4, Numenta HTM 70.5/62.6/75.2, "
-                  "CAD OSE 69.9/67.0/73.2, windowedGaussian 39.6/20.9/47.4")
+    console.print(
+        "published NAB v1.1 leaders (a): ARTime 74.9/65.1/80.4, Numenta HTM 70.5/62.6/75.2, "
+        "CAD OSE 69.9/67.0/73.2, windowedGaussian 39.6/20.9/47.4"
+    )

@@ -1,4 +1,4 @@
-"""The default detector: multi-resolution transition novelty + record-ratio magnitude + causal NMS.
+"""The default detector: transition novelty + record-ratio magnitude + discords + causal NMS.
 
 Kept in its own module because it has two implementations of the same maths: the per-point path
 (``score_one``/``learn_one``, pure Python, tens of microseconds per point) and a vectorised
@@ -21,6 +21,7 @@ RESOLUTIONS = ((3, 0.5), (2, 0.3), (4, 0.2))  # (bits, weight) of the quantisati
 OFFSETS = (0.0, 1.0 / 3.0, 2.0 / 3.0)  # grid offsets, in bins
 TOD_BITS, TOD_BLOCKS, TOD_WEIGHT = 3, 4, 0.3  # time-of-day context (seasonal metrics only)
 PAD = 16  # bins beyond the warm-up range before clipping
+DISCORD_M, DISCORD_BLOCKS_PER_WARMUP, DISCORD_HISTORY = 8, 75, 1500
 
 
 def _ewm(x: np.ndarray, alpha: float, init: float) -> np.ndarray:
@@ -56,6 +57,31 @@ def _nms(raw: np.ndarray, r: int) -> np.ndarray:
     return np.where(raw > trail, raw, 0.0)
 
 
+def _sq_dist(ncur, ncand, dot):
+    """Squared distances from norms and dot products; relative round-off below 1e-9 counts as 0."""
+    d2 = ncur + ncand - 2.0 * dot
+    return np.where(d2 <= 1e-9 * (ncur + ncand), 0.0, d2)
+
+
+def _discord_batch(blocks: np.ndarray, m: int, history: int) -> np.ndarray:
+    """d[j] = distance from subsequence j (blocks j..j+m-1) to its nearest non-overlapping earlier one
+    among the last ``history`` (blocks are centred on the first block so norms stay small)."""
+    if len(blocks) < m:
+        return np.zeros(0)
+    w = np.lib.stride_tricks.sliding_window_view(blocks - blocks[0], m)
+    nrm = (w * w).sum(axis=1)
+    d = np.zeros(len(w))
+    chunk = 512
+    for j0 in range(m, len(w), chunk):
+        js = np.arange(j0, min(j0 + chunk, len(w)))
+        k_lo, k_hi = max(0, js[0] - history), js[-1] - m + 1
+        d2 = _sq_dist(nrm[js][:, None], nrm[None, k_lo:k_hi], w[js] @ w[k_lo:k_hi].T)
+        k = np.arange(k_lo, k_hi)[None, :]
+        valid = (k <= js[:, None] - m) & (k >= js[:, None] - history)
+        d[js] = np.sqrt(np.where(valid, d2, np.inf).min(axis=1))
+    return d
+
+
 def _season_period(ts: np.ndarray, x: np.ndarray) -> int:
     """Daily or weekly period in rows when the warm-up data repeats itself (lag correlation > 0.6)."""
     p = len(x)
@@ -84,37 +110,52 @@ def _block(sec: float) -> int:
 
 @register("novelty")
 class NoveltyDetector(Detector):
-    """Multi-resolution value-transition novelty blended with record-ratio magnitude, with causal
-    non-maximum suppression. The default detector.
+    """Multi-resolution value-transition novelty + record-ratio magnitude + subsequence discords,
+    with causal non-maximum suppression. The default detector.
 
     What it catches and why:
 
-    * **Never-seen behaviour** (new value ranges, unusual jumps, flat-lines at odd levels, a pattern
-      broken): values are quantised on grids spanning the warm-up range (3, 2 and 4 bits, each on
-      three grids offset by a third of a bin; bins beyond the range extend the grid); a point scores
-      the share of its 1-, 2- and 3-grams of bins (value transitions) never seen before. Coarse
-      grids only fire on big departures, fine grids on subtle ones, so the blend ranks events by
-      size. This is the cheap cousin of NAB's Contextual Anomaly Detector / KNN-CAD: context novelty
-      instead of distances. On daily/weekly-seasonal metrics (lag correlation > 0.6 in warm-up) a
-      (value bin, quarter of the day) novelty adds "unusual for this time of day".
+    * **Never-seen behaviour** (new value ranges, unusual jumps, flat-lines at odd levels): values are
+      quantised on grids spanning the warm-up range (3, 2 and 4 bits, each on three grids offset by
+      a third of a bin; bins beyond the range extend the grid); a point scores the share of its 1-,
+      2- and 3-grams of bins (value transitions) never seen before. Coarse grids only fire on big
+      departures, fine grids on subtle ones, so the blend ranks events by size. This is the cheap
+      cousin of NAB's Contextual Anomaly Detector / KNN-CAD: context novelty instead of distances.
+      On daily/weekly-seasonal metrics (lag correlation > 0.6 in warm-up) a (value bin, quarter of
+      the day) novelty adds "unusual for this time of day".
     * **Spikes**: ``|x - EWMA_fast|`` and **level shifts**: ``|mean(last k) - EWMA_slow lagged k|``,
       each divided by its own slowly decaying historical maximum — a ratio > 1 means "larger than
       anything seen recently": scale-free, comparable across metrics, no distribution assumption.
+    * **Broken shapes** inside the normal range (a missing lunch peak, a daily cycle that goes flat):
+      the series is averaged into blocks of ``warmup / 75`` rows; each new subsequence of
+      ``discord_m`` blocks is compared with every earlier non-overlapping one (Euclidean, the last
+      2500 blocks) and its nearest-neighbour distance — the causal "left matrix profile" discord
+      — goes through the same record ratio. Its score is ``max``-ed with the rest.
     * **Alarm floods** are cut by causal non-maximum suppression: a row keeps its score only if it
       beats every raw score of the previous ``suppress`` rows, else it outputs 0. For any threshold
       this lets a later, stronger event through but silences repeats of the same one (only the first
       detection of an incident is useful; each repeat is a false positive for NAB and for on-call).
 
-    ``raw = (1 - weight) * novelty + weight * r / (1 + r)`` with ``r`` the larger magnitude ratio.
-    Fixed hyper-parameters (chosen on NAB; see the bench notes): grids above, ``order=3``,
-    ``weight=0.4``, ``k=6``, fast EWMA half-life 1 row, slow half-life ``warmup / 2``, decaying-max
-    half-life ``2 * max(warmup, 100)`` rows, ``suppress = warmup / 6`` rows. The first ``warmup``
+    ``raw = max((1 - weight) * novelty + weight * r / (1 + r), rd / (1 + rd))`` with ``r`` the larger
+    magnitude ratio and ``rd`` the discord ratio. Fixed hyper-parameters (chosen on NAB; see the
+    bench notes): grids above, ``order=3``, ``weight=0.4``, ``k=6``, fast EWMA half-life 1 row, slow
+    half-life ``warmup / 2``, decaying-max half-life ``2 * max(warmup, 100)`` rows, discord blocks
+    ``warmup / 75`` rows and ``discord_m=8``, ``suppress = warmup / 6`` rows. The first ``warmup``
     rows are learnt but scored 0 (NAB passes its probationary period, ``min(0.15 * rows, 750)``);
-    the quantisation range is the warm-up range.
+    the quantisation range is the warm-up range. Nothing looks ahead and no label is used.
     """
 
-    def __init__(self, warmup: int = 300, order: int = 3, weight: float = 0.4, k: int = 6,
-                 suppress: int | None = None, time_of_day: bool = True) -> None:
+    def __init__(
+        self,
+        warmup: int = 300,
+        order: int = 3,
+        weight: float = 0.4,
+        k: int = 6,
+        suppress: int | None = None,
+        time_of_day: bool = True,
+        discord_m: int = DISCORD_M,
+        discord_blocks: int = DISCORD_BLOCKS_PER_WARMUP,
+    ) -> None:
         self.warmup = max(int(warmup), 2)
         self.order = max(int(order), 1)
         self.weight = float(weight)
@@ -143,6 +184,14 @@ class NoveltyDetector(Detector):
         self.m_b = 0.0
         self.raw_hist: deque[tuple[int, float]] = deque()
         self._cache: tuple[int, float, dict[str, Any]] | None = None
+        # discord channel: block means of f rows, subsequences of DISCORD_M blocks
+        self.dm = max(int(discord_m), 1)
+        self.f = max(1, int(round(self.warmup / max(int(discord_blocks), 1))))
+        self.block_vals: list[float] = []
+        self.blocks: list[float] = []  # the most recent block means
+        self.nblocks = 0  # blocks completed so far (global index of the next block)
+        self.block0 = 0.0  # first block mean (centring constant)
+        self.m_d = 0.0
 
     # ------------------------------------------------------------------ helpers shared by both paths
     def _all_grids(self) -> list[tuple[int, float, bool]]:
@@ -196,7 +245,7 @@ class NoveltyDetector(Detector):
         short = (sum(win) + x) / (len(win) + 1)
         lagged = self.ew_slow_hist[0] if len(self.ew_slow_hist) == self.k + 1 else x0
         b = abs(short - lagged)
-        res: dict[str, Any] = {"a": a, "b": b, "raw": 0.0, "score": 0.0}
+        res: dict[str, Any] = {"a": a, "b": b, "raw": 0.0, "score": 0.0, "disc": self._discord(x)}
         if i < self.warmup:
             return res
         ra = a / self.m_a if self.m_a > 0.0 else (1.0 if a > 0.0 else 0.0)
@@ -212,9 +261,31 @@ class NoveltyDetector(Detector):
             counts["tod" if grid[2] else grid[0]] += novel
             all_codes.append((q, codes))
         raw = (1.0 - self.weight) * self._combine_novelty(counts) + self.weight * (r / (1.0 + r))
+        dv = res["disc"]
+        rd = dv / self.m_d if self.m_d > 0.0 else (1.0 if dv > 0.0 else 0.0)
+        raw = max(raw, rd / (1.0 + rd))
         trail = self.raw_hist[0][1] if self.raw_hist else -math.inf
         res.update(codes=all_codes, raw=raw, score=raw if raw > trail else 0.0)
         return res
+
+    def _discord(self, x: float) -> float:
+        """Distance of the subsequence completed by this row to its nearest earlier one (0 if none)."""
+        if len(self.block_vals) + 1 < self.f:
+            return 0.0
+        m = self.dm
+        bmean = float(np.asarray([*self.block_vals, x]).sum() / self.f)
+        j = self.nblocks - m + 1  # start block of the new subsequence
+        if j < m:
+            return 0.0
+        off = self.nblocks - len(self.blocks)  # global index of self.blocks[0]
+        arr = np.asarray([*self.blocks, bmean]) - self.block0
+        k_lo = max(0, j - DISCORD_HISTORY)
+        if (j - m + 1) - k_lo <= 0:
+            return 0.0
+        w = np.lib.stride_tricks.sliding_window_view(arr[k_lo - off : j - off], m)  # subsequences k_lo..j-m
+        cur = arr[j - off :]
+        d2 = _sq_dist((cur * cur).sum(), (w * w).sum(axis=1), w @ cur)
+        return float(np.sqrt(d2.min()))
 
     def score_one(self, t: Any, x: float) -> float:
         sec = float(series_to_epoch_seconds([t])[0])
@@ -247,6 +318,18 @@ class NoveltyDetector(Detector):
         self.m_b *= self.decay
         if res["b"] > self.m_b:
             self.m_b = res["b"]
+        self.m_d *= self.decay
+        if res["disc"] > self.m_d:
+            self.m_d = res["disc"]
+        self.block_vals.append(x)
+        if len(self.block_vals) == self.f:
+            self.blocks.append(float(np.asarray(self.block_vals).sum() / self.f))
+            if self.nblocks == 0:
+                self.block0 = self.blocks[0]
+            self.block_vals = []
+            self.nblocks += 1
+            if len(self.blocks) > DISCORD_HISTORY + 2 * self.dm:
+                del self.blocks[0]
         if i < self.warmup:
             self.buf_x.append(x)
             self.buf_t.append(sec)
@@ -290,7 +373,7 @@ class NoveltyDetector(Detector):
             if grid[2] or self.order == 1:
                 self.qhist.append([])
             else:
-                tail = q[-(self.order - 1):].tolist()
+                tail = q[-(self.order - 1) :].tolist()
                 self.qhist.append([0] * (self.order - 1 - len(tail)) + tail)
         return qs
 
@@ -343,17 +426,30 @@ class NoveltyDetector(Detector):
                 counts["tod" if grid[2] else grid[0]] += f
                 self.seen[g][kk] = set(np.unique(code).tolist())
             if not grid[2] and self.order > 1:
-                self.qhist[g] = q[-(self.order - 1):].tolist()
+                self.qhist[g] = q[-(self.order - 1) :].tolist()
         del grids_q
         raw = (1.0 - self.weight) * self._combine_novelty(counts) + self.weight * (r / (1.0 + r))
+        # discord channel
+        f, m = self.f, self.dm
+        nb = n // f
+        blocks = vals[: nb * f].reshape(nb, f).sum(axis=1) / f
+        d = _discord_batch(blocks, m, DISCORD_HISTORY)
+        disc = np.zeros(n)
+        disc[(np.arange(len(d)) + m) * f - 1] = d
+        rd, m_d = _decaying_max_ratio(disc, 0.0, self.decay, active)
+        raw = np.maximum(raw, rd / (1.0 + rd))
         raw[:p] = 0.0
         out = _nms(raw, self.suppress)
         # ---- leave the state exactly as the per-point loop would
         self.x0 = x0
         self.ew_fast = float(ewf[-1])
-        self.ew_slow_hist = deque(ews[-(self.k + 1):].tolist(), maxlen=self.k + 1)
-        self.win = deque(vals[-self.k:].tolist(), maxlen=self.k)
-        self.m_a, self.m_b = float(m_a), float(m_b)
+        self.ew_slow_hist = deque(ews[-(self.k + 1) :].tolist(), maxlen=self.k + 1)
+        self.win = deque(vals[-self.k :].tolist(), maxlen=self.k)
+        self.m_a, self.m_b, self.m_d = float(m_a), float(m_b), float(m_d)
+        self.block_vals = vals[nb * f :].tolist()
+        self.blocks = blocks[-(DISCORD_HISTORY + 2 * self.dm) :].tolist()
+        self.nblocks = nb
+        self.block0 = float(blocks[0]) if nb else 0.0
         self.buf_x, self.buf_t = [], []
         self.raw_hist = deque()
         for i in range(max(0, n - self.suppress), n):

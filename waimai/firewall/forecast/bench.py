@@ -63,8 +63,14 @@ def evaluate_models(series: pd.Series, models: list[str] | None = None) -> dict[
             err = y[origins + h] - pred
             lo_q, hi_q = model._residual_quantiles(h)
             cover = float(np.mean((err >= lo_q) & (err <= hi_q)))
-            res[h] = {"mase": float(np.mean(np.abs(err)) / scale), "coverage": cover,
-                      "index": series.index[origins + h], "pred": pred, "lo": pred + lo_q, "hi": pred + hi_q}
+            res[h] = {
+                "mase": float(np.mean(np.abs(err)) / scale),
+                "coverage": cover,
+                "index": series.index[origins + h],
+                "pred": pred,
+                "lo": pred + lo_q,
+                "hi": pred + hi_q,
+            }
         out[name] = res
     return out
 
@@ -75,8 +81,12 @@ def run_forecast_bench(nyc_taxi_csv: Path, plot_dir: Path | None = None, console
     from rich.table import Table
 
     console = console or Console()
+    if not console.is_terminal:  # piped/logged: do not squeeze the table into 80 columns
+        console = Console(width=200)
     df = pd.read_csv(nyc_taxi_csv)
-    taxi = pd.Series(df["value"].to_numpy(dtype=float), index=pd.DatetimeIndex(pd.to_datetime(df["timestamp"])))
+    taxi = pd.Series(
+        df["value"].to_numpy(dtype=float), index=pd.DatetimeIndex(pd.to_datetime(df["timestamp"]))
+    )
     sets = {"nyc_taxi": taxi, "campus_sim": simulate_campus_orders()}
     results = {k: evaluate_models(s) for k, s in sets.items()}
     table = Table(title="Rolling-origin forecasts over the last 30% — MASE (weekly seasonal-naive scale)")
@@ -90,8 +100,10 @@ def run_forecast_bench(nyc_taxi_csv: Path, plot_dir: Path | None = None, console
         cells = [f"{results[k][name][h]['mase']:.3f}" for k in sets for h in HORIZONS]
         table.add_row(label, *cells, f"{results['nyc_taxi'][name][1]['coverage']:.1%}")
     console.print(table)
-    console.print("reference: 'last week + latest deviation' was measured at MASE 0.62 (30 min) / 0.98 (60 min); "
-                  "targets for the default: <= 0.50 / <= 0.75")
+    console.print(
+        "reference: 'last week + latest deviation' was measured at MASE 0.62 (30 min) / 0.98 (60 min); "
+        "targets for the default: <= 0.50 / <= 0.75"
+    )
     if plot_dir is not None:
         from waimai.firewall.detect.plots import plot_forecast
 
@@ -100,10 +112,21 @@ def run_forecast_bench(nyc_taxi_csv: Path, plot_dir: Path | None = None, console
                 r = results[k][DEFAULT_FORECASTER][h]
                 last = slice(-7 * season_length(pd.Timedelta(s.index[1] - s.index[0]), 1), None)
                 actual = s.reindex(r["index"]).to_numpy()
-                p = plot_forecast(Path(plot_dir) / f"forecast_{k}_{30 * h}min.png", r["index"][last], actual[last],
-                                  r["pred"][last], r["lo"][last], r["hi"][last],
-                                  title=f"{k}: {DEFAULT_FORECASTER} {30 * h}-minute-ahead forecast vs actual "
-                                        f"(last week of the test period; MASE {r['mase']:.3f})")
+                p = plot_forecast(
+                    Path(plot_dir) / f"forecast_{k}_{30 * h}min.png",
+                    r["index"][last],
+                    actual[last],
+                    r["pred"][last],
+                    r["lo"][last],
+                    r["hi"][last],
+                    title=f"{k}: {DEFAULT_FORECASTER} {30 * h}-minute-ahead forecast vs actual "
+                    f"(last week of the test period; MASE {r['mase']:.3f})",
+                )
                 console.print(f"plot: {p}")
-    return {k: {name: {h: {"mase": v[h]["mase"], "coverage": v[h]["coverage"]} for h in HORIZONS}
-                for name, v in r.items()} for k, r in results.items()}
+    return {
+        k: {
+            name: {h: {"mase": v[h]["mase"], "coverage": v[h]["coverage"]} for h in HORIZONS}
+            for name, v in r.items()
+        }
+        for k, r in results.items()
+    }

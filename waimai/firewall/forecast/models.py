@@ -140,22 +140,20 @@ class LastWeekPlusDeviation(Forecaster):
 
 
 class ProfileRegression(Forecaster):
-    """Default order-volume model: a direct (one model per horizon) least-squares stack of
-    seasonal "anchor" forecasts, on the log scale.
+    """Default order-volume model: weekly profile plus a regression on the current deviation, on
+    the log scale, one direct model per horizon.
 
-    Candidates for ``y[t+h]`` given data up to ``t`` (``m`` = one week, ``d`` = one day, ``P`` = mean
-    of the same slot over the last ``weeks`` weeks):
-
-    * persistence plus expected change: ``y[t] + P[t+h] - P[t]`` and ``y[t] * P[t+h] / P[t]``;
-    * last week shifted by today's deviation ``y[t+h-m] + y[t] - y[t-m]`` and by yesterday's
-      ``y[t+h-d] + y[t] - y[t-d]``;
-    * the deviations' recent trend ``y[t] - y[t-1]`` and ``(y[t] - P[t]) - (y[t-1] - P[t-1])``;
-    * seasonal naive ``y[t+h-m]`` and the profile ``P[t+h]``.
-
-    The weights are fitted by ridge-regularised least squares on the training data (so the model
-    learns how much of the current deviation persists h steps ahead); prediction bands come from
-    the empirical residual quantiles of rolling in-sample forecasts. Parameters are fixed after
-    ``fit``; ``update`` only appends data.
+    ``P[t]`` is the mean of the same weekly slot over the previous ``weeks`` weeks (``m`` = one week,
+    ``d`` = one day of intervals) and ``dev[t] = z[t] - P[t]`` with ``z = log1p(orders)``. The
+    forecast is ``P[t+h] + b . features`` where the features are the recent deviations
+    ``dev[t..t-3]``, their exponentially weighted mean (``ew_alpha``), how unusual the target slot
+    was last week (``z[t+h-m] - P[t+h]``) and yesterday (``z[t+h-d] - P[t+h-d]``), today's change
+    from last week (``z[t] - z[t-m]``) and a constant.
+    ``b`` is fitted by (lightly ridge-regularised) least squares on the training data, so the model
+    learns how much of today's deviation persists ``h`` intervals ahead — the part the seasonal
+    naive and "last week plus deviation" forecasts get wrong. Prediction bands are empirical
+    residual quantiles of rolling in-sample forecasts. Parameters are fixed after ``fit``;
+    ``update`` only appends data. Needs ``weeks`` weeks of history plus some training rows.
     """
 
     def __init__(self, weeks: int = 8, ridge: float = 1e-6, log: bool = True, ew_alpha: float = 0.3) -> None:
@@ -184,11 +182,14 @@ class ProfileRegression(Forecaster):
 
         ew = self._ew_dev(z)
         cols = [
-            dev(t), dev(t - 1), dev(t - 2), dev(t - 3),
+            dev(t),
+            dev(t - 1),
+            dev(t - 2),
+            dev(t - 3),
             ew[t],
             z[t + h - m] - prof(t + h),
             z[t + h - d] - prof(t + h - d) if h <= d else np.zeros(len(t)),
-            z[t] - z[t - m] - (z[t + h - m] - z[t + h - 2 * m]) * 0.0,
+            z[t] - z[t - m],
             np.ones(len(t)),
         ]
         return np.column_stack(cols), prof(t + h)
@@ -252,8 +253,9 @@ class StatsmodelsETS(Forecaster):
         self.m = season_length(self.freq)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ConvergenceWarning on long seasonal periods is harmless here
-            res = ExponentialSmoothing(y, trend=None, seasonal="add", seasonal_periods=self.m,
-                                       initialization_method="estimated").fit()
+            res = ExponentialSmoothing(
+                y, trend=None, seasonal="add", seasonal_periods=self.m, initialization_method="estimated"
+            ).fit()
         self.alpha = float(res.params["smoothing_level"])
         self.gamma = float(res.params["smoothing_seasonal"])
         self.l0 = float(res.params["initial_level"])
@@ -301,9 +303,13 @@ FORECASTERS = {
 DEFAULT_FORECASTER = "profile_regression"
 
 
-def recommend_riders(orders_per_interval: np.ndarray | float, interval_minutes: float = 30.0,
-                     minutes_per_delivery: float = 25.0, target_utilisation: float = 0.8,
-                     min_riders: int = 1) -> np.ndarray:
+def recommend_riders(
+    orders_per_interval: np.ndarray | float,
+    interval_minutes: float = 30.0,
+    minutes_per_delivery: float = 25.0,
+    target_utilisation: float = 0.8,
+    min_riders: int = 1,
+) -> np.ndarray:
     """Riders needed per interval.
 
     ``riders = ceil(orders_per_hour * minutes_per_delivery / 60 / target_utilisation)`` with

@@ -3,11 +3,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from waimai.core import audit
-from waimai.core.deps import OpsDep, PrincipalDep, ReadSessionDep, SessionDep, SettingsDep
+from waimai.core.deps import API_PREFIX, OpsDep, PrincipalDep, ReadSessionDep, SessionDep, SettingsDep
 from waimai.platform.accounts import service
 from waimai.platform.accounts.schemas import LoginIn, TokenOut, UserCreate, UserOut
 
-router = APIRouter(tags=["accounts"])
+router = APIRouter(prefix=API_PREFIX, tags=["accounts"])
 
 
 @router.post("/auth/login", response_model=TokenOut)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from waimai.core import audit
-from waimai.core.deps import IdPath, MerchantDep, ReadSessionDep, SessionDep
+from waimai.core.deps import API_PREFIX, IdPath, MerchantDep, ReadSessionDep, SessionDep
 from waimai.core.outbox import emit
 from waimai.platform.accounts.models import User
 from waimai.platform.catalog import service
@@ -16,7 +16,7 @@ from waimai.platform.catalog.schemas import (
     StockUpdate,
 )
 
-router = APIRouter(tags=["catalog"])
+router = APIRouter(prefix=API_PREFIX, tags=["catalog"])
 
 
 @router.get("/merchants", response_model=list[MerchantSummary])

@@ -4,14 +4,14 @@ from fastapi import APIRouter
 from sqlalchemy import select
 
 from waimai.core.database import utcnow
-from waimai.core.deps import OpsDep, ReadSessionDep, RiderDep, SessionDep
+from waimai.core.deps import API_PREFIX, OpsDep, ReadSessionDep, RiderDep, SessionDep
 from waimai.platform.delivery import service
 from waimai.platform.delivery.models import Rider
 from waimai.platform.delivery.schemas import PositionIn, RiderOut, ShiftIn
 from waimai.platform.ordering import service as ordering
 from waimai.platform.ordering.schemas import OrderOut
 
-router = APIRouter(tags=["riders"])
+router = APIRouter(prefix=API_PREFIX, tags=["riders"])
 
 
 @router.get("/riders/me", response_model=RiderOut)

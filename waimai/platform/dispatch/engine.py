@@ -7,11 +7,11 @@ round, in the spirit of Reyes et al. (2018), "The Meal Delivery Routing Problem"
 
 1. every open order is a candidate row; every courier on shift that is idle or becomes free
    within ``horizon`` minutes is a candidate column (look-ahead to busy couriers);
-2. the cost of (order, courier) is the predicted click-to-door time with that courier,
-   penalised above the target (40 min) and the hard limit (90 min), plus a small weight on
-   the courier's ride to the restaurant; rows are normalised by each order's best option
-   (a regret form) so that, when couriers are short, the orders that lose most by waiting
-   are served first;
+2. the cost of (order, courier) is the predicted click-to-door time with that courier, plus a
+   one-off penalty for going over the target (40 min) (optionally per-minute penalties over
+   the target / the 90-min limit and weights on the courier's ride and idle wait); rows are
+   normalised by each order's best option (a regret form) so that, when couriers are short,
+   the orders that lose most by waiting are served first;
 3. orders and couriers are matched optimally with ``scipy.optimize.linear_sum_assignment``;
 4. a match is only *committed* when the courier has to leave before the next round to be at
    the restaurant by the ready time (postponement); otherwise the courier stays free and
@@ -20,7 +20,7 @@ round, in the spirit of Reyes et al. (2018), "The Meal Delivery Routing Problem"
    (bundling, in the best drop-off sequence) while that lowers the predicted total cost,
    counting the courier time it saves; capacity and shift end are respected.
 
-:class:`GreedyDispatcher` is the one-order-per-trip baseline: each order (oldest first) goes
+:class:`GreedyDispatcher` is the one-order-per-trip baseline: each order (earliest ready first) goes
 to the nearest idle courier, held while that courier would arrive more than 5 min before the
 food is ready.
 """
@@ -40,12 +40,12 @@ _BIG = 1e9
 
 @dataclass(slots=True)
 class EngineConfig:
-    horizon: float = 40.0  # look ahead to couriers that become free within this many minutes
+    horizon: float = 60.0  # look ahead to couriers that become free within this many minutes
     commit_window: float = 1.0  # commit when the courier must leave before now + this (= round length)
     target: float = 40.0  # click-to-door target (minutes)
     hard_limit: float = 90.0  # click-to-door maximum
-    late_weight: float = 1.0  # extra cost per minute over target
-    hard_weight: float = 5.0  # extra cost per minute over hard limit
+    late_weight: float = 0.0  # extra cost per minute over target
+    hard_weight: float = 0.0  # extra cost per minute over hard limit
     late_step: float = 10.0  # one-off cost of going over the target
     travel_weight: float = 0.0  # cost per minute of courier ride to the restaurant
     idle_weight: float = 0.0  # cost per minute a courier would wait at the restaurant
@@ -54,6 +54,9 @@ class EngineConfig:
     courier_value: float = 0.3  # cost per minute of courier time saved by bundling
     bundle_slack: float = 0.0  # only bundle when it saves more than this
     scarcity_value: float = 0.0  # extra courier value per unit of (open orders / couriers in horizon)
+    scarcity_travel: float = 0.0  # extra ride weight per unit of (open orders / couriers free soon) above 1
+    bundling: str = "merge"  # "merge" (grow a trip at commit time) or "static" (Reyes-style pre-bundles)
+    static_gap: float = 10.0  # static bundles: max ready-time spread inside a bundle
     matcher: str = "lsa"  # "lsa" (optimal, scipy) or "greedy" (cheapest pair first; for comparison)
 
 
@@ -108,6 +111,10 @@ class RollingHorizonDispatcher:
         # ride restaurant -> courier (R x m), restaurant -> customer (n)
         t_rc = self.tt(rx[:, None], ry[:, None], cx[None, :], cy[None, :])
         t_ro = self.tt(rx[ori], ry[ori], ox, oy)
+        if cfg.bundling == "static":
+            return self._dispatch_static(
+                snap, orders, cour, avail, coff, ori, t_rc, t_ro, ox, oy, placed, ready, rx, ry
+            )
         T = t_rc[ori]  # n x m
         arrival = avail[None, :] + T
         pickup = np.maximum(ready[:, None], arrival + half_p)
@@ -117,7 +124,11 @@ class RollingHorizonDispatcher:
         best = np.where(feasible, ctd, np.inf).min(axis=1)
         has = np.isfinite(best)
         ref = self._f(np.where(has, best, 0.0) + cfg.delay_ref)
-        cost = fc - ref[:, None] + cfg.travel_weight * T
+        tw = cfg.travel_weight
+        if cfg.scarcity_travel:
+            soon = int(np.count_nonzero(avail <= now + 10.0))
+            tw += cfg.scarcity_travel * max(0.0, n / max(1, soon) - 1.0)
+        cost = fc - ref[:, None] + tw * T
         if cfg.idle_weight:
             cost += cfg.idle_weight * (pickup - arrival - half_p)
         cost = np.where(feasible, cost, _BIG)
@@ -134,7 +145,7 @@ class RollingHorizonDispatcher:
         alt = np.where(has, ref, _BIG)
         alt[rows] = fc[rows, cols]
         # process urgent commits first
-        order_c = np.argsort(planned_dep[commit] - now + (ready[rows[commit]] - now) * 0.0)
+        order_c = np.argsort(planned_dep[commit], kind="stable")
         c_rows, c_cols = rows[commit][order_c], cols[commit][order_c]
         taken = np.zeros(n, bool)
         taken[c_rows] = True
@@ -178,6 +189,76 @@ class RollingHorizonDispatcher:
                     float(avail[j]),
                 )
             )
+        return out
+
+    def _dispatch_static(
+        self, snap, orders, cour, avail, coff, ori, t_rc, t_ro, ox, oy, placed, ready, rx, ry
+    ):
+        """Reyes-style variant: pre-bundle each restaurant's orders (target size from the
+        orders/couriers ratio, ready times within ``static_gap``), then match bundles."""
+        cfg = self.cfg
+        now = snap.now
+        half_p = snap.pickup_service / 2.0
+        half_d = snap.dropoff_service / 2.0
+        n, m = len(orders), len(cour)
+        soon = int(np.count_nonzero(avail <= now + 10.0))
+        size = int(min(cfg.max_bundle, max(1, np.ceil(n / max(1, soon)))))
+        bundles: list[tuple[list[int], np.ndarray]] = []
+        for r in np.unique(ori).tolist():
+            idx = sorted(np.flatnonzero(ori == r).tolist(), key=lambda k: ready[k])
+            cur: list[int] = []
+            groups = []
+            for k in idx:
+                if cur and (len(cur) >= size or ready[k] - ready[cur[0]] > cfg.static_gap):
+                    groups.append(cur)
+                    cur = []
+                cur.append(k)
+            groups.append(cur)
+            for g in groups:
+                rxy = (float(rx[r]), float(ry[r]))
+                _, _, seq = self._best_seq(g, 0.0, placed, ox, oy, rxy, half_p, half_d)
+                offs, t, px, py = [], half_p, rxy[0], rxy[1]
+                for k in seq:
+                    t += float(self.tt(px, py, ox[k], oy[k])) + half_d
+                    offs.append(t)
+                    t += half_d
+                    px, py = ox[k], oy[k]
+                bundles.append((seq, np.array(offs)))
+        B = len(bundles)
+        cost = np.empty((B, m))
+        pick = np.empty((B, m))
+        Tb = np.empty((B, m))
+        rb = np.empty(B)
+        for b, (seq, offs) in enumerate(bundles):
+            Tb[b] = t_rc[ori[seq[0]]]
+            rb[b] = ready[seq].max()
+            pick[b] = np.maximum(rb[b], avail + Tb[b] + half_p)
+            ok = (pick[b] <= coff) & np.array([c.capacity >= len(seq) for c in cour])
+            ctd = pick[b][None, :] + offs[:, None] - placed[seq][:, None]
+            fcb = self._f(ctd).sum(axis=0)
+            if ok.any():
+                bp = pick[b][ok].min()
+                refb = float(self._f(bp + offs - placed[seq] + cfg.delay_ref).sum())
+            else:
+                refb = 0.0
+            cost[b] = np.where(ok, fcb - refb + cfg.travel_weight * Tb[b], _BIG)
+        rows, cols = linear_sum_assignment(cost)
+        out = []
+        for b, j in zip(rows.tolist(), cols.tolist(), strict=True):
+            if cost[b, j] >= _BIG / 2:
+                continue
+            planned = max(avail[j], rb[b] - half_p - Tb[b, j])
+            if planned < now + cfg.commit_window:
+                seq = bundles[b][0]
+                out.append(
+                    Assignment(
+                        cour[j].id,
+                        tuple(orders[k].id for k in seq),
+                        orders[seq[0]].restaurant,
+                        float(pick[b, j]),
+                        float(avail[j]),
+                    )
+                )
         return out
 
     def _route_cost(self, seq, pick, placed, ox, oy, rxy, half_p, half_d):
@@ -274,7 +355,10 @@ def _greedy_match(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class GreedyDispatcher:
-    """One order per trip: oldest order first to the nearest idle courier.
+    """One order per trip: earliest-ready order first to the nearest idle courier.
+
+    Processing orders by ready time reproduces the README's baseline figures (per-instance
+    means: 96.9% delivered, 43.5 min, 39.4% over 40 min, 1.89 orders/courier-hour).
 
     An order is held (and the courier left free) while that courier would arrive at the
     restaurant more than ``hold_minutes`` before the food is ready.

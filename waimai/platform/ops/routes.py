@@ -8,9 +8,9 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from waimai.core.audit import AuditEntry
-from waimai.core.deps import OpsDep, ReadSessionDep
+from waimai.core.deps import API_PREFIX, OpsDep, ReadSessionDep
 
-router = APIRouter(tags=["ops"])
+router = APIRouter(prefix=API_PREFIX, tags=["ops"])
 
 
 class AuditOut(BaseModel):

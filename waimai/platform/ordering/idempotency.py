@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from waimai.core.database import Database, utcnow
+from waimai.core.database import Database, table_of, utcnow
 from waimai.core.errors import AppError, Conflict, Unprocessable
 from waimai.platform.ordering.models import IdempotencyRecord
 
@@ -49,7 +49,7 @@ def validate_key(key: str | None) -> str:
     return key
 
 
-_T = IdempotencyRecord.__table__
+_T = table_of(IdempotencyRecord)
 _SEL = (select(_T.c.request_hash, _T.c.state, _T.c.response_status, _T.c.response_body, _T.c.created_at)
         .where(_T.c.user_id == bindparam("uid"), _T.c.key == bindparam("k")))
 _EXPIRE = delete(_T).where(_T.c.user_id == bindparam("uid"), _T.c.key == bindparam("k"),

@@ -3,12 +3,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
+import structlog
 from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy import select
 
 from waimai.core import audit
 from waimai.core.database import run_db
 from waimai.core.deps import (
+    API_PREFIX,
     CustomerDep,
     IdPath,
     MerchantDep,
@@ -21,6 +23,7 @@ from waimai.core.deps import (
 )
 from waimai.core.errors import Forbidden, NotFound
 from waimai.core.outbox import emit
+from waimai.firewall.monitoring.instruments import ORDERS_PLACED
 from waimai.platform.accounts.models import User
 from waimai.platform.delivery import service as delivery
 from waimai.platform.delivery.models import Rider
@@ -39,7 +42,8 @@ from waimai.platform.ordering.schemas import (
 from waimai.platform.ordering.state import Status
 from waimai.platform.payments import service as payments
 
-router = APIRouter(tags=["orders"])
+router = APIRouter(prefix=API_PREFIX, tags=["orders"])
+log = structlog.get_logger(__name__)
 
 
 @router.post("/orders/quote", response_model=QuoteOut)
@@ -59,6 +63,10 @@ async def place_order(body: PlaceOrderIn, request: Request, p: CustomerDep, sett
     fp = idempotency.request_fingerprint(body.model_dump(mode="json"))
     ttl = dt.timedelta(hours=settings.idempotency_ttl_hours)
     status, payload, replayed = await run_db(database, _place, database, p, body, key, fp, ttl)
+    if not replayed:
+        ORDERS_PLACED.labels(body.payment_method, "app").inc()
+        log.info("order_placed", order_id=payload[1], merchant_id=body.merchant_id,
+                 payment_method=body.payment_method)
     headers = {"Idempotent-Replayed": "true"} if replayed else {"Location": f"/api/v1/orders/{payload[1]}"}
     return Response(payload[0], status_code=status, media_type="application/json", headers=headers)
 

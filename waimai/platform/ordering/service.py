@@ -8,21 +8,25 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from waimai.core.database import utcnow
+from waimai.core.database import table_of, utcnow
 from waimai.core.deps import Principal
 from waimai.core.errors import AppError, Conflict, Forbidden, NotFound, Unprocessable
 from waimai.core.outbox import OutboxEvent, emit
 from waimai.core.security import mask_phone
 from waimai.core.timeutil import is_open_at
+from waimai.firewall.monitoring.instruments import ORDER_TRANSITIONS
 from waimai.platform.accounts.models import User
 from waimai.platform.catalog.models import Campus, DeliveryPoint, MenuItem, Merchant, MerchantStatus
 from waimai.platform.ordering.models import Order, OrderLine, OrderTransition
 from waimai.platform.ordering.schemas import LineOut, OrderOut, PlaceOrderIn, QuoteLine, QuoteOut
 from waimai.platform.ordering.state import ACTORS, CUSTOMER_CANCELLABLE, KITCHEN, TRANSITIONS, Status
 from waimai.platform.payments.models import Payment
+
+log = structlog.get_logger(__name__)
 
 # Delivery fee: a base within 1 km, then per started 500 m (fen).
 BASE_FEE_FEN = 300
@@ -95,19 +99,19 @@ _SEL_MERCHANT = select(*_MERCHANT_COLS).where(Merchant.id == bindparam("id"))
 _SEL_POINT = (select(*_POINT_COLS).join(Campus, Campus.id == DeliveryPoint.campus_id)
               .where(DeliveryPoint.id == bindparam("id")))
 _SEL_ITEMS = select(*_ITEM_COLS).where(MenuItem.id.in_(bindparam("ids", expanding=True)))
-_T_ORDERS, _T_LINES = Order.__table__, OrderLine.__table__
-_T_ITEMS = MenuItem.__table__
+_T_ORDERS, _T_LINES = table_of(Order), table_of(OrderLine)
+_T_ITEMS = table_of(MenuItem)
 _COUNT_KITCHEN = (select(func.count()).select_from(_T_ORDERS)
                   .where(_T_ORDERS.c.merchant_id == bindparam("mid"),
                          _T_ORDERS.c.status.in_([s.value for s in KITCHEN])))
 _RESERVE = (update(_T_ITEMS).where(_T_ITEMS.c.id == bindparam("iid"), _T_ITEMS.c.stock >= bindparam("qty"))
             .values(stock=_T_ITEMS.c.stock - bindparam("qty")))
-_SEL_PHONE = select(User.__table__.c.phone).where(User.__table__.c.id == bindparam("uid"))
+_SEL_PHONE = select(table_of(User).c.phone).where(table_of(User).c.id == bindparam("uid"))
 _INS_ORDER = insert(_T_ORDERS).returning(_T_ORDERS.c.id)
 _INS_LINES = insert(_T_LINES)
-_INS_TRANSITIONS = insert(OrderTransition.__table__)
-_INS_PAYMENT = insert(Payment.__table__)
-_INS_OUTBOX = insert(OutboxEvent.__table__)
+_INS_TRANSITIONS = insert(table_of(OrderTransition))
+_INS_PAYMENT = insert(table_of(Payment))
+_INS_OUTBOX = insert(table_of(OutboxEvent))
 
 
 def price(db: Session, body: PlaceOrderIn, *, now: dt.datetime | None = None) -> Priced:
@@ -315,6 +319,9 @@ def transition(db: Session, order: Order, to: Status, *, actor: Principal | None
             release_stock(db, order)
     emit(db, f"order.{to.value}", key=str(order.id), order_id=order.id, merchant_id=order.merchant_id,
          rider_id=order.rider_id, reason=reason)
+    ORDER_TRANSITIONS.labels(to.value).inc()
+    log.info("order_transition", order_id=order.id, from_status=current.value, to_status=to.value,
+             actor_role=role, reason=reason)
     return order
 
 

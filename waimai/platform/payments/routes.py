@@ -4,11 +4,12 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from waimai.core.deps import API_PREFIX
 from waimai.core.errors import NotFound, error_body
 from waimai.platform.payments import service
 from waimai.platform.payments.base import CallbackRejected
 
-router = APIRouter(tags=["payments"])
+router = APIRouter(prefix=API_PREFIX, tags=["payments"])
 log = structlog.get_logger(__name__)
 
 

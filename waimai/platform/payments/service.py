@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import structlog
 from sqlalchemy import select
@@ -13,6 +15,7 @@ from waimai.core.database import Database
 from waimai.core.deps import Principal
 from waimai.core.errors import AppError, Conflict, Unprocessable
 from waimai.core.outbox import emit
+from waimai.firewall.monitoring.instruments import PAYMENT_ATTEMPTS, PAYMENT_LATENCY
 from waimai.platform.ordering import service as ordering
 from waimai.platform.ordering.models import Order
 from waimai.platform.ordering.state import Status
@@ -24,6 +27,21 @@ log = structlog.get_logger(__name__)
 
 class GatewayUnavailable(AppError):
     status, code = 503, "payment_gateway_unavailable"
+
+
+@contextmanager
+def observe(provider: str, operation: str) -> Iterator[None]:
+    """Count a provider call by outcome and time it: the payment series the firewall watches."""
+    t0 = time.perf_counter()
+    outcome = "succeeded"
+    try:
+        yield
+    except PaymentError as exc:
+        outcome = "error" if exc.retryable else "failed"
+        raise
+    finally:
+        PAYMENT_ATTEMPTS.labels(provider, operation, outcome).inc()
+        PAYMENT_LATENCY.labels(provider, operation).observe(time.perf_counter() - t0)
 
 
 def latest_payment(db: Session, order_id: int) -> Payment | None:
@@ -46,9 +64,10 @@ def start_payment(database: Database, *, provider: PaymentProvider, order_id: in
             return existing
         number, amount = order.number, order.total_fen
     try:
-        intent = provider.create_payment(order_number=number, amount_fen=amount,
-                                         description=f"Waimai order {number}", notify_url=notify_url,
-                                         return_url=return_url)
+        with observe(provider.name, "create"):
+            intent = provider.create_payment(order_number=number, amount_fen=amount,
+                                             description=f"Waimai order {number}", notify_url=notify_url,
+                                             return_url=return_url)
     except PaymentError as exc:
         with database.session() as db:
             db.add(Payment(order_id=order_id, provider=provider.name, amount_fen=amount, status="failed",
@@ -102,6 +121,8 @@ def apply_callback(db: Session, *, provider: PaymentProvider, event: CallbackEve
         return "amount_mismatch"
     order = ordering.load_order(db, payment.order_id, for_update=True)
     outcome = "ignored"
+    PAYMENT_ATTEMPTS.labels(provider.name, "callback", "succeeded" if event.status == "succeeded"
+                            else "failed").inc()
     if event.status == "succeeded" and payment.status in ("pending", "failed"):
         payment.status = "succeeded"
         emit(db, "payment.succeeded", key=str(order.id), order_id=order.id, provider=provider.name,
@@ -145,7 +166,8 @@ def refund_order(database: Database, *, providers: Mapping[str, PaymentProvider]
         provider = providers[payment.provider]
         pid, ref, amount, number = payment.id, payment.provider_ref or "", payment.amount_fen, order.number
     try:
-        result = provider.refund(provider_ref=ref, amount_fen=amount, refund_no=f"R{number}")
+        with observe(provider.name, "refund"):
+            result = provider.refund(provider_ref=ref, amount_fen=amount, refund_no=f"R{number}")
     except PaymentError as exc:
         with database.session() as db:
             p = db.get(Payment, pid)

@@ -1,0 +1,73 @@
+"""Dependency probes and the business gauges, refreshed by the housekeeping loop."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select, text
+
+from waimai.core.database import Database, utcnow
+from waimai.firewall.monitoring.instruments import (
+    DEPENDENCY_LATENCY,
+    DEPENDENCY_UP,
+    DISPATCH_BACKLOG,
+    ORDERS_BY_STATE,
+    RIDERS_ON_SHIFT,
+)
+from waimai.platform.delivery.models import Rider
+from waimai.platform.ordering.models import Order
+from waimai.platform.ordering.state import ACTIVE, KITCHEN
+from waimai.platform.payments.base import PaymentProvider
+
+
+@dataclass
+class ProbeStatus:
+    name: str
+    ok: bool
+    latency_ms: float
+    detail: str = ""
+    checked_at: dt.datetime = field(default_factory=utcnow)
+
+
+class Probes:
+    """Runs each probe, keeps the last result for the ops page, and sets the gauges."""
+
+    def __init__(self, db: Database, providers: dict[str, PaymentProvider]) -> None:
+        self.db = db
+        self.providers = providers
+        self.last: dict[str, ProbeStatus] = {}
+
+    def _record(self, st: ProbeStatus) -> None:
+        self.last[st.name] = st
+        DEPENDENCY_UP.labels(st.name).set(1 if st.ok else 0)
+        DEPENDENCY_LATENCY.labels(st.name).set(st.latency_ms / 1000)
+
+    def run(self) -> dict[str, ProbeStatus]:
+        t0 = time.perf_counter()
+        try:
+            with self.db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            self._record(ProbeStatus("database", True, (time.perf_counter() - t0) * 1000))
+        except Exception as exc:  # noqa: BLE001 - any failure is "down"
+            self._record(ProbeStatus("database", False, (time.perf_counter() - t0) * 1000, exc.__class__.__name__))
+        gw = self.providers.get("gateway")
+        if gw is not None:
+            r = gw.health()
+            self._record(ProbeStatus("payment_gateway", r.ok, r.latency_ms, r.detail))
+        return self.last
+
+
+def refresh_business_gauges(db: Database) -> None:
+    """Orders per non-final state, riders on shift, and the dispatch backlog."""
+    with db.read_session() as s:
+        counts = dict(s.execute(select(Order.status, func.count()).where(
+            Order.status.in_([x.value for x in ACTIVE])).group_by(Order.status)).all())
+        riders = s.scalar(select(func.count()).select_from(Rider).where(Rider.on_shift.is_(True))) or 0
+        backlog = s.scalar(select(func.count()).select_from(Order).where(
+            Order.rider_id.is_(None), Order.status.in_([*[x.value for x in KITCHEN], "ready"]))) or 0
+    for st in ACTIVE:
+        ORDERS_BY_STATE.labels(st.value).set(counts.get(st.value, 0))
+    RIDERS_ON_SHIFT.set(riders)
+    DISPATCH_BACKLOG.set(backlog)

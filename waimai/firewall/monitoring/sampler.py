@@ -1,0 +1,163 @@
+"""Turns the Prometheus instruments into the key series the firewall reasons about.
+
+Every few seconds it reads the registry (aggregated across worker processes in multiprocess
+mode), differences the counters against the previous read, and writes rates, ratios and
+percentiles to the embedded store under stable names (`SERIES`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from waimai.firewall.monitoring.store import MetricStore
+
+# name -> (unit, what it means); the ops console, detectors and alert rules use these names.
+SERIES: dict[str, tuple[str, str]] = {
+    "orders_placed_per_min": ("orders/min", "orders placed per minute"),
+    "orders_active": ("orders", "orders not yet delivered, cancelled or failed"),
+    "payment_attempts_per_min": ("calls/min", "calls to the online payment gateway per minute"),
+    "payment_success_ratio": ("ratio", "share of gateway calls that succeeded (no data without calls)"),
+    "payment_latency_p95_ms": ("ms", "95th percentile of gateway call time"),
+    "http_requests_per_min": ("req/min", "HTTP requests per minute"),
+    "http_error_ratio": ("ratio", "share of HTTP answers that were 5xx"),
+    "http_latency_p95_ms": ("ms", "95th percentile of HTTP answer time"),
+    "db_query_p95_ms": ("ms", "95th percentile of database statement time"),
+    "dispatch_backlog": ("orders", "kitchen orders waiting for a rider"),
+    "riders_on_shift": ("riders", "riders on shift"),
+    "event_loop_lag_ms": ("ms", "event loop lag"),
+    "dependency_up.database": ("0/1", "database probe"),
+    "dependency_up.payment_gateway": ("0/1", "payment gateway probe"),
+    "dependency_latency_ms.database": ("ms", "database probe time"),
+    "dependency_latency_ms.payment_gateway": ("ms", "payment gateway probe time"),
+}
+
+
+def registry() -> CollectorRegistry:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        reg = CollectorRegistry()
+        MultiProcessCollector(reg)
+        return reg
+    return REGISTRY
+
+
+@dataclass
+class Snapshot:
+    t: float
+    counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = field(default_factory=dict)
+    gauges: dict[tuple[str, tuple[tuple[str, str], ...]], float] = field(default_factory=dict)
+
+
+def read(reg: CollectorRegistry) -> Snapshot:
+    snap = Snapshot(t=time.time())
+    for metric in reg.collect():
+        if not metric.name.startswith("waimai_"):
+            continue
+        for s in metric.samples:
+            key = (s.name, tuple(sorted(s.labels.items())))
+            if metric.type in ("counter", "histogram"):
+                snap.counters[key] = s.value
+            elif metric.type == "gauge":
+                snap.gauges[key] = s.value
+    return snap
+
+
+def _sum(snap: dict, name: str, **match: str) -> float:  # type: ignore[type-arg]
+    total = 0.0
+    for (n, labels), v in snap.items():
+        if n == name and all(dict(labels).get(k) == want for k, want in match.items()):
+            total += v
+    return total
+
+
+def _delta(cur: Snapshot, prev: Snapshot, name: str, **match: str) -> float:
+    return max(0.0, _sum(cur.counters, name, **match) - _sum(prev.counters, name, **match))
+
+
+def _quantile_delta(cur: Snapshot, prev: Snapshot, name: str, q: float, **match: str) -> float:
+    """histogram_quantile over the counts that arrived between two reads (linear in a bucket)."""
+    buckets: dict[float, float] = defaultdict(float)
+    for (n, labels), v in cur.counters.items():
+        if n != f"{name}_bucket":
+            continue
+        d = dict(labels)
+        if not all(d.get(k) == want for k, want in match.items()):
+            continue
+        le = float(d["le"])
+        buckets[le] += v - prev.counters.get((n, labels), 0.0)
+    if not buckets:
+        return math.nan
+    bounds = sorted(buckets)
+    total = buckets[bounds[-1]]
+    if total <= 0:
+        return math.nan
+    rank = q * total
+    lower, below = 0.0, 0.0
+    for b in bounds:
+        if buckets[b] >= rank:
+            if math.isinf(b):
+                return lower
+            inside = buckets[b] - below
+            return lower + (b - lower) * ((rank - below) / inside if inside else 1.0)
+        lower, below = b, buckets[b]
+    return lower
+
+
+def derive(cur: Snapshot, prev: Snapshot) -> dict[str, float]:
+    dt_min = max(1e-6, (cur.t - prev.t) / 60.0)
+    out: dict[str, float] = {}
+    out["orders_placed_per_min"] = _delta(cur, prev, "waimai_orders_placed_total") / dt_min
+    gw_ok = _delta(cur, prev, "waimai_payment_attempts_total", provider="gateway", outcome="succeeded")
+    gw_all = _delta(cur, prev, "waimai_payment_attempts_total", provider="gateway")
+    out["payment_attempts_per_min"] = gw_all / dt_min
+    out["payment_success_ratio"] = gw_ok / gw_all if gw_all else math.nan
+    out["payment_latency_p95_ms"] = _quantile_delta(cur, prev, "waimai_payment_request_duration_seconds", 0.95,
+                                                    provider="gateway") * 1000
+    reqs = _delta(cur, prev, "waimai_http_requests_total")
+    errors = sum(_delta(cur, prev, "waimai_http_requests_total", status=str(code)) for code in
+                 {dict(lbl).get("status", "") for (n, lbl) in cur.counters if n == "waimai_http_requests_total"}
+                 if code.startswith("5"))
+    out["http_requests_per_min"] = reqs / dt_min
+    out["http_error_ratio"] = errors / reqs if reqs else math.nan
+    out["http_latency_p95_ms"] = _quantile_delta(cur, prev, "waimai_http_request_duration_seconds", 0.95) * 1000
+    out["db_query_p95_ms"] = _quantile_delta(cur, prev, "waimai_db_query_duration_seconds", 0.95) * 1000
+    g = cur.gauges
+    active = [v for (n, _lbl), v in g.items() if n == "waimai_orders"]
+    if active:
+        out["orders_active"] = sum(active)
+    for name, gauge in (("dispatch_backlog", "waimai_dispatch_backlog_orders"),
+                        ("riders_on_shift", "waimai_riders_on_shift")):
+        if any(n == gauge for n, _ in g):
+            out[name] = _sum(g, gauge)
+    if any(n == "waimai_event_loop_lag_seconds" for n, _ in g):
+        out["event_loop_lag_ms"] = max(v for (n, _), v in g.items() if n == "waimai_event_loop_lag_seconds") * 1000
+    for (n, labels), v in g.items():
+        dep = dict(labels).get("dependency")
+        if n == "waimai_dependency_up" and dep:
+            out[f"dependency_up.{dep}"] = v
+        elif n == "waimai_dependency_probe_duration_seconds" and dep:
+            out[f"dependency_latency_ms.{dep}"] = v * 1000
+    return out
+
+
+class Sampler:
+    def __init__(self, store: MetricStore, reg: CollectorRegistry | None = None) -> None:
+        self.store = store
+        self.reg = reg or registry()
+        self._prev: Snapshot | None = None
+
+    def sample(self) -> dict[str, float]:
+        cur = read(self.reg)
+        if self._prev is None:
+            self._prev = cur
+            return {}
+        values = derive(cur, self._prev)
+        self._prev = cur
+        self.store.write(cur.t, values)
+        return values

@@ -1,0 +1,114 @@
+"""Wires monitoring into the app: DB timing, loop-lag watcher, sampler, probes, heartbeat jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+import structlog
+from fastapi import FastAPI
+from sqlalchemy import event
+
+from waimai.config import Settings
+from waimai.core.background import Job
+from waimai.core.database import Database
+from waimai.firewall.monitoring.instruments import DB_QUERY_LATENCY, EVENT_LOOP_LAG
+from waimai.firewall.monitoring.probes import Probes, refresh_business_gauges
+from waimai.firewall.monitoring.sampler import Sampler
+from waimai.firewall.monitoring.store import MetricStore
+
+log = structlog.get_logger(__name__)
+_OPS = {"SELECT": "select", "INSERT": "insert", "UPDATE": "update", "DELETE": "delete", "BEGIN": "begin"}
+
+
+def time_queries(db: Database) -> None:
+    """Histogram of statement time by kind, measured around the driver call."""
+    observers = {k: DB_QUERY_LATENCY.labels(v) for k, v in _OPS.items()}
+    other = DB_QUERY_LATENCY.labels("other")
+
+    @event.listens_for(db.engine, "before_cursor_execute")
+    def _before(conn: Any, _cur: Any, _stmt: str, _params: Any, ctx: Any, _many: bool) -> None:
+        conn.info["q_t0"] = time.perf_counter()
+
+    @event.listens_for(db.engine, "after_cursor_execute")
+    def _after(conn: Any, _cur: Any, stmt: str, _params: Any, ctx: Any, _many: bool) -> None:
+        t0 = conn.info.pop("q_t0", None)
+        if t0 is not None:
+            observers.get(stmt[:6].upper().strip(), other).observe(time.perf_counter() - t0)
+
+
+class LoopLag:
+    """Wakes every 0.5 s and records how late it woke: a blocked event loop shows up here first."""
+
+    interval = 0.5
+
+    def __init__(self) -> None:
+        self.last_beat = time.monotonic()
+        self.lag = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        while True:
+            t0 = time.monotonic()
+            await asyncio.sleep(self.interval)
+            now = time.monotonic()
+            self.lag = max(0.0, now - t0 - self.interval)
+            self.last_beat = now
+            EVENT_LOOP_LAG.set(self.lag)
+
+    def stuck_for(self) -> float:
+        return time.monotonic() - self.last_beat
+
+
+def install(app: FastAPI, settings: Settings) -> list[Job]:
+    """Set up monitoring on `app`; returns the periodic jobs for the housekeeping loop."""
+    db: Database = app.state.db
+    app.state.loop_lag = LoopLag()
+    store = MetricStore(settings.metrics_url)
+    app.state.metric_store = store
+    probes = Probes(db, app.state.payment_providers)
+    app.state.probes = probes
+    if not settings.monitoring:
+        return []
+    time_queries(db)
+    sampler = Sampler(store)
+    app.state.sampler = sampler
+
+    def sample() -> None:
+        refresh_business_gauges(db)
+        sampler.sample()
+
+    jobs = [Job("metrics_sample", settings.sample_interval_s, sample), Job("probes", 10.0, probes.run),
+            Job("metrics_rollup", 60.0, store.rollup)]
+    if settings.watchdog_url:
+        client = httpx.Client(timeout=2.0)
+        url = settings.watchdog_url.rstrip("/") + "/heartbeat"
+
+        def heartbeat() -> None:
+            try:
+                client.post(url, json={"service": "waimai", "public_url": settings.public_url})
+            except httpx.HTTPError as exc:
+                log.warning("heartbeat_failed", error=exc.__class__.__name__)
+
+        jobs.append(Job("watchdog_heartbeat", 5.0, heartbeat))
+    if settings.zabbix_server:
+        from waimai.firewall.monitoring.zabbix import ZabbixSender
+
+        host, _, port = settings.zabbix_server.partition(":")
+        sender = ZabbixSender(host, int(port or 10051))
+
+        def push() -> None:
+            latest = {n: p.value for n in store.names() if (p := store.latest(n)) is not None}
+            sender.send_values(settings.zabbix_host, {f"waimai.{k}": v for k, v in latest.items()})
+
+        jobs.append(Job("zabbix_push", 60.0, push))
+    return jobs
