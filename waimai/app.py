@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     from waimai.platform.ops.routes import router as ops
     from waimai.platform.ordering.routes import router as ordering
     from waimai.platform.payments.routes import router as payments
+    from waimai.web.ops import router as ops_pages
     from waimai.web.routes import router as web
 
     # Routers carry the /api/v1 prefix themselves, so each route's template is its full path
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     for r in (accounts, catalog, ordering, payments, delivery, ops, monitoring_api, metrics_router):
         app.include_router(r)
     app.include_router(web)
+    app.include_router(ops_pages)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
 
     @app.get("/livez", tags=["health"])

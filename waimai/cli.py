@@ -107,10 +107,20 @@ def serve(
         port_gw = s.gateway_url.rsplit(":", 1)[-1].split("/")[0]
         gw = subprocess.Popen([sys.executable, "-m", "waimai.cli", "fake-gateway", "--port", port_gw])  # noqa: S603
         console.print(f"fake payment gateway on {s.gateway_url}")
+    n_workers = workers or s.workers
+    if n_workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Several processes: prometheus-client keeps per-process files that /metrics adds up.
+        import shutil
+        from pathlib import Path
+
+        mp = Path("var/prometheus-multiproc").resolve()
+        shutil.rmtree(mp, ignore_errors=True)
+        mp.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mp)
     console.print(f"Waimai on http://{host or s.host}:{port or s.port}  (API docs at /docs)")
     try:
         uvicorn.run("waimai.app:create_app", factory=True, host=host or s.host, port=port or s.port,
-                    workers=workers or s.workers, access_log=access_log, log_level="warning",
+                    workers=n_workers, access_log=access_log, log_level="warning",
                     timeout_graceful_shutdown=10)
     finally:
         if gw is not None:

@@ -38,7 +38,8 @@ def browser() -> Iterator[object]:
 @pytest.fixture
 def site(sqlite_url: str) -> Iterator[str]:
     port = free_port()
-    app = create_app(make_settings(sqlite_url, public_url=f"http://127.0.0.1:{port}"), background=True)
+    app = create_app(make_settings(sqlite_url, public_url=f"http://127.0.0.1:{port}", sample_interval_s=1),
+                     background=True)
     with serve(app, port) as base:
         yield base
 
@@ -71,3 +72,20 @@ def test_customer_orders_with_cash_on_delivery(browser, site: str) -> None:  # t
     desk.goto(f"{site}/?lang=en")
     assert desk.locator("h1").inner_text() == "Campus shops"
     desk.screenshot(path=str(ARTIFACTS / "shops-1440-en.png"), full_page=True)
+
+
+def test_ops_overview_shows_health_and_live_charts(browser, site: str) -> None:  # type: ignore[no-untyped-def]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="zh-CN",
+                            extra_http_headers={"Accept-Language": "zh-CN"})
+    page.goto(f"{site}/login")
+    page.fill("#phone", "13800000009")
+    page.fill("#password", "waimai-demo")
+    page.click("button.primary")
+    page.wait_for_timeout(2500)  # a couple of samples
+    page.goto(f"{site}/ops")
+    assert page.locator("h1").inner_text() == "运维总览"
+    assert "database" in page.locator(".health").inner_text()
+    page.wait_for_selector("#c-http_latency_p95_ms canvas", timeout=15000)
+    assert page.locator("#now-riders_on_shift").inner_text() == "1"
+    page.screenshot(path=str(ARTIFACTS / "ops-1440.png"), full_page=True)

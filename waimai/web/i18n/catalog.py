@@ -53,7 +53,11 @@ ZH = {
     "This shop does not exist.": "该商家不存在。", "Total": "合计", "Waimai": "校园外卖",
     "Waiting for the kitchen": "等待出餐", "Your cart is empty.": "购物车是空的。",
     "about %(n)s min to prepare": "约 %(n)s 分钟出餐", "expected by": "预计送达", "left": "剩余", "none": "无",
-    "placed at": "下单于", "Phone number or password is wrong.": "手机号或密码错误。",
+    "placed at": "下单于", "Ops overview": "运维总览", "Ops": "运维", "Time range": "时间范围", "Last hour": "最近一小时",
+    "Last day": "最近一天", "Components": "组件状态", "up": "正常", "down": "故障",
+    "No data yet: samples arrive every few seconds.": "暂无数据：每隔几秒采样一次。", "Orders per minute": "每分钟订单数",
+    "Payment success rate": "支付成功率", "p95 latency (ms)": "p95 延迟（毫秒）", "Dispatch backlog": "待派单",
+    "Riders on shift": "在岗骑手", "Server error rate": "服务错误率", "Phone number or password is wrong.": "手机号或密码错误。",
     "Too many failed sign-ins; wait a few minutes and try again.": "登录失败次数过多，请几分钟后再试。",
     "Online payment is not working right now; choose cash on delivery or retry.": "在线支付暂时不可用，请选择货到付款或稍后重试。",
 }
