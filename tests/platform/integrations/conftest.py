@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -15,13 +14,13 @@ from fastapi import FastAPI, Request, Response
 from tests.servers import free_port, serve
 from waimai.platform.integrations.base import (
     ExternalOrder,
-    InboundRequest,
     OutboundRequest,
     PayloadInvalid,
     PlatformAdapter,
     SignatureRejected,
 )
 from waimai.platform.integrations.eleme import ElemeAdapter
+from waimai.platform.integrations.http import to_inbound, to_response
 from waimai.platform.integrations.jd import JdDaojiaAdapter, OrderDetailRequired
 from waimai.platform.integrations.meituan import MeituanAdapter
 from waimai.platform.integrations.standins import (
@@ -50,9 +49,7 @@ def make_receiver(adapters: dict[str, PlatformAdapter], rec: dict[str, Received]
     @app.api_route("/hooks/{platform}", methods=["GET", "POST"])
     async def hook(platform: str, request: Request) -> Response:
         adapter, got = adapters[platform], rec[platform]
-        inbound = InboundRequest(method=request.method, path=request.url.path, query=dict(request.query_params),
-                                 headers=dict(request.headers), body=await request.body(),
-                                 received_at=dt.datetime.now(dt.UTC))
+        inbound = await to_inbound(request)
         try:
             adapter.verify(inbound)
             order = adapter.parse(inbound)
@@ -68,7 +65,7 @@ def make_receiver(adapters: dict[str, PlatformAdapter], rec: dict[str, Received]
         else:
             got.orders.append(order)
             out = adapter.ack(True, "ok")
-        return Response(out.body, status_code=out.status_code, headers=dict(out.headers))
+        return to_response(out)
 
     return app
 

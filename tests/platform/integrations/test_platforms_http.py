@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import uuid
@@ -12,11 +13,12 @@ import pytest
 
 from tests.platform.integrations.conftest import PLATFORMS, Stack, build_adapters
 from waimai.platform.integrations.base import STATUS_KINDS, ExternalItem, StatusUpdate
+from waimai.platform.integrations.http import deliver
 
 ACTIONS = {
     "meituan": ["confirm", "delivering", "arrived", "cancel"],
-    "eleme": ["eleme.order.confirmOrderLite", "eleme.order.deliveryBySelfLite", "eleme.order.receivedOrderLite",
-              "eleme.order.cancelOrderLite"],
+    "eleme": ["eleme.order.confirmOrderLite", "eleme.order.startDeliveryBySelf",
+              "eleme.order.completeDeliveryBySelf", "eleme.order.cancelOrderLite"],
     "jd": ["ocs/orderAcceptOperate", "bm/open/api/order/OrderSerllerDelivery", "ocs/deliveryEndOrder",
            "orderStatus/cancelAndRefund"],
 }
@@ -125,7 +127,8 @@ def test_unsigned_push_is_rejected_as_missing(stack: Stack, platform: str) -> No
 
 def _update(status: Any, oid: str) -> StatusUpdate:
     return StatusUpdate(external_id=oid, status=status, occurred_at=dt.datetime.now(dt.UTC),
-                        reason="骑手无法接单" if status == "cancelled" else "", operator="campus-rider-7")
+                        reason="骑手无法接单" if status == "cancelled" else "", operator="campus-rider-7",
+                        rider_phone="13900007777")
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
@@ -179,3 +182,20 @@ def test_jd_real_two_step_intake_push_then_order_query(stack: Stack) -> None:
     assert order.external_id == oid and order.total_fen == 1880 * 2 + 200 + 150
     assert [(i.external_sku, i.quantity, i.unit_price_fen) for i in order.items] == [("GB01", 2, 1880),
                                                                                       ("RICE", 1, 200)]
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_deliver_helper_reports_acceptance_and_outage(stack: Stack, platform: str) -> None:
+    adapter = stack.adapters[platform]
+
+    async def run() -> list[bool]:
+        async with httpx.AsyncClient(timeout=0.5) as client:
+            ok = await deliver(adapter, adapter.build_status_callback(_update("delivered", _new_id())), client)
+            stack.configure(platform, delay_ms=1200, for_calls=1)
+            slow = await deliver(adapter, adapter.build_status_callback(_update("delivered", _new_id())), client)
+            return [ok, slow]
+
+    try:
+        assert asyncio.run(run()) == [True, False]
+    finally:
+        stack.configure(platform)

@@ -128,14 +128,15 @@ def test_eleme_push_vector() -> None:
 
 
 def test_eleme_api_call_vector() -> None:
-    out = _eleme().build_status_callback(StatusUpdate("3019184111443869746", "delivered", AT_T0))
-    body = json.loads(out.body)
+    update = StatusUpdate("3019184111443869746", "delivered", AT_T0, rider_phone="13900007777")
+    body = json.loads(_eleme().build_status_callback(update).body)
     # action + token + sorted k=json(v) of metas and params + secret, md5 upper
-    canonical = ('eleme.order.receivedOrderLite' + 'tok' + 'app_key="el-key"' + 'orderId="3019184111443869746"'
-                 + f'timestamp={T0}' + 'el-secret')
+    canonical = ('eleme.order.completeDeliveryBySelf' + 'tok' + 'app_key="el-key"' + 'orderId="3019184111443869746"'
+                 + 'phone="13900007777"' + f'timestamp={T0}' + 'el-secret')
     assert body["signature"] == _md5(canonical).upper()
-    assert body["action"] == "eleme.order.receivedOrderLite" and body["metas"] == {"app_key": "el-key",
-                                                                                   "timestamp": T0}
+    assert body["action"] == "eleme.order.completeDeliveryBySelf"
+    assert body["metas"] == {"app_key": "el-key", "timestamp": T0}
+    assert body["params"] == {"orderId": "3019184111443869746", "phone": "13900007777"}
 
 
 # --- JD Daojia --------------------------------------------------------------------------------------

@@ -32,9 +32,10 @@ Order message: `type` 10 = order effective (订单生效); `message` is the orde
 `address`, `deliveryPoiAddress`, `deliveryGeo` ("lng,lat"), `deliverTime` (China time or null),
 `onlinePaid`, `description`. Our answer: HTTP 200 `{"message":"ok"}` (the SDK demos); failure HTTP 500.
 
-Status calls: accepted -> `eleme.order.confirmOrderLite`, picked_up -> `eleme.order.deliveryBySelfLite`,
-delivered -> `eleme.order.receivedOrderLite`, cancelled -> `eleme.order.cancelOrderLite`
-(`type`, `remark`). Ele.me answers `{"id":..,"result":..,"error":null}` or an `error` object.
+Status calls: accepted -> `eleme.order.confirmOrderLite`, picked_up -> `eleme.order.startDeliveryBySelf`
+(订单确认送出(自配送), `phone` of the courier), delivered -> `eleme.order.completeDeliveryBySelf`
+(订单确认送达(自配送), `phone`), cancelled -> `eleme.order.cancelOrderLite` (`type`, `remark`); names and
+parameters as in the official python / php / go SDKs' OrderService. Ele.me answers `{"id":..,"result":..,"error":null}` or an `error` object.
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ from waimai.platform.integrations.base import (
 API_URL = "https://open-api.shop.ele.me/api/v1/"
 PUSH_FIELDS = ("appId", "message", "requestId", "shopId", "timestamp", "type", "userId")
 ORDER_EFFECTIVE = 10
-ACTIONS = {"accepted": "eleme.order.confirmOrderLite", "picked_up": "eleme.order.deliveryBySelfLite",
-           "delivered": "eleme.order.receivedOrderLite", "cancelled": "eleme.order.cancelOrderLite"}
+# Campus teams deliver themselves: the self-delivery (自配送) calls, which carry the courier's phone.
+ACTIONS = {"accepted": "eleme.order.confirmOrderLite", "picked_up": "eleme.order.startDeliveryBySelf",
+           "delivered": "eleme.order.completeDeliveryBySelf", "cancelled": "eleme.order.cancelOrderLite"}
 CANCEL_TYPE = "others"  # OInvalidateType: the merchant's "other reason" cancellation
 
 
@@ -107,8 +109,10 @@ class ElemeAdapter:
 
     def __init__(self, *, app_key: str, secret: str, app_id: int | str, access_token: str,
                  api_url: str = API_URL, max_skew_s: float = DEFAULT_MAX_SKEW_S,
-                 replay_cache: ReplayCache | None = None, clock: Clock = time.time) -> None:
+                 replay_cache: ReplayCache | None = None, clock: Clock = time.time,
+                 dispatch_phone: str = "") -> None:
         self.app_key = app_key
+        self.dispatch_phone = dispatch_phone  # used when an update names no rider phone
         self.secret = secret
         self.app_id = str(app_id)
         self.access_token = access_token
@@ -194,6 +198,8 @@ class ElemeAdapter:
     def build_status_callback(self, update: StatusUpdate) -> OutboundRequest:
         action = ACTIONS[update.status]
         params: dict[str, Any] = {"orderId": update.external_id}
+        if update.status in ("picked_up", "delivered"):
+            params["phone"] = update.rider_phone or self.dispatch_phone
         if update.status == "cancelled":
             params["type"] = CANCEL_TYPE
             params["remark"] = update.reason or "商家取消"

@@ -27,7 +27,8 @@ above 180 are read as micro-degrees), `total` (yuan, what the user paid), `shipp
 `box_price`). Our answer: HTTP 200 `{"data":"ok"}`; failure `{"data":"ng","error":{"code":..,"msg":..}}`.
 
 Status calls (GET, parameters in the query): accepted -> /order/confirm, picked_up -> /order/delivering,
-delivered -> /order/arrived, cancelled -> /order/cancel (`reason`, `reason_code`). Meituan answers
+delivered -> /order/arrived, cancelled -> /order/cancel (`reason`, optional `reason_code`): the
+self-delivery (自配送) calls, as in easynet-cn/go-meituan `order/*_request.go`. Meituan answers
 `{"data":"ok"}` or `{"data":"ng","error":{...}}`.
 """
 
@@ -67,9 +68,9 @@ from waimai.platform.integrations.base import (
 API_BASE = "https://waimaiopen.meituan.com/api/v1"
 STATUS_PATHS = {"accepted": "/order/confirm", "picked_up": "/order/delivering",
                 "delivered": "/order/arrived", "cancelled": "/order/cancel"}
-# Meituan requires a reason_code on /order/cancel; its code table lives in the platform appendix (附录),
-# which we could not confirm from public sources: override per deployment (`cancel_reason_code`).
-CANCEL_REASON_CODE = "2007"
+# /order/cancel takes an optional `reason_code` from Meituan's appendix (附录, "取消订单原因code列表"), a
+# table we could not read from public sources: left out unless a deployment sets `cancel_reason_code`.
+CANCEL_REASON_CODE = ""
 
 
 def meituan_sign(url: str, params: Mapping[str, Any], secret: str) -> str:
@@ -158,7 +159,8 @@ class MeituanAdapter:
                                   "order_id": update.external_id}
         if update.status == "cancelled":
             params["reason"] = update.reason or "商家取消"
-            params["reason_code"] = self.cancel_reason_code
+            if self.cancel_reason_code:
+                params["reason_code"] = self.cancel_reason_code
         params["sig"] = meituan_sign(url, params, self.secret)
         return OutboundRequest("GET", f"{url}?{urlencode(params)}", {}, b"")
 

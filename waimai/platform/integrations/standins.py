@@ -287,6 +287,8 @@ def create_eleme_standin(*, app_id: int, app_key: str, secret: str, access_token
     app.state.standin = state
 
     def build(spec: PushIn) -> BuiltPush:
+        if not spec.shop_id.isdigit():
+            raise HTTPException(422, "Ele.me shop ids are numeric")
         order_id = spec.order_id or _new_order_id()
         now = time.time()
         goods, total = _totals(spec)
@@ -330,8 +332,9 @@ def create_eleme_standin(*, app_id: int, app_key: str, secret: str, access_token
 
     _register_common(app, state, build)
 
-    actions = {"eleme.order.confirmOrderLite", "eleme.order.deliveryBySelfLite", "eleme.order.receivedOrderLite",
-               "eleme.order.cancelOrderLite"}
+    actions = {"eleme.order.confirmOrderLite", "eleme.order.startDeliveryBySelf",
+               "eleme.order.completeDeliveryBySelf", "eleme.order.cancelOrderLite"}
+    needs_phone = {"eleme.order.startDeliveryBySelf", "eleme.order.completeDeliveryBySelf"}
 
     async def rpc(request: Request) -> JSONResponse:
         await _chaos(state)
@@ -355,6 +358,8 @@ def create_eleme_standin(*, app_id: int, app_key: str, secret: str, access_token
             problem = "invalid timestamp"
         elif action not in actions:
             problem = "method not found"
+        elif action in needs_phone and not params.get("phone"):
+            problem = "phone is required"
         state.callbacks.append({"action": action, "order_id": params.get("orderId"), "ok": not problem,
                                 "params": params, "problem": problem})
         if problem:
@@ -384,6 +389,8 @@ def create_jd_standin(*, app_key: str, secret: str, token: str) -> FastAPI:
 
     def build(spec: PushIn) -> BuiltPush:
         order_id = spec.order_id or _new_order_id()
+        if not order_id.isdigit():
+            raise HTTPException(422, "JD Daojia order ids are numeric")
         now = dt.datetime.now(dt.UTC)
         goods, total = _totals(spec)
         entry: dict[str, Any] = {
