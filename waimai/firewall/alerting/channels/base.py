@@ -136,6 +136,17 @@ class SlidingWindowLimiter:
     def record(self) -> None:
         self._stamps.append(self._clock())
 
+    def next_free_at(self) -> float:
+        """Clock time from which `available()` holds (now, if it already does)."""
+        now = self._clock()
+        self._prune(now)
+        at = max(now, self._blocked_until)
+        for n, w in self.rate.windows():
+            inside = [t for t in self._stamps if t > now - w]
+            if len(inside) >= n:
+                at = max(at, inside[len(inside) - n] + w)
+        return at
+
     def block_until(self, t: float) -> None:
         self._blocked_until = max(self._blocked_until, t)
 
@@ -263,6 +274,10 @@ class NotificationChannel(Protocol):
 
     def flush(self) -> DeliveryReceipt | None:
         """Send the queued alerts as one combined message if the rate limit allows; None if nothing went."""
+        ...
+
+    def next_flush_at(self) -> float | None:
+        """Clock time when the queued alerts may go out; None when nothing is queued."""
         ...
 
     @property

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -131,8 +132,6 @@ class ManagedChannel:
     default_rate_limit: ClassVar[RateLimit] = RateLimit(60, 60.0)
 
     def __init__(self, config: ChannelConfig, *, clock: Clock | None = None, log: DeliveryLog | None = None) -> None:
-        import threading
-
         self.config = config
         self.name = config.name or self.kind
         self.rate_limit = (RateLimit(config.rate_limit.limit, config.rate_limit.window_s)
@@ -150,6 +149,10 @@ class ManagedChannel:
     def _describe(self) -> str:
         """Extra, secret-free fields for repr()."""
         return ""
+
+    def default_recipients(self) -> tuple[str, ...]:
+        """Who gets a message sent without recipients (for the delivery log)."""
+        return ()
 
     def close(self) -> None:
         return None
@@ -181,6 +184,11 @@ class ManagedChannel:
         with self._lock:
             return self._flush_locked()
 
+    def next_flush_at(self) -> float | None:
+        """Clock time when queued alerts can go out (None: nothing queued). Schedule `flush()` for then."""
+        with self._lock:
+            return self._limiter.next_free_at() if self._pending else None
+
     # -- engine ------------------------------------------------------------------------------------
     def _flush_locked(self) -> DeliveryReceipt | None:
         if not self._pending or not self._limiter.available():
@@ -198,7 +206,8 @@ class ManagedChannel:
             channel=self.name, dedup_key=message.dedup_key, event=event, attempt=attempt, at=self._now(),
             status_code=status_code, error=mask_text(error) if error else None, provider_id=provider_id,
             retry_after_s=retry_after_s, merged_from=message.merged_from,
-            recipients=tuple(mask_recipient(r) for r in (recipients or ()))))
+            recipients=tuple(mask_recipient(r) for r in (
+                recipients if recipients is not None else self.default_recipients()))))
 
     def _deliver(self, batch: list[tuple[AlertMessage, tuple[str, ...] | None]]) -> DeliveryReceipt:
         message = merge_messages([m for m, _ in batch], now=self._now())

@@ -130,15 +130,12 @@ class DingTalkChannel(HttpChannel):
         if kind == "text":
             return {"msgtype": "text", "text": {"content": plain_text(m) + (f"\n{mentions}" if mentions else "")},
                     "at": at}
-        if kind == "markdown":
+        if kind == "markdown" or not m.links():  # an actionCard needs at least one button
             return {"msgtype": "markdown", "at": at,
                     "markdown": {"title": m.headline[:64], "text": markdown_text(m, mentions=mentions)}}
         card: dict[str, Any] = {"title": m.headline[:64], "text": markdown_text(m, links=not m.links()),
                                 "btnOrientation": "1" if len(m.links()) > 2 else "0"}
-        if m.links():
-            card["btns"] = [{"title": label, "actionURL": url} for label, url in m.links()]
-        else:  # an actionCard needs at least one button
-            card.update(singleTitle="详情 Details", singleURL="https://www.dingtalk.com")
+        card["btns"] = [{"title": label, "actionURL": url} for label, url in m.links()]
         return {"msgtype": "actionCard", "actionCard": card}
 
     def _attempt(self, delivery: Delivery, attempt: int) -> Sent:
@@ -249,7 +246,7 @@ class FeishuChannel(HttpChannel):
         payload.update(self.payload(delivery.message, delivery.recipients))
         resp = self._request("POST", f"/open-apis/bot/v2/hook/{self.cfg.token.get_secret_value()}",
                              body=self.dumps(payload))
-        return _robot_reply(resp, code_key="code", msg_key="msg", throttled={11232}, busy=set())
+        return _robot_reply(resp, code_key="code", msg_key="msg", throttled=set(), busy=set())
 
 
 # ------------------------------------------------------------------------------------------------ Slack

@@ -83,6 +83,9 @@ class EmailChannel(ManagedChannel):
     def _describe(self) -> str:
         return f"host={self.cfg.host!r} port={self.cfg.port} starttls={self.cfg.starttls}"
 
+    def default_recipients(self) -> tuple[str, ...]:
+        return tuple(self.cfg.to)
+
     def _attempt(self, delivery: Delivery, attempt: int) -> Sent:
         to = list(delivery.recipients or self.cfg.to)
         if not to:

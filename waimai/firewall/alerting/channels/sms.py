@@ -188,6 +188,9 @@ class SmsChannel(ManagedChannel):
         masked = [mask_phone(p) for p in self.cfg.phone_numbers]
         return f"provider={self.provider!r} phone_numbers={masked}"
 
+    def default_recipients(self) -> tuple[str, ...]:
+        return tuple(self.cfg.phone_numbers)
+
     def close(self) -> None:
         self.provider.close()
 

@@ -29,6 +29,7 @@ import secrets
 import threading
 import time
 import uuid
+import warnings
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ class StandinState:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     request_times: list[float] = field(default_factory=list)
     failures: deque[Failure] = field(default_factory=deque)
+    extra: dict[str, Any] = field(default_factory=dict)  # provider-specific state, e.g. PagerDuty alerts
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail_next(self, times: int = 1, status: int = 503, retry_after: float | str | None = None) -> None:
@@ -93,6 +95,9 @@ class StandinState:
             self.rejected.clear()
             self.request_times.clear()
             self.failures.clear()
+            for value in self.extra.values():
+                if hasattr(value, "clear"):
+                    value.clear()
 
 
 class _FailRequest(BaseModel):
@@ -108,7 +113,7 @@ def _new_app(title: str, state: StandinState) -> FastAPI:
     @app.get("/_standin/state")
     async def get_state() -> dict[str, Any]:
         return {"accepted": state.accepted, "rejected": state.rejected, "requests": len(state.request_times),
-                "pending_failures": len(state.failures)}
+                "pending_failures": len(state.failures), "extra": state.extra}
 
     @app.post("/_standin/fail")
     async def fail(req: _FailRequest) -> dict[str, int]:
@@ -415,11 +420,11 @@ PD_SEVERITIES = {"critical", "error", "warning", "info"}
 
 def create_pagerduty_standin(*, routing_keys: list[str], clock: Clock = time.time,
                              limit: tuple[int, float] | None = (120, 60.0)) -> FastAPI:
-    """PagerDuty Events API v2: POST /v2/enqueue; keeps alert state per dedup_key in `state.alerts`."""
+    """PagerDuty Events API v2: POST /v2/enqueue; alert state per dedup_key in `state.extra["alerts"]`."""
     state = StandinState(clock=clock)
     app = _new_app("PagerDuty Events API v2 stand-in", state)
     alerts: dict[str, dict[str, Any]] = {}
-    app.state.alerts = alerts
+    state.extra["alerts"] = alerts
 
     def invalid(*errors: str) -> JSONResponse:
         state.reject("invalid event", errors=list(errors))
@@ -489,6 +494,7 @@ def create_webhook_standin(*, secret: str, path: str = "/hooks/alerts", clock: C
     app.state.gone = False
     key = base64.b64decode(secret.removeprefix("whsec_"))
     seen: set[str] = set()
+    state.extra["ids"] = []  # the webhook-id of every request, failed ones included
 
     def refuse(status: int, error: str) -> JSONResponse:
         state.reject(error, status=status)
@@ -496,6 +502,7 @@ def create_webhook_standin(*, secret: str, path: str = "/hooks/alerts", clock: C
 
     @app.post(path)
     async def receive(request: Request) -> Response:
+        state.extra["ids"].append(request.headers.get("webhook-id"))
         if (f := state.hit()) is not None:
             return _failure_response(f)
         if app.state.gone:
@@ -691,8 +698,15 @@ class SmtpStandin:
             with socket.socket() as s:
                 s.bind((self.host, 0))
                 self.port = int(s.getsockname()[1])
-        self._controller = Controller(self, hostname=self.host, port=self.port, authenticator=self._authenticate,
-                                      auth_require_tls=False, auth_required=True)
+        class QuietController(Controller):  # type: ignore[misc]
+            def factory(self) -> Any:
+                with warnings.catch_warnings():  # AUTH without TLS is on purpose: a local stand-in
+                    warnings.simplefilter("ignore", UserWarning)
+                    return super().factory()
+
+        self._controller = QuietController(self, hostname=self.host, port=self.port,
+                                           authenticator=self._authenticate, auth_require_tls=False,
+                                           auth_required=True)
         self._controller.start()
         return self
 
