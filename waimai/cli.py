@@ -242,6 +242,18 @@ def _wait_port(host: str, port: int, timeout: float = 20.0) -> bool:
     return False
 
 
+def _register_plugins() -> None:
+    """Commands that live with their domain (dispatch, detection), registered here."""
+    from waimai.platform.dispatch.cli import bench_mdrp_command, simulate_command
+
+    bench_app.command("mdrp", help="Run the dispatcher on Grubhub's MDRP instances and score it.")(
+        bench_mdrp_command)
+    app.command("simulate", help="Simulate a campus day through the dispatcher.")(simulate_command)
+
+
+_register_plugins()
+
+
 def main() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     app()

@@ -237,7 +237,7 @@ def evaluate_expr(expr: Any, source: MetricSource, now: dt.datetime) -> tuple[bo
         worst: float | None = None
         fired = False
         for long_w, short_w, factor in expr.windows:
-            burns = []
+            burns: list[float] = []
             for w in (long_w, short_w):
                 name = expr.error_ratio_series or expr.success_ratio_series or ""
                 v = _agg(source.query_range(name, now - parse_duration(w), now, 1), "mean")

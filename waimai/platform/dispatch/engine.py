@@ -53,6 +53,7 @@ class EngineConfig:
     max_bundle: int = 3  # upper bound on orders per trip (also limited by courier capacity)
     courier_value: float = 0.3  # cost per minute of courier time saved by bundling
     bundle_slack: float = 0.0  # only bundle when it saves more than this
+    bundle_candidates: int = 12  # orders of the same restaurant considered for a trip
     scarcity_value: float = 0.0  # extra courier value per unit of (open orders / couriers in horizon)
     scarcity_travel: float = 0.0  # extra ride weight per unit of (open orders / couriers free soon) above 1
     bundling: str = "merge"  # "merge" (grow a trip at commit time) or "static" (Reyes-style pre-bundles)
@@ -310,6 +311,8 @@ class RollingHorizonDispatcher:
             return bundle
         arr = float(arrival[bundle[0], j])
         pick = max(float(ready[bundle].max()), arr + half_p)
+        if len(cands) > cfg.bundle_candidates:  # bound the work when a restaurant has a backlog
+            cands = sorted(cands, key=lambda k: abs(float(ready[k]) - pick))[: cfg.bundle_candidates]
         cur_cost, _ = self._best_seq(bundle, pick, placed, ox, oy, rxy, half_p, half_d)[:2]
         while len(bundle) < cap and cands:
             best_gain, best_k, best_seq = cfg.bundle_slack, None, None
@@ -341,7 +344,8 @@ def _greedy_match(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n, m = cost.shape
     row_used = np.zeros(n, bool)
     col_used = np.zeros(m, bool)
-    rows, cols = [], []
+    rows: list[int] = []
+    cols: list[int] = []
     for f in flat.tolist():
         i, j = divmod(f, m)
         if row_used[i] or col_used[j]:
@@ -388,9 +392,9 @@ class GreedyDispatcher:
             if used.all():
                 break
             rx, ry = snap.restaurants[o.restaurant]
-            t = self.tt(cx, cy, rx, ry)
+            t = self.tt(cx, cy, np.asarray(rx, float), np.asarray(ry, float))
             arrive = now + t
-            pick = np.maximum(o.ready, arrive + half_p)
+            pick = np.maximum(np.asarray(o.ready, float), arrive + half_p)
             ok = (~used) & (pick <= coff)
             if not ok.any():
                 continue

@@ -170,14 +170,14 @@ def check_records(instance: Instance, sol: Solution, max_report: int = 50) -> Ch
         rs = {orders[o].restaurant for o in a.orders}
         if len(rs) != 1:
             res.add(f"bundle {a.orders} of {a.courier} spans restaurants {sorted(rs)}")
-        for o in a.orders:
-            if o in assigned:
-                res.add(f"order {o} assigned twice")
-            assigned[o] = a
-            if a.assignment_time < orders[o].placed - _EPS:
-                res.add(f"order {o} assigned at {a.assignment_time} before placement {orders[o].placed}")
-            if a.pickup_time < orders[o].ready - _EPS:
-                res.add(f"order {o} picked up at {a.pickup_time} before ready {orders[o].ready}")
+        for oid in a.orders:
+            if oid in assigned:
+                res.add(f"order {oid} assigned twice")
+            assigned[oid] = a
+            if a.assignment_time < orders[oid].placed - _EPS:
+                res.add(f"order {oid} assigned at {a.assignment_time} before placement {orders[oid].placed}")
+            if a.pickup_time < orders[oid].ready - _EPS:
+                res.add(f"order {oid} picked up at {a.pickup_time} before ready {orders[oid].ready}")
         if a.pickup_time > couriers[a.courier].off_time + _EPS:
             res.add(
                 f"courier {a.courier} picks up at {a.pickup_time} after off_time {couriers[a.courier].off_time}"
@@ -193,22 +193,22 @@ def check_records(instance: Instance, sol: Solution, max_report: int = 50) -> Ch
         if r.order not in orders:
             res.add(f"unknown order {r.order} in orders file")
             continue
-        o = orders[r.order]
-        a = assigned.get(r.order)
-        if a is None:
+        inst_order = orders[r.order]
+        asg = assigned.get(r.order)
+        if asg is None:
             res.add(f"order {r.order} delivered but never assigned")
             continue
-        if r.courier != a.courier:
-            res.add(f"order {r.order} courier {r.courier} differs from assignment {a.courier}")
-        if abs(r.placement_time - o.placed) > _EPS or abs(r.ready_time - o.ready) > _EPS:
+        if r.courier != asg.courier:
+            res.add(f"order {r.order} courier {r.courier} differs from assignment {asg.courier}")
+        if abs(r.placement_time - inst_order.placed) > _EPS or abs(r.ready_time - inst_order.ready) > _EPS:
             res.add(f"order {r.order} placement/ready times differ from the instance")
-        if abs(r.pickup_time - a.pickup_time) > _EPS:
-            res.add(f"order {r.order} pickup {r.pickup_time} differs from assignment pickup {a.pickup_time}")
-        if r.pickup_time < o.ready - _EPS:
-            res.add(f"order {r.order} picked up at {r.pickup_time} before ready {o.ready}")
-    for o in assigned:
-        if o not in order_line:
-            res.add(f"assigned order {o} missing from orders file")
+        if abs(r.pickup_time - asg.pickup_time) > _EPS:
+            res.add(f"order {r.order} pickup {r.pickup_time} differs from assignment pickup {asg.pickup_time}")
+        if r.pickup_time < inst_order.ready - _EPS:
+            res.add(f"order {r.order} picked up at {r.pickup_time} before ready {inst_order.ready}")
+    for oid in assigned:
+        if oid not in order_line:
+            res.add(f"assigned order {oid} missing from orders file")
 
     # ---- courier moves, replayed against the assignments (in pickup order)
     moves: dict[str, list[MoveRecord]] = defaultdict(list)
@@ -257,14 +257,14 @@ def check_records(instance: Instance, sol: Solution, max_report: int = 50) -> Ch
                     break
                 if mv.departure_time < leave - _EPS:
                     res.add(f"courier {cid}: leaves {loc} at {mv.departure_time} before {leave}")
-                o = orders[oid]
-                arrive = mv.departure_time + tt(pos, (o.x, o.y))
+                dest = orders[oid]
+                arrive = mv.departure_time + tt(pos, (dest.x, dest.y))
                 line = order_line.get(oid)
                 if line is not None and abs(line.dropoff_time - (arrive + hd)) > _EPS:
                     res.add(f"order {oid}: drop-off {line.dropoff_time} != arrival {arrive} + {hd}")
                 drop = arrive + hd
                 leave = drop + hd
-                pos, loc = (o.x, o.y), oid
+                pos, loc = (dest.x, dest.y), oid
             else:
                 free = leave
                 continue
@@ -316,7 +316,7 @@ def compute_metrics(instance: Instance, sol: Solution) -> RunMetrics:
     hd = p.dropoff_service / 2.0
     ctd = np.array([r.dropoff_time - r.placement_time for r in sol.orders], float)
     r2p = np.array([r.pickup_time - r.ready_time for r in sol.orders], float)
-    per_courier = defaultdict(int)
+    per_courier: dict[str, int] = defaultdict(int)
     for r in sol.orders:
         per_courier[r.courier] += 1
     hours = 0.0
@@ -622,7 +622,7 @@ def write_plots(results: list[dict], summary: dict, plot_dir: Path | str) -> lis
     lb = np.concatenate([r["lb"] for r in results])
     paths = []
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    bins = np.arange(0, 121, 2)
+    bins = [float(b) for b in range(0, 121, 2)]
     for data, label in ((lb, "lower bound"), (ours, "ours"), (greedy, "greedy")):
         ax.hist(
             np.clip(data, 0, 120),
