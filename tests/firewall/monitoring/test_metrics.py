@@ -30,7 +30,11 @@ def mon(sqlite_url: str) -> TestClient:
 
 
 def test_metrics_exposes_every_listed_series(mon: TestClient) -> None:
+    from prometheus_client import REGISTRY
+
     api = Api(mon)
+    labels = {"payment_method": "cod", "source": "app"}
+    before = REGISTRY.get_sample_value("waimai_orders_placed_total", labels) or 0.0
     api.place()
     mon.app.state.probes.run()  # type: ignore[attr-defined]
     from waimai.firewall.monitoring.probes import refresh_business_gauges
@@ -40,7 +44,7 @@ def test_metrics_exposes_every_listed_series(mon: TestClient) -> None:
     for name in LISTED:
         assert re.search(rf"^{name}(_bucket|_count|_sum)?[{{ ]", body, re.M), f"{name} missing from /metrics"
     assert 'route="/api/v1/orders",status="201"' in body
-    assert 'waimai_orders_placed_total{payment_method="cod",source="app"} 1.0' in body
+    assert f'waimai_orders_placed_total{{payment_method="cod",source="app"}} {before + 1}' in body
     assert 'waimai_orders{status="cod_confirmed"} 1.0' in body
     assert 'waimai_dependency_up{dependency="database"} 1.0' in body
     assert 'waimai_dependency_up{dependency="payment_gateway"} 0.0' in body  # nothing listens on :9

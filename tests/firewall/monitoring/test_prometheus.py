@@ -48,7 +48,10 @@ def test_prometheus_scrapes_waimai(prometheus_bin: str, sqlite_url: str, tmp_pat
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(cfg))
     with serve(app, port) as base:
         api = Api(httpx.Client(base_url=base))  # type: ignore[arg-type]
+        from prometheus_client import REGISTRY
+
         assert api.place().status_code == 201
+        placed = REGISTRY.get_sample_value("waimai_orders_placed_total", {"payment_method": "cod", "source": "app"})
         app.state.probes.run()
         prom = subprocess.Popen([prometheus_bin, f"--config.file={tmp_path / 'prometheus.yml'}",
                                  f"--storage.tsdb.path={tmp_path / 'data'}",
@@ -67,7 +70,7 @@ def test_prometheus_scrapes_waimai(prometheus_bin: str, sqlite_url: str, tmp_pat
                 if series:
                     break
                 time.sleep(0.5)
-            assert series and float(series[0]["value"][1]) == 1.0, series
+            assert series and float(series[0]["value"][1]) == placed, series
             up = httpx.get(f"{q}/query", params={"query": 'up{job="waimai"}'}).json()["data"]["result"]
             assert up[0]["value"][1] == "1"
             groups = httpx.get(f"{q}/rules").json()["data"]["groups"]
