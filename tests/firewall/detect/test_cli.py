@@ -96,3 +96,13 @@ def test_missing_file_unknown_detector_and_bad_threshold(tmp_path):
     assert run(src, tmp_path / "o.csv", "--threshold", "2").exit_code != 0
     (tmp_path / "junk.csv").write_bytes(b"\x00\xff\xfe garbage")
     assert run(tmp_path / "junk.csv", tmp_path / "o.csv").exit_code != 0
+
+
+def test_time_jumps_need_the_flag(tmp_path):
+    df = good_frame()
+    df.loc[200:, "timestamp"] -= pd.Timedelta(hours=1)  # clock set back one hour
+    src = write(tmp_path, df)
+    res = run(src, tmp_path / "out.csv")
+    assert res.exit_code != 0 and "strictly increasing" in flat(res.output)
+    assert run(src, tmp_path / "out.csv", "--allow-time-jumps").exit_code == 0
+    assert len(pd.read_csv(tmp_path / "out.csv")) == len(df)

@@ -122,7 +122,7 @@ def test_quality_floor(name):
 
 
 def test_default_detector_is_fast_enough():
-    """Vectorised path of the default detector: well above 100k points/s (loose floor for CI)."""
+    """Vectorised path of the default detector (~300k points/s measured; loose floor for CI)."""
     import time
 
     rng = np.random.default_rng(0)
@@ -130,6 +130,36 @@ def test_default_detector_is_fast_enough():
     ts = np.datetime64("2024-01-01") + np.arange(n) * np.timedelta64(5, "m")
     x = np.cumsum(rng.normal(size=n)) * 0.1 + np.sin(np.arange(n) / 40)
     det = get_detector(DEFAULT_DETECTOR, warmup=750)
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU time: robust to other load on a shared machine
     det.score_series(ts, x)
-    assert n / (time.perf_counter() - t0) > 50_000
+    assert n / (time.process_time() - t0) > 50_000
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_non_finite_values_are_rejected(name):
+    ts, x = synthetic()
+    x = x.copy()
+    x[200] = np.nan
+    with pytest.raises(ValueError):
+        make(name).score_series(ts, x)
+
+
+def test_iforest_is_multi_metric():
+    """Two correlated metrics; a stretch where they decouple (each within its own range) stands out."""
+    rng = np.random.default_rng(11)
+    n = 600
+    ts = np.datetime64("2024-01-01T00:00") + np.arange(n) * np.timedelta64(30, "m")
+    base = 3 * np.sin(2 * np.pi * np.arange(n) / 48)
+    cpu = 10 + base + rng.normal(0, 0.3, n)
+    latency = 20 + 2 * base + rng.normal(0, 0.3, n)
+    latency[450:470] = 20 - 2 * base[450:470]  # anti-phase: normal marginal range, abnormal jointly
+    s = get_detector("iforest", warmup=WARMUP).score_series(ts, np.column_stack([cpu, latency]))
+    assert s.shape == (n,)
+    assert s[450:470].max() > np.quantile(s[WARMUP:440], 0.99)
+    # the per-point path takes one vector per row and agrees with the batch path
+    det = get_detector("iforest", warmup=WARMUP)
+    loop = []
+    for i in range(300):
+        loop.append(det.score_one(ts[i], [cpu[i], latency[i]]))
+        det.learn_one(ts[i], [cpu[i], latency[i]])
+    np.testing.assert_allclose(loop, s[:300], rtol=1e-9, atol=1e-9)

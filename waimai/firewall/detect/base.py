@@ -13,7 +13,8 @@ A :class:`Detector` consumes one metric stream point by point:
 * ``get_state()`` / ``set_state()`` save and restore the whole state (detectors are also pickle-able).
 
 Timestamps may be ``datetime``, ``numpy.datetime64``, ``pandas.Timestamp`` or epoch seconds; values
-are floats (detectors marked ``multivariate`` also accept 1-D vectors per point).
+are finite floats (detectors marked ``multivariate`` also accept 1-D vectors per point). Non-finite
+values raise ``ValueError`` in ``score_series`` and in the default detector's per-point path.
 
 Register a detector with :func:`register`; build one with :func:`get_detector`.
 """
@@ -53,6 +54,17 @@ def series_to_epoch_seconds(timestamps: Any) -> np.ndarray:
     return np.array([to_epoch_seconds(t) for t in arr], dtype=float)
 
 
+def check_values(values: Any, n: int | None = None) -> np.ndarray:
+    """Values as a float array; raises ValueError on NaN/inf or a length mismatch (fill gaps and
+    missing values before scoring: an imputed value can hide or fake an anomaly)."""
+    vals = np.asarray(values, dtype=float)
+    if n is not None and len(vals) != n:
+        raise ValueError(f"{len(vals)} values for {n} timestamps")
+    if not np.isfinite(vals).all():
+        raise ValueError("values contain NaN or infinity; fill or drop them before scoring")
+    return vals
+
+
 class Detector:
     """Base class of streaming anomaly detectors (see the module docstring for the contract)."""
 
@@ -68,7 +80,7 @@ class Detector:
     def score_series(self, timestamps: Any, values: Any) -> np.ndarray:
         """Score then learn every row in order (causal); returns one score per row."""
         ts = series_to_epoch_seconds(timestamps)
-        vals = np.asarray(values, dtype=float)
+        vals = check_values(values, len(ts))
         out = np.empty(len(ts))
         for i in range(len(ts)):
             x = vals[i] if vals.ndim == 1 else vals[i]

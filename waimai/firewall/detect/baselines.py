@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from waimai.firewall.detect.base import Detector, register
+from waimai.firewall.detect.base import Detector, check_values, register
 
 
 @register("sklearn_iforest_raw")
@@ -58,7 +58,7 @@ class SklearnIForestRaw(Detector):
             self._fit()
 
     def score_series(self, timestamps: Any, values: Any) -> np.ndarray:
-        vals = np.asarray(values, dtype=float)
+        vals = check_values(values)
         if self.n or len(vals) <= self.warmup:
             return super().score_series(timestamps, vals)
         w = self.window

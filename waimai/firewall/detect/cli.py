@@ -20,10 +20,10 @@ from waimai.firewall.detect.base import DEFAULT_DETECTOR, DETECTORS, get_detecto
 from waimai.firewall.detect.nab import probation_rows
 
 #: Standard-profile threshold of the default detector tuned on NAB v1.1 (see the bench).
-RECOMMENDED_THRESHOLD = 0.52
+RECOMMENDED_THRESHOLD = 0.56
 
 
-def load_series(path: Path, max_gap: float = 3.0) -> pd.DataFrame:
+def load_series(path: Path, max_gap: float = 3.0, allow_time_jumps: bool = False) -> pd.DataFrame:
     """Read and validate a ``timestamp,value`` CSV; raises ``typer.BadParameter`` on bad input."""
     if not path.is_file():
         raise typer.BadParameter(f"{path}: no such file", param_hint="INPUT")
@@ -62,14 +62,16 @@ def load_series(path: Path, max_gap: float = 3.0) -> pd.DataFrame:
     t = ts.to_numpy(dtype="datetime64[ns]")
     if len(t) > 1:
         d = np.diff(t).astype(np.int64)
-        if (d <= 0).any():
+        if (d <= 0).any() and not allow_time_jumps:
             i = int(np.flatnonzero(d <= 0)[0])
             raise typer.BadParameter(
-                f"{path}: timestamps must be strictly increasing (line {i + 3} is not after line {i + 2})",
+                f"{path}: timestamps must be strictly increasing (line {i + 3} is not after line {i + 2}); "
+                "sort the file, or pass --allow-time-jumps to score rows in file order (e.g. across a "
+                "clock change)",
                 param_hint="INPUT",
             )
         if max_gap > 0 and len(d) > 2:
-            med = float(np.median(d))
+            med = float(np.median(d[d > 0])) if (d > 0).any() else 0.0
             gaps = np.flatnonzero(d > max_gap * med)
             if len(gaps):
                 i = int(gaps[0])
@@ -104,6 +106,10 @@ def detect_command(
     max_gap: Annotated[
         float, typer.Option(help="Reject gaps longer than this many median intervals (0 = accept gaps).")
     ] = 3.0,
+    allow_time_jumps: Annotated[
+        bool,
+        typer.Option(help="Accept timestamps that go backwards or repeat; rows are scored in file order."),
+    ] = False,
     plot: Annotated[
         Path | None, typer.Option(help="Also write a PNG of series, scores and alarms here.")
     ] = None,
@@ -115,7 +121,9 @@ def detect_command(
     with their line numbers rather than imputed, because an imputed value could hide or fake an
     anomaly. A gap longer than ``--max-gap`` median sampling intervals is also rejected (detectors
     treat consecutive rows as consecutive samples); with ``--max-gap 0`` gaps are accepted and the
-    row after a gap is simply the next sample. Bad input exits non-zero with a one-line message.
+    row after a gap is simply the next sample. Timestamps that repeat or go backwards (a clock
+    change) are rejected unless ``--allow-time-jumps`` is given; rows are then scored in file order.
+    Bad input exits non-zero with a one-line message, never a traceback.
     """
     if detector not in DETECTORS:
         raise typer.BadParameter(
@@ -126,7 +134,7 @@ def detect_command(
         raise typer.BadParameter("threshold must be within [0, 1]", param_hint="--threshold")
     if warmup is not None and warmup < 0:
         raise typer.BadParameter("warmup must be >= 0", param_hint="--warmup")
-    df = load_series(input, max_gap=max_gap)
+    df = load_series(input, max_gap=max_gap, allow_time_jumps=allow_time_jumps)
     w = probation_rows(len(df)) if warmup is None else warmup
     det = get_detector(detector, warmup=w)
     scores = np.clip(det.score_series(df["timestamp"].to_numpy(), df["value"].to_numpy()), 0.0, 1.0)

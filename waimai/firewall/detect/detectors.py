@@ -13,7 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from waimai.firewall.detect.base import Detector, register, series_to_epoch_seconds, to_epoch_seconds
+from waimai.firewall.detect.base import (
+    Detector,
+    check_values,
+    register,
+    series_to_epoch_seconds,
+    to_epoch_seconds,
+)
 from waimai.firewall.detect.novelty import NoveltyDetector, _nms
 
 __all__ = [
@@ -66,7 +72,7 @@ class WindowedGaussianDetector(Detector):
         self.n += 1
 
     def score_series(self, timestamps: Any, values: Any) -> np.ndarray:
-        vals = np.asarray(values, dtype=float)
+        vals = check_values(values)
         if self.n or len(vals) < 2:
             return super().score_series(timestamps, vals)
         s = pd.Series(vals)
@@ -324,7 +330,7 @@ class IsolationForestDetector(Detector):
             self._fit()
 
     def score_series(self, timestamps: Any, values: Any) -> np.ndarray:
-        vals = np.asarray(values, dtype=float)
+        vals = check_values(values)
         if self.n or len(vals) <= self.warmup:
             return super().score_series(timestamps, vals)
         v2 = vals[:, None] if vals.ndim == 1 else vals
@@ -402,7 +408,7 @@ class EnsembleDetector(Detector):
 
     def score_series(self, timestamps: Any, values: Any) -> np.ndarray:
         ts = series_to_epoch_seconds(timestamps)
-        vals = np.asarray(values, dtype=float)
+        vals = check_values(values)
         raws = np.zeros(len(vals))
         for w, m in zip(self.weights, self.members, strict=True):
             raws += w * m.score_series(ts, vals)

@@ -13,21 +13,46 @@ from collections import deque
 from typing import Any
 
 import numpy as np
-from scipy.signal import lfilter
 
-from waimai.firewall.detect.base import Detector, register, series_to_epoch_seconds
+from waimai.firewall.detect.base import Detector, check_values, register, series_to_epoch_seconds
 
 RESOLUTIONS = ((3, 0.5), (2, 0.3), (4, 0.2))  # (bits, weight) of the quantisation grids
 OFFSETS = (0.0, 1.0 / 3.0, 2.0 / 3.0)  # grid offsets, in bins
 TOD_BITS, TOD_BLOCKS, TOD_WEIGHT = 3, 4, 0.3  # time-of-day context (seasonal metrics only)
 PAD = 16  # bins beyond the warm-up range before clipping
 DISCORD_M, DISCORD_BLOCKS_PER_WARMUP, DISCORD_HISTORY = 8, 75, 1500
+LOG_SKEW = 2.0  # warm-up skewness above which a non-negative metric is scored on log1p(x)
+
+
+def _skewness(x: np.ndarray) -> float:
+    """Sample skewness (0 for a constant series)."""
+    x = np.asarray(x, dtype=float)
+    if len(x) < 3:
+        return 0.0
+    d = x - x.mean()
+    v = float((d * d).mean())
+    if v <= 1e-300:
+        return 0.0
+    return float((d**3).mean() / v**1.5)
+
+
+def _use_log(x: np.ndarray, log_skew: float | None) -> bool:
+    """Heavy-tailed non-negative metric (counts, bytes, latencies): warm-up min >= 0 and skewness
+    above ``log_skew``."""
+    return log_skew is not None and len(x) > 0 and float(np.min(x)) >= 0.0 and _skewness(x) > log_skew
+
+
+def _symlog(x: Any) -> Any:
+    """log1p on the magnitude, sign kept (monotone; equals log1p for non-negative values)."""
+    return np.sign(x) * np.log1p(np.abs(x))
 
 
 def _ewm(x: np.ndarray, alpha: float, init: float) -> np.ndarray:
     """y_i = (1 - alpha) y_{i-1} + alpha x_i with y_{-1} = init."""
     if len(x) == 0:
         return np.empty(0)
+    from scipy.signal import lfilter  # lazy: scipy.signal takes ~1 s to import
+
     y, _ = lfilter([alpha], [1.0, -(1.0 - alpha)], x, zi=[(1.0 - alpha) * init])
     return y
 
@@ -136,11 +161,16 @@ class NoveltyDetector(Detector):
       this lets a later, stronger event through but silences repeats of the same one (only the first
       detection of an incident is useful; each repeat is a false positive for NAB and for on-call).
 
+    * **Heavy tails**: a metric whose warm-up rows are non-negative with skewness > ``log_skew``
+      (tweet counts, bytes, request counts) is scored on ``log1p(x)`` (decided once, at the end of
+      the warm-up, from the warm-up rows only), so that its routine bursts — new records on the raw
+      scale — stop looking like anomalies while a burst far above the usual ones still does.
+
     ``raw = max((1 - weight) * novelty + weight * r / (1 + r), rd / (1 + rd))`` with ``r`` the larger
     magnitude ratio and ``rd`` the discord ratio. Fixed hyper-parameters (chosen on NAB; see the
     bench notes): grids above, ``order=3``, ``weight=0.4``, ``k=6``, fast EWMA half-life 1 row, slow
     half-life ``warmup / 2``, decaying-max half-life ``2 * max(warmup, 100)`` rows, discord blocks
-    ``warmup / 75`` rows and ``discord_m=8``, ``suppress = warmup / 6`` rows. The first ``warmup``
+    ``warmup / 75`` rows and ``discord_m=8``, ``suppress = warmup / 6`` rows, ``log_skew=2``. The first ``warmup``
     rows are learnt but scored 0 (NAB passes its probationary period, ``min(0.15 * rows, 750)``);
     the quantisation range is the warm-up range. Nothing looks ahead and no label is used.
     """
@@ -155,6 +185,7 @@ class NoveltyDetector(Detector):
         time_of_day: bool = True,
         discord_m: int = DISCORD_M,
         discord_blocks: int = DISCORD_BLOCKS_PER_WARMUP,
+        log_skew: float | None = LOG_SKEW,
     ) -> None:
         self.warmup = max(int(warmup), 2)
         self.order = max(int(order), 1)
@@ -162,6 +193,9 @@ class NoveltyDetector(Detector):
         self.k = max(int(k), 1)
         self.suppress = int(self.warmup / 6) if suppress is None else int(suppress)
         self.time_of_day = bool(time_of_day)
+        self.log_skew = None if log_skew is None else float(log_skew)
+        self.log = False  # decided at the end of the warm-up
+        self.pending: list[tuple[float, float]] = []  # raw warm-up rows (per-point path)
         self.a_fast = 0.5  # half-life 1 row
         self.a_slow = 1.0 - 0.5 ** (1.0 / max(self.warmup / 2.0, 1.0))
         self.decay = 0.5 ** (1.0 / (2.0 * max(self.warmup, 100)))
@@ -287,9 +321,17 @@ class NoveltyDetector(Detector):
         d2 = _sq_dist((cur * cur).sum(), (w * w).sum(axis=1), w @ cur)
         return float(np.sqrt(d2.min()))
 
+    def _tf(self, x: float) -> float:
+        return float(_symlog(x)) if self.log else x
+
     def score_one(self, t: Any, x: float) -> float:
         sec = float(series_to_epoch_seconds([t])[0])
         x = float(x)
+        if not math.isfinite(x):
+            raise ValueError("value is NaN or infinite")
+        if self.n + len(self.pending) < self.warmup:
+            return 0.0  # warm-up rows are learnt, not scored
+        x = self._tf(x)
         res = self._compute(sec, x)
         self._cache = (self.n, x, res)
         return float(res["score"])
@@ -297,6 +339,20 @@ class NoveltyDetector(Detector):
     def learn_one(self, t: Any, x: float) -> None:
         sec = float(series_to_epoch_seconds([t])[0])
         x = float(x)
+        if not math.isfinite(x):
+            raise ValueError("value is NaN or infinite")
+        if self.n + len(self.pending) < self.warmup:
+            # buffer the warm-up; once complete, choose the scale and learn it (scores stay 0)
+            self.pending.append((sec, x))
+            if len(self.pending) == self.warmup:
+                rows, self.pending = self.pending, []
+                self.log = _use_log(np.asarray([v for _, v in rows]), self.log_skew)
+                for s_, v in rows:
+                    self._learn(s_, self._tf(v))
+            return
+        self._learn(sec, self._tf(x))
+
+    def _learn(self, sec: float, x: float) -> None:
         if self._cache is not None and self._cache[0] == self.n and self._cache[1] == x:
             res = self._cache[2]
         else:
@@ -392,11 +448,14 @@ class NoveltyDetector(Detector):
 
     # ------------------------------------------------------------------ batch
     def score_series(self, timestamps: Any, values: Any) -> np.ndarray:
-        vals = np.asarray(values, dtype=float)
-        if self.n != 0 or len(vals) <= self.warmup:
-            return super().score_series(timestamps, vals)
         ts = series_to_epoch_seconds(timestamps)
+        vals = check_values(values, len(ts))
+        if self.n != 0 or self.pending or len(vals) <= self.warmup:
+            return super().score_series(ts, vals)
         n, p = len(vals), self.warmup
+        self.log = _use_log(vals[:p], self.log_skew)
+        if self.log:
+            vals = _symlog(vals)
         x0 = float(vals[0])
         ewf = _ewm(vals, self.a_fast, x0)
         a = np.abs(vals - np.concatenate(([x0], ewf[:-1])))
