@@ -404,6 +404,7 @@ def merchant_status(request: Request, status: str = Form(...)) -> Response:
             return back("/merchant", err=gettext("No shop is linked to this account."))
         m.status = status
         db.commit()
+        ordering.hot_reads(db.connection()).merchant.invalidate(m.id)
     return back("/merchant", msg=gettext("Shop status updated."))
 
 

@@ -47,8 +47,8 @@ class Probes:
     def run(self) -> dict[str, ProbeStatus]:
         t0 = time.perf_counter()
         try:
-            with self.db.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+            with self.db.read_session() as s:  # read-only: never queue behind writers
+                s.execute(text("SELECT 1"))
             self._record(ProbeStatus("database", True, (time.perf_counter() - t0) * 1000))
         except Exception as exc:  # noqa: BLE001 - any failure is "down"
             self._record(ProbeStatus("database", False, (time.perf_counter() - t0) * 1000, exc.__class__.__name__))

@@ -15,6 +15,7 @@ from waimai.platform.catalog.schemas import (
     MerchantSummary,
     StockUpdate,
 )
+from waimai.platform.ordering.service import hot_reads
 
 router = APIRouter(prefix=API_PREFIX, tags=["catalog"])
 
@@ -55,6 +56,7 @@ def set_status(merchant_id: IdPath, body: MerchantStatusUpdate, p: MerchantDep, 
     staff = db.get(User, p.user_id)
     service.check_merchant_staff(p, merchant_id, staff.merchant_id if staff else None)
     old, m.status = m.status, body.status
+    hot_reads(db.connection()).merchant.invalidate(merchant_id)
     emit(db, "merchant.status_changed", key=str(merchant_id), old=old, new=body.status, reason=body.reason)
     if p.role == "ops":
         audit.record(db, actor_id=p.user_id, actor_role=p.role, action="merchant.status",

@@ -58,6 +58,11 @@ def assign(db: Session, order: Order, rider: Rider, *, actor: Principal | None, 
     return order
 
 
+def waiting_for_rider(db: Session) -> bool:
+    return db.scalar(select(Order.id).where(Order.rider_id.is_(None), Order.status.in_(CARRYING[:-1]))
+                     .limit(1)) is not None
+
+
 def auto_assign(db: Session, *, now: dt.datetime | None = None) -> int:
     """Give each unassigned kitchen order to the nearest on-shift rider with room; returns count.
 

@@ -81,11 +81,12 @@ def begin(conn: Connection, *, user_id: int, key: str, fingerprint: str, ttl: dt
         lock_id = int.from_bytes(hashlib.sha256(f"{user_id}:{key}".encode()).digest()[:8], "big", signed=True)
         if not conn.execute(_TRY_LOCK, {"id": lock_id}).scalar():
             raise _in_progress()
-    conn.execute(_EXPIRE, {**params, "before": now - ttl})  # an expired key may be used afresh
-    inserted = conn.execute(_INSERT_IF_NEW[conn.dialect.name], {
-        "user_id": user_id, "key": key, "request_hash": fingerprint, "state": "running",
-        "response_status": None, "response_body": None, "order_id": None, "created_at": now})
-    if inserted.first() is not None:
+    row = {"user_id": user_id, "key": key, "request_hash": fingerprint, "state": "running",
+           "response_status": None, "response_body": None, "order_id": None, "created_at": now}
+    if conn.execute(_INSERT_IF_NEW[conn.dialect.name], row).first() is not None:
+        return None  # the common case: a fresh key, decided in one statement
+    if conn.execute(_EXPIRE, {**params, "before": now - ttl}).rowcount:  # an expired key may be used afresh
+        conn.execute(_INSERT_IF_NEW[conn.dialect.name], row)
         return None
     rec = conn.execute(_SEL, params).first()
     if rec is None:  # pragma: no cover - removed between the two statements by the expiry job
@@ -112,9 +113,10 @@ def claim(database: Database, *, user_id: int, key: str, fingerprint: str, ttl: 
         return begin(conn, user_id=user_id, key=key, fingerprint=fingerprint, ttl=ttl)
 
 
-def complete(db: Session, *, user_id: int, key: str, status: int, body: str, order_id: int | None) -> None:
+def complete(db: Session | Connection, *, user_id: int, key: str, status: int, body: str,
+             order_id: int | None) -> None:
     """Store the response in the caller's transaction (the one that wrote the order)."""
-    db.connection().execute(_COMPLETE, {"uid": user_id, "k": key, "status": status, "body": body,
+    (db if isinstance(db, Connection) else db.connection()).execute(_COMPLETE, {"uid": user_id, "k": key, "status": status, "body": body,
                                         "oid": order_id})
 
 

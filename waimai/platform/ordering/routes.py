@@ -73,15 +73,14 @@ async def place_order(body: PlaceOrderIn, request: Request, p: CustomerDep, sett
 
 def _place(database, p, body, key, fp, ttl):  # type: ignore[no-untyped-def]
     """Claim the key, write the order and store the response: one transaction, all or nothing."""
-    with database.session() as db:
-        replay = idempotency.begin(db.connection(), user_id=p.user_id, key=key, fingerprint=fp, ttl=ttl)
+    # A plain Core connection, not an ORM session: the hot path needs no unit of work.
+    with database.engine.begin() as conn:
+        replay = idempotency.begin(conn, user_id=p.user_id, key=key, fingerprint=fp, ttl=ttl)
         if replay is not None:
-            db.commit()
             return replay.status, (replay.body, None), True
-        out = service.place_order(db, customer=p, body=body)
+        out = service.place_order(conn, customer=p, body=body)
         payload = out.model_dump_json()
-        idempotency.complete(db, user_id=p.user_id, key=key, status=201, body=payload, order_id=out.id)
-        db.commit()
+        idempotency.complete(conn, user_id=p.user_id, key=key, status=201, body=payload, order_id=out.id)
     return 201, (payload, out.id), False
 
 

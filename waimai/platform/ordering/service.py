@@ -5,13 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import math
 import secrets
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
+from waimai.core.cache import TTLCache
 from waimai.core.database import table_of, utcnow
 from waimai.core.deps import Principal
 from waimai.core.errors import AppError, Conflict, Forbidden, NotFound, Unprocessable
@@ -114,18 +117,46 @@ _INS_PAYMENT = insert(table_of(Payment))
 _INS_OUTBOX = insert(table_of(OutboxEvent))
 
 
-def price(db: Session, body: PlaceOrderIn, *, now: dt.datetime | None = None) -> Priced:
+@dataclass
+class HotReads:
+    """Hot reads cached per process and database (see waimai.core.cache): how stale each may be."""
+
+    merchant: TTLCache[Any] = field(default_factory=lambda: TTLCache(ttl_s=2.0))  # status, hours, capacity
+    point: TTLCache[Any] = field(default_factory=lambda: TTLCache(ttl_s=60.0))  # delivery points, campus bounds
+    kitchen_load: TTLCache[int] = field(default_factory=lambda: TTLCache(ttl_s=1.0))  # a soft throttle
+    phone: TTLCache[str] = field(default_factory=lambda: TTLCache(ttl_s=60.0))  # customer's contact phone
+
+
+_HOT: weakref.WeakKeyDictionary[Engine, HotReads] = weakref.WeakKeyDictionary()
+
+
+def hot_reads(bind: Engine | Connection) -> HotReads:
+    engine = bind.engine if isinstance(bind, Connection) else bind
+    hot = _HOT.get(engine)
+    if hot is None:
+        hot = _HOT[engine] = HotReads()
+    return hot
+
+
+def _conn(db: Session | Connection) -> Connection:
+    return db if isinstance(db, Connection) else db.connection()
+
+
+def price(db: Session | Connection, body: PlaceOrderIn, *, now: dt.datetime | None = None) -> Priced:
     """Check the basket against the live menu and compute every amount in fen (three reads)."""
     now = now or utcnow()
-    conn = db.connection()
-    merchant = conn.execute(_SEL_MERCHANT, {"id": body.merchant_id}).first()
+    conn = _conn(db)
+    hot = hot_reads(conn)
+    merchant = hot.merchant.get(body.merchant_id,
+                                  lambda: conn.execute(_SEL_MERCHANT, {"id": body.merchant_id}).first())
     if merchant is None:
         raise NotFound(f"Merchant {body.merchant_id} does not exist.")
     if merchant.status != MerchantStatus.open.value or not is_open_at(merchant.opens_at, merchant.closes_at, now):
         raise MerchantClosed(f"「{merchant.name}」 is not taking orders now ({merchant.status}, "
                              f"open {merchant.opens_at}–{merchant.closes_at}).",
                              details={"merchant_id": merchant.id, "status": merchant.status})
-    point = conn.execute(_SEL_POINT, {"id": body.delivery_point_id}).first()
+    point = hot.point.get(body.delivery_point_id,
+                            lambda: conn.execute(_SEL_POINT, {"id": body.delivery_point_id}).first())
     if point is None or not point.active:
         raise Unprocessable(f"Delivery point {body.delivery_point_id} does not exist.",
                             code="delivery_point_unknown")
@@ -178,7 +209,7 @@ def record_transition(db: Session, order: Order, to: Status, *, actor: Principal
     order.status = to.value
 
 
-def place_order(db: Session, *, customer: Principal, body: PlaceOrderIn, source: str = "app",
+def place_order(db: Session | Connection, *, customer: Principal, body: PlaceOrderIn, source: str = "app",
                 actor: Principal | None = None) -> OrderOut:
     """Create the order, reserve stock and queue `order.placed`, all in the caller's transaction.
 
@@ -186,10 +217,12 @@ def place_order(db: Session, *, customer: Principal, body: PlaceOrderIn, source:
     executemany) rather than the ORM unit of work, and builds the response from what it wrote.
     """
     now = utcnow()
-    priced = price(db, body, now=now)
+    conn = _conn(db)
+    priced = price(conn, body, now=now)
     merchant = priced.merchant
-    conn = db.connection()
-    in_kitchen = conn.execute(_COUNT_KITCHEN, {"mid": merchant.id}).scalar() or 0
+    hot = hot_reads(conn)
+    in_kitchen = hot.kitchen_load.get(merchant.id,
+                                        lambda: conn.execute(_COUNT_KITCHEN, {"mid": merchant.id}).scalar() or 0)
     if in_kitchen >= merchant.capacity:
         raise Conflict(f"「{merchant.name}」 is at capacity; try again in a few minutes.",
                        code="merchant_busy", headers={"Retry-After": "120"})
@@ -203,7 +236,8 @@ def place_order(db: Session, *, customer: Principal, body: PlaceOrderIn, source:
         reserved.add(item_id)
     contact = body.contact_phone
     if contact is None:
-        contact = conn.execute(_SEL_PHONE, {"uid": customer.user_id}).scalar() or ""
+        contact = hot.phone.get(customer.user_id,
+                                  lambda: conn.execute(_SEL_PHONE, {"uid": customer.user_id}).scalar() or "")
     q = priced.quote
     cod = body.payment_method == "cod"
     status = Status.cod_confirmed.value if cod else Status.created.value
