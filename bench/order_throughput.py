@@ -159,18 +159,23 @@ def run_wrk(port: int, script: Path, duration: int, connections: int, threads: i
     return json.loads(line[8:])  # type: ignore[no-any-return]
 
 
-def serve(app: str, url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+def serve(app: str, url: str, port: int, workers: int, extra_env: dict[str, str] | None = None
+          ) -> subprocess.Popen[bytes]:
+    scratch = Path(tempfile.mkdtemp(prefix="waimai-bench-"))
     env = {**os.environ, "WAIMAI_DATABASE_URL": url, "WAIMAI_SECRET_KEY": SECRET, "WAIMAI_ENV": "test",
-           "WAIMAI_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+           "WAIMAI_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT),
+           "WAIMAI_METRICS_URL": f"sqlite:///{scratch / 'metrics.db'}", "WAIMAI_LOG_FILE": str(scratch / "l.jsonl"),
+           **(extra_env or {})}
     cmd = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port", str(port),
            "--workers", str(workers), "--log-level", "warning", "--no-access-log", "--loop", "uvloop",
            "--http", "httptools"]
     return subprocess.Popen(cmd, env=env, cwd=ROOT)
 
 
-def measure(name: str, app: str, url: str, script: Path, args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
+def measure(name: str, app: str, url: str, script: Path, args: argparse.Namespace,
+            extra_env: dict[str, str] | None = None) -> dict:  # type: ignore[type-arg]
     port = free_port()
-    proc = serve(app, url, port, args.workers)
+    proc = serve(app, url, port, args.workers, extra_env)
     try:
         wait_http(port, proc)
         run_wrk(port, script, 2, args.connections, args.threads)  # warm-up (connections, caches)

@@ -28,7 +28,7 @@ class SklearnIForestRaw(Detector):
         self.seed = int(seed)
         self.hist: deque[float] = deque(maxlen=self.window)
         self.train: list[np.ndarray] = []
-        self.model = None
+        self.model: Any = None  # sklearn IsolationForest once fitted
         self.n = 0
 
     def _vec(self, x: float) -> np.ndarray | None:

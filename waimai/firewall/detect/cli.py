@@ -20,7 +20,7 @@ from waimai.firewall.detect.base import DEFAULT_DETECTOR, DETECTORS, get_detecto
 from waimai.firewall.detect.nab import probation_rows
 
 #: Standard-profile threshold of the default detector tuned on NAB v1.1 (see the bench).
-RECOMMENDED_THRESHOLD = 0.56
+RECOMMENDED_THRESHOLD = 0.54
 
 
 def load_series(path: Path, max_gap: float = 3.0, allow_time_jumps: bool = False) -> pd.DataFrame:

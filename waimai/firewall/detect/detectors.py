@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -298,7 +299,7 @@ class IsolationForestDetector(Detector):
         self.n = 0
         self.hist: deque[np.ndarray] = deque(maxlen=self.window)
         self.feats: deque[np.ndarray] = deque(maxlen=self.buffer)
-        self.model = None
+        self.model: Any = None  # sklearn IsolationForest once fitted
         self.fitted_at = -1
 
     def _features(self, x: np.ndarray) -> np.ndarray:
@@ -484,7 +485,7 @@ class RecordCalibrated(Detector):
         return f"RecordCalibrated({self.inner!r})"
 
 
-def _calibrated(cls: type[Detector], name: str) -> None:
+def _calibrated(cls: Callable[..., Detector], name: str) -> None:
     def factory(warmup: int = 300, suppress: int | None = None, **params: Any) -> Detector:
         return RecordCalibrated(cls(warmup=warmup, **params), warmup=warmup, suppress=suppress)
 

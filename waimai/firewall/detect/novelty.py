@@ -21,6 +21,7 @@ OFFSETS = (0.0, 1.0 / 3.0, 2.0 / 3.0)  # grid offsets, in bins
 TOD_BITS, TOD_BLOCKS, TOD_WEIGHT = 3, 4, 0.3  # time-of-day context (seasonal metrics only)
 PAD = 16  # bins beyond the warm-up range before clipping
 DISCORD_M, DISCORD_BLOCKS_PER_WARMUP, DISCORD_HISTORY = 8, 75, 1500
+SUPPRESS_DIV = 3  # NMS radius = warmup / SUPPRESS_DIV rows
 LOG_SKEW = 2.0  # warm-up skewness above which a non-negative metric is scored on log1p(x)
 
 
@@ -170,9 +171,10 @@ class NoveltyDetector(Detector):
     magnitude ratio and ``rd`` the discord ratio. Fixed hyper-parameters (chosen on NAB; see the
     bench notes): grids above, ``order=3``, ``weight=0.4``, ``k=6``, fast EWMA half-life 1 row, slow
     half-life ``warmup / 2``, decaying-max half-life ``2 * max(warmup, 100)`` rows, discord blocks
-    ``warmup / 75`` rows and ``discord_m=8``, ``suppress = warmup / 6`` rows, ``log_skew=2``. The first ``warmup``
-    rows are learnt but scored 0 (NAB passes its probationary period, ``min(0.15 * rows, 750)``);
-    the quantisation range is the warm-up range. Nothing looks ahead and no label is used.
+    ``warmup / 75`` rows and ``discord_m=8``, ``suppress = warmup / 3`` rows, ``log_skew=2``. The first
+    ``warmup`` rows are learnt but scored 0 (NAB passes its probationary period,
+    ``min(0.15 * rows, 750)``); the quantisation range and the log-scale choice come from the
+    warm-up rows. Nothing looks ahead and no label is used.
     """
 
     def __init__(
@@ -191,7 +193,7 @@ class NoveltyDetector(Detector):
         self.order = max(int(order), 1)
         self.weight = float(weight)
         self.k = max(int(k), 1)
-        self.suppress = int(self.warmup / 6) if suppress is None else int(suppress)
+        self.suppress = int(self.warmup / SUPPRESS_DIV) if suppress is None else int(suppress)
         self.time_of_day = bool(time_of_day)
         self.log_skew = None if log_skew is None else float(log_skew)
         self.log = False  # decided at the end of the warm-up
@@ -480,9 +482,9 @@ class NoveltyDetector(Detector):
             final_q.append(q)
             for kk, code in enumerate(self._code_arrays(grid, q, ts)):
                 _, first = np.unique(code, return_index=True)
-                f = np.zeros(n, dtype=np.int64)
-                f[first] = 1
-                counts["tod" if grid[2] else grid[0]] += f
+                is_first = np.zeros(n, dtype=np.int64)
+                is_first[first] = 1
+                counts["tod" if grid[2] else grid[0]] += is_first
                 self.seen[g][kk] = set(np.unique(code).tolist())
             if not grid[2] and self.order > 1:
                 self.qhist[g] = q[-(self.order - 1) :].tolist()

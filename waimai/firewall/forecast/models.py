@@ -170,7 +170,7 @@ class ProfileRegression(Forecaster):
     def _transform(self, y: np.ndarray) -> np.ndarray:
         return np.log1p(np.maximum(y, 0.0)) if self.log else y
 
-    def _features(self, z: np.ndarray, origins: np.ndarray, h: int) -> np.ndarray:
+    def _features(self, z: np.ndarray, origins: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray]:
         m, d = self.m, self.d
         t = origins
 
@@ -219,6 +219,7 @@ class ProfileRegression(Forecaster):
 
     def _coef(self, h: int) -> np.ndarray:
         if h not in self.coef:
+            assert self.y is not None, "fit() first"
             z = self._transform(self.y[: self._fit_n])
             origins = np.arange(self._min_history(), len(z) - h)
             if len(origins) < 50:
