@@ -94,3 +94,13 @@ def logs(request: Request, _p: OpsDep,
     return logsearch.search(Path(file), request_id=request_id, order_id=order_id, text=text,
                             since=_aware(since) if since else None, until=_aware(until) if until else None,
                             level=level, limit=limit)
+
+
+@api.get("/anomalies")
+def anomalies(request: Request, _p: OpsDep, active: bool = False) -> list[dict[str, Any]]:
+    """Anomaly signals on the key series, newest first (series, onset, score, expected range)."""
+    watcher = getattr(request.app.state, "anomalies", None)
+    if watcher is None:
+        return []
+    sigs = watcher.active() if active else list(watcher.signals)
+    return [s.as_dict() for s in reversed(sigs)]

@@ -54,8 +54,8 @@ class Snapshot:
     gauges: dict[tuple[str, tuple[tuple[str, str], ...]], float] = field(default_factory=dict)
 
 
-def read(reg: CollectorRegistry) -> Snapshot:
-    snap = Snapshot(t=time.time())
+def read(reg: CollectorRegistry, now: float | None = None) -> Snapshot:
+    snap = Snapshot(t=time.time() if now is None else now)
     for metric in reg.collect():
         if not metric.name.startswith("waimai_"):
             continue
@@ -152,8 +152,9 @@ class Sampler:
         self.reg = reg or registry()
         self._prev: Snapshot | None = None
 
-    def sample(self) -> dict[str, float]:
-        cur = read(self.reg)
+    def sample(self, now: float | None = None) -> dict[str, float]:
+        """Read, derive and store one sample (`now` lets tests and simulations set the clock)."""
+        cur = read(self.reg, now)
         if self._prev is None:
             self._prev = cur
             return {}

@@ -14,6 +14,7 @@ from sqlalchemy import event
 from waimai.config import Settings
 from waimai.core.background import Job
 from waimai.core.database import Database
+from waimai.firewall.monitoring.anomaly import AnomalyWatcher
 from waimai.firewall.monitoring.instruments import DB_QUERY_LATENCY, EVENT_LOOP_LAG
 from waimai.firewall.monitoring.probes import Probes, refresh_business_gauges
 from waimai.firewall.monitoring.sampler import Sampler
@@ -82,10 +83,14 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
     time_queries(db)
     sampler = Sampler(store)
     app.state.sampler = sampler
+    watcher = AnomalyWatcher(store)
+    app.state.anomalies = watcher
 
     def sample() -> None:
         refresh_business_gauges(db)
-        sampler.sample()
+        now = time.time()
+        sampler.sample(now)
+        watcher.step(now)
 
     jobs = [Job("metrics_sample", settings.sample_interval_s, sample), Job("probes", 10.0, probes.run),
             Job("metrics_rollup", 60.0, store.rollup)]
