@@ -89,6 +89,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         if loop:
             await loop.stop()
         app.state.metric_store.dispose()
+        if getattr(app.state, "alerting", None) is not None:
+            app.state.alerting.close()
         for p in app.state.payment_providers.values():
             if hasattr(p, "close"):
                 p.close()
@@ -102,6 +104,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     install_error_handlers(app)
     monitoring_jobs = monitoring.install(app, settings)
 
+    from waimai.firewall.alerting.routes import router as alerting_routes
     from waimai.firewall.monitoring.routes import api as monitoring_api
     from waimai.firewall.monitoring.routes import router as metrics_router
     from waimai.platform.accounts.routes import router as accounts
@@ -115,7 +118,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
 
     # Routers carry the /api/v1 prefix themselves, so each route's template is its full path
     # (what the metrics label shows).
-    for r in (accounts, catalog, ordering, payments, delivery, ops, monitoring_api, metrics_router):
+    for r in (accounts, catalog, ordering, payments, delivery, ops, monitoring_api, metrics_router, alerting_routes):
         app.include_router(r)
     app.include_router(web)
     app.include_router(ops_pages)

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     watchdog_url: str | None = Field(default=None, description="where to send dead-man's-switch heartbeats")
     zabbix_server: str | None = Field(default=None, description="host:port of a Zabbix server/proxy to push to")
     zabbix_host: str = Field(default="waimai", description="the host name the Zabbix items belong to")
+    alert_rules_file: str | None = Field(default=None, description="alert rules YAML (default: shipped rules)")
+    alerting_config_file: str | None = Field(default=None, description="routes, receivers, on-call (YAML)")
+    alert_ingest_token: str | None = Field(default=None, description="bearer token for Alertmanager/event intake")
     log_json: bool | None = Field(default=None, description="JSON log lines (default: on outside development)")
     log_level: str = "INFO"
 

@@ -120,10 +120,18 @@ class Contact(BaseModel):
     receivers: list[str] = []  # the person's own receivers (their SMS number, their e-mail, …)
 
 
+class ChannelSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str
+    config: dict[str, Any] = {}
+
+
 class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     route: Route
+    receivers: dict[str, list[ChannelSpec]] = {}
     inhibit_rules: list[InhibitRule] = []
     maintenance_windows: list[MaintenanceWindow] = []
     escalation_policies: dict[str, list[EscalationStep]] = {}

@@ -92,8 +92,17 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
         sampler.sample(now)
         watcher.step(now)
 
+    from pathlib import Path
+
+    from waimai.firewall.alerting.service import AlertingService
+
+    alerting = AlertingService(
+        source=store, rules_file=Path(settings.alert_rules_file) if settings.alert_rules_file else None,
+        config_file=Path(settings.alerting_config_file) if settings.alerting_config_file else None,
+        link_secret=settings.secret_key + ":alert-links", public_url=settings.public_url)
+    app.state.alerting = alerting
     jobs = [Job("metrics_sample", settings.sample_interval_s, sample), Job("probes", 10.0, probes.run),
-            Job("metrics_rollup", 60.0, store.rollup)]
+            Job("metrics_rollup", 60.0, store.rollup), Job("alert_evaluation", 5.0, alerting.evaluate)]
     if settings.watchdog_url:
         client = httpx.Client(timeout=2.0)
         url = settings.watchdog_url.rstrip("/") + "/heartbeat"

@@ -1,0 +1,115 @@
+"""The alerting service inside Waimai: rules evaluated over the metric store, the pipeline, intake
+from Prometheus Alertmanager and PagerDuty-style events, and the API the console uses."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+from typing import Any
+
+import structlog
+import yaml
+
+from waimai.firewall.alerting.channels.base import DeliveryLog, NotificationChannel, build_channel
+from waimai.firewall.alerting.pipeline import AlertPipeline, PipelineConfig
+from waimai.firewall.alerting.rules import DEFAULT_RULES, Alert, Evaluator, RuleFile
+from waimai.firewall.monitoring.store import MetricSource
+
+log = structlog.get_logger(__name__)
+DEFAULT_CONFIG = Path(__file__).with_name("default_alerting.yml")
+AM_SEVERITY = {"critical": "P1", "page": "P1", "high": "P2", "error": "P2", "warning": "P3", "info": "P4"}
+PD_SEVERITY = {"critical": "P1", "error": "P2", "warning": "P3", "info": "P4"}
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class AlertingService:
+    def __init__(self, *, source: MetricSource, rules_file: Path | None = None, config_file: Path | None = None,
+                 link_secret: str, public_url: str, clock: Any = _utcnow) -> None:
+        self.rules = RuleFile.load(rules_file or DEFAULT_RULES)
+        self.config = PipelineConfig.model_validate(
+            yaml.safe_load((config_file or DEFAULT_CONFIG).read_text(encoding="utf-8")))
+        self.delivery_log = DeliveryLog()
+        self.channels: dict[str, list[NotificationChannel]] = {
+            name: [build_channel(spec.kind, spec.config, log=self.delivery_log) for spec in specs]
+            for name, specs in self.config.receivers.items()}
+        self.pipeline = AlertPipeline(self.config, self._receiver, clock=clock, link_secret=link_secret,
+                                      public_url=public_url)
+        self.evaluator = Evaluator([r for g in self.rules.groups for r in g.rules], source)
+        self.clock = clock
+        self._lock = threading.Lock()
+
+    def _receiver(self, name: str) -> list[NotificationChannel]:
+        chans = self.channels.get(name, [])
+        if not chans:
+            log.warning("alert_receiver_has_no_channel", receiver=name)
+        return chans
+
+    def evaluate(self) -> None:
+        """One round: rules over the store, into the pipeline, and the pipeline's clock tick."""
+        with self._lock:
+            self.pipeline.ingest(self.evaluator.evaluate(self.clock()))
+            for n in self.pipeline.tick():
+                log.warning("alert_notified", receiver=n.receiver, reason=n.reason, title=n.message.title,
+                            status=n.message.status, ok=bool(n.receipt and n.receipt.ok))
+
+    def ingest(self, alerts: list[Alert]) -> None:
+        with self._lock:
+            self.pipeline.ingest(alerts)
+            self.pipeline.tick()
+
+    def close(self) -> None:
+        for chans in self.channels.values():
+            for c in chans:
+                c.close()
+
+
+def _parse_time(v: Any) -> dt.datetime | None:
+    if not v or str(v).startswith("0001-01-01"):
+        return None
+    t = dt.datetime.fromisoformat(str(v).replace("Z", "+00:00"))
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def from_alertmanager(payload: dict[str, Any]) -> list[Alert]:
+    """Alertmanager webhook v4 → alerts. The Alertmanager `groupKey` travels as a label."""
+    if str(payload.get("version")) != "4":
+        raise ValueError("only Alertmanager webhook version 4 is understood")
+    out = []
+    for a in payload.get("alerts", []):
+        labels = {str(k): str(v) for k, v in (a.get("labels") or {}).items()}
+        labels["severity"] = AM_SEVERITY.get(labels.get("severity", "").lower(), labels.get("severity", "P3"))
+        if labels["severity"] not in ("P1", "P2", "P3", "P4"):
+            labels["severity"] = "P3"
+        labels.setdefault("source", "alertmanager")
+        ann = {str(k): str(v) for k, v in (a.get("annotations") or {}).items()}
+        ann.setdefault("am_group_key", str(payload.get("groupKey", "")))
+        status = "resolved" if a.get("status") == "resolved" else "firing"
+        starts = _parse_time(a.get("startsAt")) or _utcnow()
+        out.append(Alert(labels=labels, annotations=ann, status=status, starts_at=starts,  # type: ignore[arg-type]
+                         ends_at=_parse_time(a.get("endsAt")) if status == "resolved" else None,
+                         generator="alertmanager"))
+    return out
+
+
+def from_pagerduty_event(ev: dict[str, Any]) -> tuple[str, Alert | None]:
+    """A PagerDuty Events API v2 event → (action, alert). acknowledge/resolve refer to a dedup_key."""
+    action = ev.get("event_action")
+    if action not in ("trigger", "acknowledge", "resolve"):
+        raise ValueError("event_action must be trigger, acknowledge or resolve")
+    key = str(ev.get("dedup_key") or "")
+    if action != "trigger":
+        if not key:
+            raise ValueError("acknowledge and resolve need a dedup_key")
+        return action, None
+    p = ev.get("payload") or {}
+    if not p.get("summary") or not p.get("source"):
+        raise ValueError("payload.summary and payload.source are required")
+    labels = {"alertname": key or str(p.get("class") or p["summary"])[:80], "source": str(p["source"]),
+              "severity": PD_SEVERITY.get(str(p.get("severity", "error")), "P2"),
+              "component": str(p.get("component") or p.get("group") or "external")}
+    return action, Alert(labels=labels, annotations={"summary": str(p["summary"])}, status="firing",
+                         starts_at=_utcnow(), generator="events-api")
