@@ -14,7 +14,7 @@ import httpx
 from fastapi import FastAPI, Request
 
 from tests.servers import free_port, serve
-from waimai.firewall.monitoring.alert_out import sign
+from waimai.firewall.alerting.channels.webhook import sign
 
 SECRET = "whsec_" + "dGVzdC13ZWJob29rLXNlY3JldC0xMjM0NTY3ODkw"
 
@@ -28,7 +28,9 @@ def _receiver() -> tuple[FastAPI, list[tuple[float, dict, bool]]]:  # type: igno
         body = await request.body()
         h = request.headers
         valid = h.get("webhook-signature") == sign(SECRET, h["webhook-id"], h["webhook-timestamp"], body)
-        got.append((time.monotonic(), __import__("json").loads(body), valid))
+        data = __import__("json").loads(body)["data"]
+        got.append((time.monotonic(), {"status": data["status"], "summary": data["title"],
+                                       "severity": data["severity"]}, valid))
         return {"ok": "yes"}
 
     return app, got
