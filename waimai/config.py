@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     zabbix_host: str = Field(default="waimai", description="the host name the Zabbix items belong to")
     alert_rules_file: str | None = Field(default=None, description="alert rules YAML (default: shipped rules)")
     alerting_config_file: str | None = Field(default=None, description="routes, receivers, on-call (YAML)")
+    alert_eval_interval_s: float = Field(default=1.0, gt=0, le=60, description="how often alert rules run")
     alert_ingest_token: str | None = Field(default=None, description="bearer token for Alertmanager/event intake")
     log_json: bool | None = Field(default=None, description="JSON log lines (default: on outside development)")
     log_level: str = "INFO"

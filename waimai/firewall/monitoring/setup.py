@@ -102,7 +102,8 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
         link_secret=settings.secret_key + ":alert-links", public_url=settings.public_url)
     app.state.alerting = alerting
     jobs = [Job("metrics_sample", settings.sample_interval_s, sample), Job("probes", 10.0, probes.run),
-            Job("metrics_rollup", 60.0, store.rollup), Job("alert_evaluation", 5.0, alerting.evaluate)]
+            Job("metrics_rollup", 60.0, store.rollup),
+            Job("alert_evaluation", settings.alert_eval_interval_s, alerting.evaluate)]
     if settings.watchdog_url:
         client = httpx.Client(timeout=2.0)
         url = settings.watchdog_url.rstrip("/") + "/heartbeat"
