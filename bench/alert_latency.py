@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import re
 import shutil
 import socket
 import statistics
@@ -68,7 +69,7 @@ def pct(xs: list[float], q: float) -> float:
 
 def rules_yaml(n: int, for_s: int) -> str:
     rules = [{"alert": f"Breach{i}", "severity": "P1", "for": f"{for_s}s", "labels": {"component": "bench"},
-              "expr": {"kind": "threshold", "series": f"bench_{i}", "op": ">", "value": 1, "window": "30s",
+              "expr": {"kind": "threshold", "series": f"bench_{i}", "op": ">", "value": 1, "window": "10m",
                        "agg": "last"}} for i in range(n)]
     return yaml.safe_dump({"groups": [{"name": "bench", "rules": rules}]})
 
@@ -105,18 +106,24 @@ def run_ours(tmp: Path, args: argparse.Namespace) -> list[float]:
         time.sleep(args.spacing)
     deadline = time.time() + args.for_s + 30
     state = standin.state.standin
-    while time.time() < deadline and len(state.accepted) < args.alerts:
+
+    def received() -> dict[int, float]:
+        got: dict[int, float] = {}
+        for rec in list(state.accepted):
+            for m in re.finditer(r"Breach(\d+)\b", str(rec)):
+                got.setdefault(int(m.group(1)), rec["at"])
+        return got
+
+    while time.time() < deadline and len(received()) < args.alerts:
         time.sleep(0.2)
     stop.set()
     server.should_exit = True
-    got: dict[int, float] = {}
-    for rec in state.accepted:
-        text = str(rec)
-        for i in range(args.alerts):
-            if f"Breach{i}" in text and i not in got and f"Breach{i}0" not in text.replace(f"Breach{i},", ""):
-                got[i] = rec["at"]
+    got = received()
     if state.rejected:
         console.print(f"[red]stand-in rejected {len(state.rejected)} request(s): {state.rejected[:2]}[/red]")
+    missing = sorted(set(breach) - set(got))
+    if missing:
+        console.print(f"[red]not received by the stand-in: {missing}[/red]")
     return [got[i] - breach[i] - args.for_s for i in sorted(got)]
 
 

@@ -146,5 +146,6 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                             status_code=200 if ok else 503)
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestMonitor, metrics=settings.monitoring, access_log=settings.monitoring)
+    app.add_middleware(RequestMonitor, metrics=settings.monitoring, access_log=settings.monitoring,
+                       errors_only=settings.access_log == "errors")
     return app

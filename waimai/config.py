@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     alerting_config_file: str | None = Field(default=None, description="routes, receivers, on-call (YAML)")
     alert_eval_interval_s: float = Field(default=1.0, gt=0, le=60, description="how often alert rules run")
     alert_ingest_token: str | None = Field(default=None, description="bearer token for Alertmanager/event intake")
+    access_log: Literal["all", "errors"] = Field(
+        default="errors", description="log every request, or only 4xx/5xx and slow (> 500 ms) ones")
     log_json: bool | None = Field(default=None, description="JSON log lines (default: on outside development)")
     log_level: str = "INFO"
 

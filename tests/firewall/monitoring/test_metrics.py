@@ -24,7 +24,7 @@ LISTED = ["waimai_http_requests_total", "waimai_http_request_duration_seconds", 
 
 @pytest.fixture
 def mon(sqlite_url: str) -> TestClient:
-    app = create_app(make_settings(sqlite_url, log_level="INFO"), background=False)
+    app = create_app(make_settings(sqlite_url, log_level="INFO", access_log="all"), background=False)
     with TestClient(app) as c:
         yield c  # type: ignore[misc]
 

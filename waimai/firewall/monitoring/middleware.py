@@ -22,10 +22,16 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 class RequestMonitor:
-    def __init__(self, app: ASGIApp, *, metrics: bool = True, access_log: bool = True) -> None:
+    SLOW_S = 0.5
+
+    def __init__(self, app: ASGIApp, *, metrics: bool = True, access_log: bool = True,
+                 errors_only: bool = False) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
+        # errors_only: a line for 4xx/5xx and slow requests only. Every line a request causes still
+        # carries its id; this drops the routine 200s, the largest share of monitoring's cost.
+        self.errors_only = errors_only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -63,7 +69,8 @@ class RequestMonitor:
                 HTTP_IN_FLIGHT.dec()
                 HTTP_REQUESTS.labels(method, route, str(status)).inc()
                 HTTP_LATENCY.labels(method, route).observe(elapsed)
-            if self.access_log and (status >= 400 or not route.startswith(("/static", "/metrics"))):
+            if self.access_log and (status >= 400 or elapsed > self.SLOW_S or (
+                    not self.errors_only and not route.startswith(("/static", "/metrics")))):
                 log.info("request", http_method=method, url_path=scope["path"], route=route,
                          status_code=status, duration_ms=round(elapsed * 1000, 2),
                          client=(scope.get("client") or ("", 0))[0])
