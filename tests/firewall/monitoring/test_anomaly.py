@@ -54,7 +54,7 @@ def test_gateway_fault_raises_signal_within_three_samples(demo, fault, series) -
         early = watcher.step(t)
         assert early == [], f"no signal while the gateway is healthy: {early}"
     http.put(f"{gw_url}/admin/config", json=fault)
-    for k in range(1, 4):
+    for k in range(1, 4):  # noqa: B007 - k is reported after the loop
         t += 5
         _traffic(base, http, tok, n=2)
         sampler.sample(t)

@@ -81,6 +81,18 @@ def test_prometheus_scrapes_waimai(prometheus_bin: str, sqlite_url: str, tmp_pat
                          "waimai_db_query_duration_seconds_count", "waimai_event_loop_lag_seconds"):
                 res = httpx.get(f"{q}/query", params={"query": name}).json()["data"]["result"]
                 assert res, f"{name} not scraped"
+            # The firewall can read its series from this Prometheus instead of the embedded store.
+            import datetime as dt
+
+            from waimai.firewall.monitoring.store import PrometheusMetricSource
+
+            src = PrometheusMetricSource(f"http://127.0.0.1:{prom_port}",
+                                         {"dependency_up.database": 'waimai_dependency_up{dependency="database"}'})
+            now = dt.datetime.now(dt.UTC)
+            pts = src.query_range("dependency_up.database", now - dt.timedelta(minutes=2), now, 1)
+            assert pts and pts[-1].value == 1.0
+            assert src.query_range("unknown", now - dt.timedelta(minutes=1), now, 1) == []
+            src.close()
         finally:
             prom.terminate()
             prom.wait(timeout=20)

@@ -200,3 +200,32 @@ def _agg(values: Iterable[float], agg: str) -> float:
         return max(vs)
     return sum(vs) / len(vs)
 
+
+
+class PrometheusMetricSource:
+    """Read the key series from a Prometheus server's HTTP API instead of the embedded store.
+
+    `queries` maps our series names to PromQL (e.g. "payment_success_ratio" →
+    "waimai:payment_success:ratio_rate5m", the recording rule in deploy/prometheus).
+    """
+
+    def __init__(self, base_url: str, queries: Mapping[str, str], *, timeout_s: float = 5.0) -> None:
+        import httpx
+
+        self.queries = dict(queries)
+        self._client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s)
+
+    def query_range(self, name: str, start: dt.datetime, end: dt.datetime, step_s: int) -> list[Point]:
+        promql = self.queries.get(name)
+        if promql is None:
+            return []
+        r = self._client.get("/api/v1/query_range", params={
+            "query": promql, "start": start.timestamp(), "end": end.timestamp(), "step": max(1, step_s)})
+        r.raise_for_status()
+        result = r.json()["data"]["result"]
+        if not result:
+            return []
+        return [Point(float(t), float(v)) for t, v in result[0]["values"] if v not in ("NaN", "+Inf", "-Inf")]
+
+    def close(self) -> None:
+        self._client.close()
