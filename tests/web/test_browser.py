@@ -35,13 +35,18 @@ def browser() -> Iterator[object]:
         b.close()
 
 
+_APPS: dict[str, object] = {}
+
+
 @pytest.fixture
 def site(sqlite_url: str) -> Iterator[str]:
     port = free_port()
     app = create_app(make_settings(sqlite_url, public_url=f"http://127.0.0.1:{port}", sample_interval_s=1),
                      background=True)
     with serve(app, port) as base:
+        _APPS[base] = app
         yield base
+        _APPS.pop(base, None)
 
 
 def test_customer_orders_with_cash_on_delivery(browser, site: str) -> None:  # type: ignore[no-untyped-def]
@@ -89,3 +94,33 @@ def test_ops_overview_shows_health_and_live_charts(browser, site: str) -> None: 
     page.wait_for_selector("#c-http_latency_p95_ms canvas", timeout=15000)
     assert page.locator("#now-riders_on_shift").inner_text() == "1"
     page.screenshot(path=str(ARTIFACTS / "ops-1440.png"), full_page=True)
+
+
+def test_ops_alerts_page_acknowledge_and_silence(browser, site: str) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    import httpx
+
+    from waimai.firewall.alerting.rules import Alert
+
+    page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="zh-CN",
+                            extra_http_headers={"Accept-Language": "zh-CN"})
+    page.goto(f"{site}/login")
+    page.fill("#phone", "13800000009")
+    page.fill("#password", "waimai-demo")
+    page.click("button.primary")
+    page.goto(f"{site}/ops/alerts")
+    assert "当前没有告警" in page.content()
+    # An alert arrives (as the evaluator or Alertmanager intake would deliver it).
+    app_alerting = _APPS[site].state.alerting
+    app_alerting.ingest([Alert(labels={"alertname": "PaymentGatewayDown", "severity": "P1", "component": "payment"},
+                               annotations={"summary": "gateway probe failing"}, status="firing",
+                               starts_at=dt.datetime.now(dt.UTC))])
+    page.goto(f"{site}/ops/alerts")
+    card = page.locator("section.state-firing")
+    assert card.count() == 1 and "PaymentGatewayDown" in card.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "ops-alerts-1440.png"), full_page=True)
+    card.locator("button.primary").click()
+    page.wait_for_selector(".flash.ok")
+    assert page.locator("section.state-acknowledged").count() == 1
+    assert httpx.get(f"{site}/livez").status_code == 200

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from waimai.core import audit
 from waimai.firewall.monitoring.sampler import SERIES
-from waimai.web.routes import _need, render
+from waimai.web.i18n import gettext
+from waimai.web.routes import _need, back, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -29,3 +31,66 @@ def overview(request: Request) -> Response:
     status = probes.last or probes.run()
     return render(request, "ops_overview.html", {"charts": CHARTS, "probes": list(status.values()),
                                                  "series": SERIES})
+
+
+@router.get("/ops/alerts")
+def alerts_page(request: Request) -> Response:
+    p = _need(request, "ops")
+    if isinstance(p, RedirectResponse):
+        return p
+    svc = getattr(request.app.state, "alerting", None)
+    groups, silences, noise = [], [], {}
+    if svc is not None:
+        pl = svc.pipeline
+        now = pl.clock()
+        for g in pl.groups.values():
+            alerts = [pl.alerts[f] for f in g.members]
+            state = "resolved" if all(a.alert.status == "resolved" for a in alerts) else (
+                "acknowledged" if g.acked_by else "firing")
+            groups.append({"key": g.key, "labels": g.labels, "state": state, "acked_by": g.acked_by,
+                           "escalation": g.escalation_step, "receiver": g.route.receiver,
+                           "alerts": [{"name": a.alert.name, "severity": a.alert.severity,
+                                       "summary": a.alert.annotations.get("summary", ""), "status": a.alert.status,
+                                       "since": a.alert.starts_at, "muted": pl.muted_by(a.alert, now)}
+                                      for a in alerts]})
+        order = {"firing": 0, "acknowledged": 1, "resolved": 2}
+        groups.sort(key=lambda g: (order[g["state"]], min((a["severity"] for a in g["alerts"]), default="P9")))
+        silences = [s for s in pl.silences.values() if s.active(now)]
+        noise = pl.noise()
+    return render(request, "ops_alerts.html", {"groups": groups, "silences": silences, "noise": noise})
+
+
+@router.post("/ops/alerts/ack")
+def alerts_ack(request: Request, group: str = Form(...)) -> Response:
+    p = _need(request, "ops")
+    if isinstance(p, RedirectResponse):
+        return p
+    svc = getattr(request.app.state, "alerting", None)
+    if svc is None or group not in svc.pipeline.groups:
+        return back("/ops/alerts", err=gettext("No such alert group."))
+    with svc._lock:  # noqa: SLF001 - the service's own lock
+        svc.pipeline.acknowledge(group, by=f"user:{p.user_id}")
+    with request.app.state.db.session() as db:
+        audit.record(db, actor_id=p.user_id, actor_role=p.role, action="alert.ack", target=group[:120])
+        db.commit()
+    return back("/ops/alerts", msg=gettext("Acknowledged: repeats and escalation stop."))
+
+
+@router.post("/ops/alerts/silence")
+def alerts_silence(request: Request, alertname: str = Form(..., max_length=120),
+                   minutes: int = Form(60, ge=1, le=10080), comment: str = Form("", max_length=300)) -> Response:
+    p = _need(request, "ops")
+    if isinstance(p, RedirectResponse):
+        return p
+    svc = getattr(request.app.state, "alerting", None)
+    if svc is None:
+        return back("/ops/alerts", err=gettext("Alerting is not running."))
+    import datetime as dt
+
+    s = svc.pipeline.add_silence({"alertname": alertname}, ends_at=svc.clock() + dt.timedelta(minutes=minutes),
+                                 created_by=f"user:{p.user_id}", comment=comment)
+    with request.app.state.db.session() as db:
+        audit.record(db, actor_id=p.user_id, actor_role=p.role, action="alert.silence", target=s.id,
+                     details={"alertname": alertname, "minutes": minutes, "comment": comment})
+        db.commit()
+    return back("/ops/alerts", msg=gettext("Silenced."))

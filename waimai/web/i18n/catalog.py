@@ -23,6 +23,7 @@ STEP = {
     "ready": ("Ready", "待取餐"), "picked_up": ("On the way", "配送中"), "delivered": ("Delivered", "已送达"),
 }
 PAY = {"gateway": ("Paid online", "在线支付"), "cod": ("Cash on delivery", "货到付款")}
+ALERT = {"firing": ("Firing", "告警中"), "acknowledged": ("Acknowledged", "已确认"), "resolved": ("Resolved", "已恢复")}
 
 ZH = {
     "4-digit code": "4 位取货码", "Accept": "接单", "Add": "加入", "Added to cart: ": "已加入购物车：",
@@ -57,7 +58,14 @@ ZH = {
     "Last day": "最近一天", "Components": "组件状态", "up": "正常", "down": "故障",
     "No data yet: samples arrive every few seconds.": "暂无数据：每隔几秒采样一次。", "Orders per minute": "每分钟订单数",
     "Payment success rate": "支付成功率", "p95 latency (ms)": "p95 延迟（毫秒）", "Dispatch backlog": "待派单",
-    "Riders on shift": "在岗骑手", "Server error rate": "服务错误率", "Phone number or password is wrong.": "手机号或密码错误。",
+    "Riders on shift": "在岗骑手", "Server error rate": "服务错误率", "Alerts": "告警",
+    "Nothing is firing. Alerts appear here as soon as a rule fires.": "当前没有告警。规则一触发就会出现在这里。",
+    "to": "发往", "escalation step": "升级级别", "acknowledged by": "确认人", "Acknowledge": "确认",
+    "Minutes": "分钟", "Silence": "静默", "Active silences": "生效中的静默", "None.": "无。", "until": "直到",
+    "Noise per rule": "各规则噪音", "Rule": "规则", "Notifications": "通知数", "Flaps": "抖动次数",
+    "No such alert group.": "找不到该告警组。", "Acknowledged: repeats and escalation stop.": "已确认：停止重复通知和升级。",
+    "Alerting is not running.": "告警未运行。", "Silenced.": "已静默。",
+ "Phone number or password is wrong.": "手机号或密码错误。",
     "Too many failed sign-ins; wait a few minutes and try again.": "登录失败次数过多，请几分钟后再试。",
     "Online payment is not working right now; choose cash on delivery or retry.": "在线支付暂时不可用，请选择货到付款或稍后重试。",
 }
@@ -67,7 +75,7 @@ def build() -> None:
     here = Path(__file__).resolve().parent
     for locale in ("en", "zh_CN"):
         cat = Catalog(locale=locale, project="waimai", charset="utf-8")
-        for prefix, table in (("status.", STATUS), ("step.", STEP), ("pay.", PAY)):
+        for prefix, table in (("status.", STATUS), ("step.", STEP), ("pay.", PAY), ("alert.", ALERT)):
             for k, (en, zh) in table.items():
                 cat.add(prefix + k, en if locale == "en" else zh)
         if locale == "zh_CN":
