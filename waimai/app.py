@@ -35,7 +35,7 @@ def build_providers(settings: Settings) -> dict[str, PaymentProvider]:
 
 
 def housekeeping_jobs(app: FastAPI) -> list[Job]:
-    from waimai.platform.delivery.service import auto_assign, waiting_for_rider
+    from waimai.platform.delivery.service import dispatch_round, waiting_for_rider
     from waimai.platform.ordering.idempotency import purge_expired
     from waimai.platform.payments import service as payments
 
@@ -47,7 +47,7 @@ def housekeeping_jobs(app: FastAPI) -> list[Job]:
             if not waiting_for_rider(s):
                 return
         with db.session() as s:
-            if auto_assign(s):
+            if dispatch_round(s):
                 s.commit()
 
     def refunds() -> None:
@@ -61,7 +61,7 @@ def housekeeping_jobs(app: FastAPI) -> list[Job]:
             purge_expired(s, ttl=ttl(settings.idempotency_ttl_hours))
             s.commit()
 
-    return [Job("auto_assign", 2.0, assign), Job("refund_retry", 30.0, refunds),
+    return [Job("dispatch", 5.0, assign), Job("refund_retry", 30.0, refunds),
             Job("idempotency_expiry", 600.0, expire_keys), Job("sqlite_checkpoint", 1.0, db.checkpoint)]
 
 
