@@ -178,8 +178,9 @@ def measure(name: str, app: str, url: str, script: Path, args: argparse.Namespac
     proc = serve(app, url, port, args.workers, extra_env)
     try:
         wait_http(port, proc)
-        run_wrk(port, script, 2, args.connections, args.threads)  # warm-up (connections, caches)
+        warm = run_wrk(port, script, 2, args.connections, args.threads)  # warm-up (connections, caches)
         res = run_wrk(port, script, args.duration, args.connections, args.threads)
+        res["warmup"] = warm["codes"].get("201", 0)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -244,9 +245,11 @@ def main() -> None:
                   f"{r['ratio']:.2f}" if "ratio" in r else "")
     console.print(t)
     for r in results:
-        if "orders_in_db" in r and r["orders_in_db"] != r["codes"].get("201", 0) + r.get("warmup", 0):
-            console.print(f"[yellow]{r['name']}: {r['orders_in_db']} orders in the database "
-                          f"(includes the 2 s warm-up) for {r['codes'].get('201', 0)} measured 201s[/yellow]")
+        if "orders_in_db" in r:
+            acked = r["codes"].get("201", 0) + r.get("warmup", 0)
+            verdict = "exactly one order per 201" if r["orders_in_db"] == acked else "[red]MISMATCH[/red]"
+            console.print(f"{r['name']}: {r['orders_in_db']} orders in the database for {acked} answers 201 "
+                          f"(warm-up included): {verdict}")
     print(json.dumps([{k: v for k, v in r.items()} for r in results]))
 
 
