@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     metrics_url: str = Field(default="sqlite:///var/metrics.db", description="embedded time-series store")
     sample_interval_s: float = Field(default=5.0, gt=0, le=300, description="how often key series are sampled")
     log_file: str | None = Field(default="var/logs/waimai.jsonl", description="JSON log file the console searches")
+    sms_provider_url: str | None = Field(default=None, description="SMS provider endpoint, probed for health")
     watchdog_url: str | None = Field(default=None, description="where to send dead-man's-switch heartbeats")
     zabbix_server: str | None = Field(default=None, description="host:port of a Zabbix server/proxy to push to")
     zabbix_host: str = Field(default="waimai", description="the host name the Zabbix items belong to")

@@ -101,6 +101,25 @@ def test_dependency_probes_on_the_api(mon: TestClient) -> None:
     api = Api(mon)
     deps = {d["name"]: d for d in mon.get("/api/v1/health/dependencies?fresh=true", headers=api.h("ops")).json()}
     assert deps["database"]["ok"] is True and deps["payment_gateway"]["ok"] is False
+    assert "sms" not in deps  # not configured
+
+
+def test_sms_provider_probe(sqlite_url: str) -> None:
+    from tests.servers import serve
+    from waimai.firewall.alerting.channels.standins import create_aliyun_sms_standin
+
+    with serve(create_aliyun_sms_standin(access_keys={"k": "s"}, sign_names=["外卖"], templates={})) as url:
+        app = create_app(make_settings(sqlite_url, sms_provider_url=url), background=False)
+        with TestClient(app) as c:
+            api = Api(c)
+            deps = {d["name"]: d for d in c.get("/api/v1/health/dependencies?fresh=true", headers=api.h("ops")).json()}
+            assert deps["sms"]["ok"] is True
+    app = create_app(make_settings(sqlite_url, sms_provider_url="http://127.0.0.1:9"), background=False)
+    with TestClient(app) as c:
+        deps = {d["name"]: d for d in c.get("/api/v1/health/dependencies?fresh=true",
+                                            headers=Api(c).h("ops")).json()}
+        assert deps["sms"]["ok"] is False
+        assert 'waimai_dependency_up{dependency="sms"} 0.0' in c.get("/metrics").text
 
 
 def test_logs_of_one_request_by_its_id_and_no_phone_unmasked(mon: TestClient) -> None:

@@ -6,6 +6,7 @@ import datetime as dt
 import time
 from dataclasses import dataclass, field
 
+import httpx
 from sqlalchemy import func, select, text
 
 from waimai.core.database import Database, utcnow
@@ -34,9 +35,10 @@ class ProbeStatus:
 class Probes:
     """Runs each probe, keeps the last result for the ops page, and sets the gauges."""
 
-    def __init__(self, db: Database, providers: dict[str, PaymentProvider]) -> None:
+    def __init__(self, db: Database, providers: dict[str, PaymentProvider], *, sms_url: str | None = None) -> None:
         self.db = db
         self.providers = providers
+        self.sms_url = sms_url
         self.last: dict[str, ProbeStatus] = {}
 
     def _record(self, st: ProbeStatus) -> None:
@@ -56,7 +58,20 @@ class Probes:
         if gw is not None:
             r = gw.health()
             self._record(ProbeStatus("payment_gateway", r.ok, r.latency_ms, r.detail))
+        if self.sms_url:
+            self._record(self._http_probe("sms", self.sms_url))
         return self.last
+
+    @staticmethod
+    def _http_probe(name: str, url: str) -> ProbeStatus:
+        """Reachable and not failing: any answer below 500 counts (an API root may well say 404)."""
+        t0 = time.perf_counter()
+        try:
+            r = httpx.get(url, timeout=3.0)
+            ok, detail = r.status_code < 500, f"status {r.status_code}"
+        except httpx.HTTPError as exc:
+            ok, detail = False, exc.__class__.__name__
+        return ProbeStatus(name, ok, (time.perf_counter() - t0) * 1000, detail)
 
 
 def refresh_business_gauges(db: Database) -> None:

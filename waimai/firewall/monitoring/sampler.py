@@ -36,6 +36,8 @@ SERIES: dict[str, tuple[str, str]] = {
     "dependency_up.payment_gateway": ("0/1", "payment gateway probe"),
     "dependency_latency_ms.database": ("ms", "database probe time"),
     "dependency_latency_ms.payment_gateway": ("ms", "payment gateway probe time"),
+    "dependency_up.sms": ("0/1", "SMS provider probe (when WAIMAI_SMS_PROVIDER_URL is set)"),
+    "dependency_latency_ms.sms": ("ms", "SMS provider probe time"),
 }
 
 

@@ -76,7 +76,7 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
     app.state.loop_lag = LoopLag()
     store = MetricStore(settings.metrics_url)
     app.state.metric_store = store
-    probes = Probes(db, app.state.payment_providers)
+    probes = Probes(db, app.state.payment_providers, sms_url=settings.sms_provider_url)
     app.state.probes = probes
     if not settings.monitoring:
         return []
