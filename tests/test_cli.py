@@ -21,8 +21,10 @@ def env(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
 
 
 def test_migrate_seed_and_create_user(env) -> None:  # type: ignore[no-untyped-def]
+    from waimai.core.migrate import head_revision
+
     r = runner.invoke(app, ["migrate"])
-    assert r.exit_code == 0 and "→ 0001" in r.output
+    assert r.exit_code == 0 and f"→ {head_revision()}" in r.output
     r = runner.invoke(app, ["seed"])
     assert r.exit_code == 0, r.output
     assert "11 merchants" in r.output and "13800000001" in r.output

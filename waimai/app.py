@@ -6,6 +6,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -32,6 +33,26 @@ def build_providers(settings: Settings) -> dict[str, PaymentProvider]:
                                    secret=settings.gateway_secret, timeout_s=settings.gateway_timeout_s),
         "cod": CashOnDelivery(),
     }
+
+
+def build_platform_adapters(settings: Settings) -> dict[str, Any]:
+    """Intake adapters for the platforms configured in WAIMAI_PLATFORMS (none by default)."""
+    from waimai.platform.integrations.eleme import ElemeAdapter
+    from waimai.platform.integrations.jd import JdDaojiaAdapter
+    from waimai.platform.integrations.meituan import MeituanAdapter
+
+    out: dict[str, Any] = {}
+    for name, cfg in settings.platforms.items():
+        push_url = f"{settings.public_url}/api/v1/intake/{name}/orders"
+        if name == "meituan":
+            out[name] = MeituanAdapter(push_url=push_url, **cfg)
+        elif name == "eleme":
+            out[name] = ElemeAdapter(**cfg)
+        elif name == "jd":
+            out[name] = JdDaojiaAdapter(**cfg)
+        else:
+            raise ValueError(f"unknown platform {name!r} in WAIMAI_PLATFORMS")
+    return out
 
 
 def housekeeping_jobs(app: FastAPI) -> list[Job]:
@@ -61,7 +82,11 @@ def housekeeping_jobs(app: FastAPI) -> list[Job]:
             purge_expired(s, ttl=ttl(settings.idempotency_ttl_hours))
             s.commit()
 
-    return [Job("dispatch", 5.0, assign), Job("refund_retry", 30.0, refunds),
+    def callbacks() -> None:
+        if app.state.platform_adapters:
+            app.state.callback_sender.run_once()
+
+    return [Job("dispatch", 5.0, assign), Job("intake_callbacks", 2.0, callbacks), Job("refund_retry", 30.0, refunds),
             Job("idempotency_expiry", 600.0, expire_keys), Job("sqlite_checkpoint", 1.0, db.checkpoint)]
 
 
@@ -101,6 +126,13 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.state.settings = settings
     app.state.db = Database(settings.database_url)
     app.state.payment_providers = build_providers(settings)
+    app.state.platform_adapters = build_platform_adapters(settings)
+    from waimai.platform.integrations.service import CallbackSender, queue_callback
+    from waimai.platform.ordering.service import TRANSITION_HOOKS
+
+    if queue_callback not in TRANSITION_HOOKS:
+        TRANSITION_HOOKS.append(queue_callback)
+    app.state.callback_sender = CallbackSender(app.state.db, app.state.platform_adapters)
     install_error_handlers(app)
     monitoring_jobs = monitoring.install(app, settings)
 
@@ -110,6 +142,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     from waimai.platform.accounts.routes import router as accounts
     from waimai.platform.catalog.routes import router as catalog
     from waimai.platform.delivery.routes import router as delivery
+    from waimai.platform.integrations.routes import router as intake
     from waimai.platform.ops.routes import router as ops
     from waimai.platform.ordering.routes import router as ordering
     from waimai.platform.payments.routes import router as payments
@@ -118,7 +151,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
 
     # Routers carry the /api/v1 prefix themselves, so each route's template is its full path
     # (what the metrics label shows).
-    for r in (accounts, catalog, ordering, payments, delivery, ops, monitoring_api, metrics_router, alerting_routes):
+    for r in (accounts, catalog, ordering, payments, delivery, ops, monitoring_api, metrics_router, alerting_routes,
+              intake):
         app.include_router(r)
     app.include_router(web)
     app.include_router(ops_pages)

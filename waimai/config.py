@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     alert_ingest_token: str | None = Field(default=None, description="bearer token for Alertmanager/event intake")
     access_log: Literal["all", "errors"] = Field(
         default="errors", description="log every request, or only 4xx/5xx and slow (> 500 ms) ones")
+    platforms: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description='order intake, JSON: {"meituan": {"app_id", "secret", "api_base"}, '
+                                          '"eleme": {...}, "jd": {...}}')
+    campus_origin_lat: float = Field(default=31.0, ge=-90, le=90, description="campus (0, 0) for platform lat/lng")
+    campus_origin_lng: float = Field(default=121.0, ge=-180, le=180)
     log_json: bool | None = Field(default=None, description="JSON log lines (default: on outside development)")
     log_level: str = "INFO"
 

@@ -6,11 +6,12 @@ from waimai.core.outbox import OutboxEvent
 from waimai.platform.accounts.models import LoginAttempt, User
 from waimai.platform.catalog.models import Campus, DeliveryPoint, MenuCategory, MenuItem, Merchant, Zone
 from waimai.platform.delivery.models import Rider
+from waimai.platform.integrations.models import ExternalOrderLink, PlatformCallback, PlatformShop
 from waimai.platform.ordering.models import IdempotencyRecord, Order, OrderLine, OrderTransition
 from waimai.platform.payments.models import Payment, PaymentCallback
 
 __all__ = [
-    "AuditEntry", "Base", "Campus", "DeliveryPoint", "IdempotencyRecord", "LoginAttempt", "MenuCategory",
+    "AuditEntry", "Base", "ExternalOrderLink", "PlatformCallback", "PlatformShop", "Campus", "DeliveryPoint", "IdempotencyRecord", "LoginAttempt", "MenuCategory",
     "MenuItem", "Merchant", "Order", "OrderLine", "OrderTransition", "OutboxEvent", "Payment",
     "PaymentCallback", "Rider", "User", "Zone",
 ]

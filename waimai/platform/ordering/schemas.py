@@ -20,7 +20,8 @@ class PlaceOrderIn(Strict):
     merchant_id: int = Field(ge=1, le=2**31 - 1)
     delivery_point_id: int = Field(ge=1, le=2**31 - 1)
     items: list[LineIn] = Field(min_length=1, max_length=50)
-    payment_method: Literal["gateway", "cod"] = "gateway"
+    payment_method: Literal["gateway", "cod", "platform"] = Field(
+        default="gateway", description="gateway or cod; `platform` is only for orders taken in from Meituan etc.")
     note: str = Field(default="", max_length=200)
     contact_phone: str | None = Field(default=None, pattern=r"^\+?\d{6,15}$")
 

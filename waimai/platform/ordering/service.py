@@ -6,6 +6,7 @@ import datetime as dt
 import math
 import secrets
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,8 +210,13 @@ def record_transition(db: Session, order: Order, to: Status, *, actor: Principal
     order.status = to.value
 
 
+# Called inside the transaction of every state change: (connection-or-session, order, new status).
+# Integrations register here (the platform status callbacks), so ordering needs not know them.
+TRANSITION_HOOKS: list[Callable[[Session, Order, Status, str | None], None]] = []
+
+
 def place_order(db: Session | Connection, *, customer: Principal, body: PlaceOrderIn, source: str = "app",
-                actor: Principal | None = None) -> OrderOut:
+                actor: Principal | None = None, contact: str | None = None) -> OrderOut:
     """Create the order, reserve stock and queue `order.placed`, all in the caller's transaction.
 
     This is the hottest write path, so it uses Core statements (one per table, lines in one
@@ -218,6 +224,9 @@ def place_order(db: Session | Connection, *, customer: Principal, body: PlaceOrd
     """
     now = utcnow()
     conn = _conn(db)
+    if body.payment_method == "platform" and source == "app":
+        raise Unprocessable("Choose gateway or cod: `platform` is for orders taken in from delivery platforms.",
+                            code="payment_method_invalid")
     priced = price(conn, body, now=now)
     merchant = priced.merchant
     hot = hot_reads(conn)
@@ -234,13 +243,14 @@ def place_order(db: Session | Connection, *, customer: Principal, body: PlaceOrd
         if conn.execute(_RESERVE, {"iid": item_id, "qty": qty}).rowcount != 1:
             raise OutOfStock(f"「{priced.items[item_id].name}」 just sold out.", details={"item_id": item_id})
         reserved.add(item_id)
-    contact = body.contact_phone
+    contact = contact or body.contact_phone
     if contact is None:
         contact = hot.phone.get(customer.user_id,
                                   lambda: conn.execute(_SEL_PHONE, {"uid": customer.user_id}).scalar() or "")
     q = priced.quote
     cod = body.payment_method == "cod"
-    status = Status.cod_confirmed.value if cod else Status.created.value
+    prepaid = body.payment_method == "platform"  # paid to the platform before it reached us
+    status = Status.cod_confirmed.value if cod else Status.paid.value if prepaid else Status.created.value
     number = _order_number(now)
     proof = f"{secrets.randbelow(10000):04d}"
     promised = now + dt.timedelta(minutes=q.estimated_minutes)
@@ -265,6 +275,14 @@ def place_order(db: Session | Connection, *, customer: Principal, body: PlaceOrd
                             "reason": "cash on delivery", "at": now})
         conn.execute(_INS_PAYMENT, {"order_id": order_id, "provider": "cod", "provider_ref": f"cod-{number}",
                                     "amount_fen": q.total_fen, "status": "pending", "pay_url": None,
+                                    "failure_reason": None, "refund_ref": None, "created_at": now,
+                                    "updated_at": now})
+    if prepaid:
+        transitions.append({"order_id": order_id, "from_status": Status.created.value,
+                            "to_status": Status.paid.value, "actor_id": None, "actor_role": "system",
+                            "reason": f"paid on {source}", "at": now})
+        conn.execute(_INS_PAYMENT, {"order_id": order_id, "provider": source, "provider_ref": f"{source}-{number}",
+                                    "amount_fen": q.total_fen, "status": "succeeded", "pay_url": None,
                                     "failure_reason": None, "refund_ref": None, "created_at": now,
                                     "updated_at": now})
     conn.execute(_INS_TRANSITIONS, transitions)
@@ -353,6 +371,8 @@ def transition(db: Session, order: Order, to: Status, *, actor: Principal | None
             release_stock(db, order)
     emit(db, f"order.{to.value}", key=str(order.id), order_id=order.id, merchant_id=order.merchant_id,
          rider_id=order.rider_id, reason=reason)
+    for hook in TRANSITION_HOOKS:
+        hook(db, order, to, reason)
     ORDER_TRANSITIONS.labels(to.value).inc()
     log.info("order_transition", order_id=order.id, from_status=current.value, to_status=to.value,
              actor_role=role, reason=reason)

@@ -22,7 +22,8 @@ STEP = {
     "created": ("Placed", "已下单"), "accepted": ("Accepted", "已接单"), "preparing": ("Cooking", "制作中"),
     "ready": ("Ready", "待取餐"), "picked_up": ("On the way", "配送中"), "delivered": ("Delivered", "已送达"),
 }
-PAY = {"gateway": ("Paid online", "在线支付"), "cod": ("Cash on delivery", "货到付款")}
+PAY = {"gateway": ("Paid online", "在线支付"), "cod": ("Cash on delivery", "货到付款"),
+       "platform": ("Paid on the platform", "平台已支付")}
 ALERT = {"firing": ("Firing", "告警中"), "acknowledged": ("Acknowledged", "已确认"), "resolved": ("Resolved", "已恢复")}
 
 ZH = {
