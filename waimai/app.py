@@ -139,6 +139,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     from waimai.firewall.alerting.routes import router as alerting_routes
     from waimai.firewall.monitoring.routes import api as monitoring_api
     from waimai.firewall.monitoring.routes import router as metrics_router
+    from waimai.firewall.switches.routes import router as switches
     from waimai.platform.accounts.routes import router as accounts
     from waimai.platform.catalog.routes import router as catalog
     from waimai.platform.delivery.routes import router as delivery
@@ -152,7 +153,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     # Routers carry the /api/v1 prefix themselves, so each route's template is its full path
     # (what the metrics label shows).
     for r in (accounts, catalog, ordering, payments, delivery, ops, monitoring_api, metrics_router, alerting_routes,
-              intake):
+              intake, switches):
         app.include_router(r)
     app.include_router(web)
     app.include_router(ops_pages)

@@ -3,6 +3,7 @@
 from waimai.core.audit import AuditEntry
 from waimai.core.database import Base
 from waimai.core.outbox import OutboxEvent
+from waimai.firewall.switches.models import Switch
 from waimai.platform.accounts.models import LoginAttempt, User
 from waimai.platform.catalog.models import Campus, DeliveryPoint, MenuCategory, MenuItem, Merchant, Zone
 from waimai.platform.delivery.models import Rider
@@ -13,5 +14,5 @@ from waimai.platform.payments.models import Payment, PaymentCallback
 __all__ = [
     "AuditEntry", "Base", "ExternalOrderLink", "PlatformCallback", "PlatformShop", "Campus", "DeliveryPoint", "IdempotencyRecord", "LoginAttempt", "MenuCategory",
     "MenuItem", "Merchant", "Order", "OrderLine", "OrderTransition", "OutboxEvent", "Payment",
-    "PaymentCallback", "Rider", "User", "Zone",
+    "PaymentCallback", "Rider", "Switch", "User", "Zone",
 ]

@@ -94,3 +94,40 @@ def alerts_silence(request: Request, alertname: str = Form(..., max_length=120),
                      details={"alertname": alertname, "minutes": minutes, "comment": comment})
         db.commit()
     return back("/ops/alerts", msg=gettext("Silenced."))
+
+
+@router.get("/ops/intake")
+def intake_page(request: Request) -> Response:
+    p = _need(request, "ops")
+    if isinstance(p, RedirectResponse):
+        return p
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from waimai.firewall.switches import service as switches
+    from waimai.platform.integrations import service as intake
+
+    with request.app.state.db.read_session() as db:
+        report = intake.reconcile(db, dt.datetime.now(ZoneInfo("Asia/Shanghai")).date())
+        paused = {pf: switches.is_on(db, f"intake.{pf}.paused") for pf in intake.PLATFORMS}
+        dead = intake.dead_letters(db)
+    return render(request, "ops_intake.html", {"report": report, "paused": paused, "dead": dead,
+                                               "configured": set(request.app.state.platform_adapters)})
+
+
+@router.post("/ops/intake/{platform}/pause")
+def intake_pause(request: Request, platform: str, paused: str = Form(...)) -> Response:
+    p = _need(request, "ops")
+    if isinstance(p, RedirectResponse):
+        return p
+    from waimai.core.errors import AppError
+    from waimai.firewall.switches import service as switches
+
+    with request.app.state.db.session() as db:
+        try:
+            switches.set_switch(db, f"intake.{platform}.paused", enabled=paused == "1", actor_id=p.user_id,
+                                actor_role=p.role, reason="from the intake page")
+        except AppError as exc:
+            return back("/ops/intake", err=exc.message)
+        db.commit()
+    return back("/ops/intake", msg=gettext("Intake switch updated."))

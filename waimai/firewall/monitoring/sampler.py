@@ -36,6 +36,11 @@ SERIES: dict[str, tuple[str, str]] = {
     "dependency_up.payment_gateway": ("0/1", "payment gateway probe"),
     "dependency_latency_ms.database": ("ms", "database probe time"),
     "dependency_latency_ms.payment_gateway": ("ms", "payment gateway probe time"),
+    **{f"intake_orders_per_min.{p}": ("orders/min", f"orders taken in from {p}") for p in ("meituan", "eleme", "jd")},
+    **{f"intake_rejected_per_min.{p}": ("pushes/min", f"{p} pushes refused for a bad signature")
+       for p in ("meituan", "eleme", "jd")},
+    **{f"intake_callback_backlog.{p}": ("callbacks", f"status callbacks {p} has not acknowledged")
+       for p in ("meituan", "eleme", "jd")},
     "dependency_up.sms": ("0/1", "SMS provider probe (when WAIMAI_SMS_PROVIDER_URL is set)"),
     "dependency_latency_ms.sms": ("ms", "SMS provider probe time"),
 }
@@ -139,6 +144,17 @@ def derive(cur: Snapshot, prev: Snapshot) -> dict[str, float]:
             out[name] = _sum(g, gauge)
     if any(n == "waimai_event_loop_lag_seconds" for n, _ in g):
         out["event_loop_lag_ms"] = max(v for (n, _), v in g.items() if n == "waimai_event_loop_lag_seconds") * 1000
+    for platform in ("meituan", "eleme", "jd"):
+        accepted = _delta(cur, prev, "waimai_intake_pushes_total", platform=platform, outcome="accepted")
+        rejected = sum(v - prev.counters.get((n, lbl), 0.0) for (n, lbl), v in cur.counters.items()
+                       if n == "waimai_intake_pushes_total" and dict(lbl).get("platform") == platform
+                       and dict(lbl).get("outcome", "").startswith("rejected_"))
+        out[f"intake_orders_per_min.{platform}"] = accepted / dt_min
+        out[f"intake_rejected_per_min.{platform}"] = max(0.0, rejected) / dt_min
+        backlog = [v for (n, lbl), v in g.items()
+                   if n == "waimai_intake_callback_backlog" and dict(lbl).get("platform") == platform]
+        if backlog:
+            out[f"intake_callback_backlog.{platform}"] = sum(backlog)
     for (n, labels), v in g.items():
         dep = dict(labels).get("dependency")
         if n == "waimai_dependency_up" and dep:

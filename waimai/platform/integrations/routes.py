@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -27,6 +28,15 @@ async def push(platform: str, request: Request) -> Response:
     frame = CampusFrame(origin_lat=s.campus_origin_lat, origin_lng=s.campus_origin_lng)
     out = await run_in_threadpool(service.receive, request.app.state.db, adapter, inbound, frame)
     return to_response(out)
+
+
+@router.get("/reconciliation")
+def reconciliation(_p: OpsDep, db: ReadSessionDep, day: dt.date | None = None) -> dict[str, dict[str, Any]]:
+    """Per platform for a local day (default today): received, delivered, cancelled, callbacks
+    acknowledged, and mismatches to chase."""
+    from zoneinfo import ZoneInfo
+
+    return service.reconcile(db, day or dt.datetime.now(ZoneInfo("Asia/Shanghai")).date())
 
 
 @router.get("/dead-letters")

@@ -19,6 +19,7 @@ from waimai.core.database import Database, utcnow
 from waimai.core.deps import Principal
 from waimai.core.errors import AppError
 from waimai.core.security import hash_password
+from waimai.firewall.switches import service as switches
 from waimai.platform.accounts.models import User
 from waimai.platform.catalog.models import DeliveryPoint, MenuItem
 from waimai.platform.integrations.base import (
@@ -92,6 +93,9 @@ def receive(database: Database, adapter: PlatformAdapter, inbound: InboundReques
         log.warning("intake_invalid", platform=name, error=str(exc))
         return adapter.ack(False, str(exc))
     with database.session() as db:
+        if switches.is_on(db, f"intake.{name}.paused"):
+            INTAKE.labels(name, "paused").inc()
+            return adapter.ack(False, "intake paused by the campus team; retry later")
         link = db.scalar(select(ExternalOrderLink).where(ExternalOrderLink.platform == name,
                                                          ExternalOrderLink.external_id == ext.external_id))
         if link is not None:  # a redelivered push: the order exists already
@@ -223,3 +227,30 @@ def dead_letters(db: Session) -> list[dict[str, Any]]:
              "status": c.status, "attempts": c.attempts, "last_error": c.last_error}
             for c in db.scalars(select(PlatformCallback).where(PlatformCallback.state == "dead")
                                 .order_by(PlatformCallback.id))]
+
+
+def reconcile(db: Session, day: dt.date, tz: str = "Asia/Shanghai") -> dict[str, dict[str, Any]]:
+    """Per platform for one local day: orders received, delivered, cancelled, callbacks acknowledged,
+    and the mismatches (a delivered or cancelled order the platform was never told about)."""
+    from zoneinfo import ZoneInfo
+
+    start = dt.datetime.combine(day, dt.time(0), ZoneInfo(tz)).astimezone(dt.UTC)
+    end = start + dt.timedelta(days=1)
+    report: dict[str, dict[str, Any]] = {}
+    rows = db.execute(select(ExternalOrderLink, Order).join(Order, Order.id == ExternalOrderLink.order_id)
+                      .where(ExternalOrderLink.received_at >= start, ExternalOrderLink.received_at < end)).all()
+    cbs = list(db.scalars(select(PlatformCallback).where(PlatformCallback.order_id.in_([o.id for _, o in rows]))))
+    sent = {(c.order_id, c.status) for c in cbs if c.state == "sent"}
+    for p in PLATFORMS:
+        mine = [(link, o) for link, o in rows if link.platform == p]
+        delivered = [o for _, o in mine if o.status == Status.delivered.value]
+        cancelled = [o for _, o in mine if o.status in ("cancelled", "rejected", "refunded")]
+        mismatches = [f"order {o.id} delivered, platform not told" for o in delivered if (o.id, "delivered") not in sent]
+        mismatches += [f"order {o.id} cancelled, platform not told" for o in cancelled
+                       if (o.id, "cancelled") not in sent]
+        mine_cbs = [c for c in cbs if c.platform == p]
+        report[p] = {"received": len(mine), "delivered": len(delivered), "cancelled": len(cancelled),
+                     "callbacks_acknowledged": sum(c.state == "sent" for c in mine_cbs),
+                     "callbacks_pending": sum(c.state == "pending" for c in mine_cbs),
+                     "callbacks_dead": sum(c.state == "dead" for c in mine_cbs), "mismatches": mismatches}
+    return report

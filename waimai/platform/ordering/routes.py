@@ -86,6 +86,7 @@ def _place(database, p, body, key, fp, ttl):  # type: ignore[no-untyped-def]
 
 @router.get("/orders", response_model=list[OrderOut])
 def list_orders(p: PrincipalDep, db: ReadSessionDep, status: Annotated[Status | None, Query()] = None,
+                source: Annotated[str | None, Query(max_length=16, description="app, meituan, eleme, jd")] = None,
                 limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[OrderOut]:
     """Your orders: a customer's own, a merchant's shop's, a rider's tasks; ops and support see all."""
     q = select(Order).order_by(Order.id.desc()).limit(limit)
@@ -101,6 +102,8 @@ def list_orders(p: PrincipalDep, db: ReadSessionDep, status: Annotated[Status | 
         carrier = True
     if status is not None:
         q = q.where(Order.status == status.value)
+    if source is not None:
+        q = q.where(Order.source == source)
     return [service.to_out(o, viewer=p, viewer_is_carrier=carrier) for o in db.scalars(q)]
 
 
