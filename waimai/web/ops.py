@@ -111,7 +111,16 @@ def intake_page(request: Request) -> Response:
         report = intake.reconcile(db, dt.datetime.now(ZoneInfo("Asia/Shanghai")).date())
         paused = {pf: switches.is_on(db, f"intake.{pf}.paused") for pf in intake.PLATFORMS}
         dead = intake.dead_letters(db)
-    return render(request, "ops_intake.html", {"report": report, "paused": paused, "dead": dead,
+        from sqlalchemy import select
+
+        from waimai.platform.ordering.models import Order
+
+        source = request.query_params.get("source")
+        q = select(Order).where(Order.source != "app").order_by(Order.id.desc()).limit(30)
+        if source in intake.PLATFORMS:
+            q = q.where(Order.source == source)
+        recent = list(db.scalars(q))
+    return render(request, "ops_intake.html", {"report": report, "paused": paused, "dead": dead, "recent": recent,
                                                "configured": set(request.app.state.platform_adapters)})
 
 

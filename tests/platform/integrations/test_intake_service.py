@@ -177,6 +177,16 @@ def test_intake_page_pause_toggle(env: Env) -> None:
         c.post("/login", data={"phone": DEMO_ACCOUNTS[Role.ops][0], "password": DEMO_PASSWORD})
         page = c.get("/ops/intake")
         assert page.status_code == 200 and 'data-platform="meituan"' in page.text
+        assert _push(env, "meituan")["accepted"] is True
+        listed = c.get("/ops/intake", params={"source": "meituan"}).text
+        assert 'data-order="' in listed and "meituan" in listed
         r = c.post("/ops/intake/meituan/pause", data={"paused": "1"})
         assert r.status_code == 200 and "flash ok" in r.text
     assert _push(env, "meituan")["accepted"] is False
+
+
+def test_jd_bill_id_only_push_is_fetched_then_placed(env: Env) -> None:
+    r = _push(env, "jd", inline_detail=False)
+    assert r["accepted"] is True, r
+    [order] = _orders(env)
+    assert order.source == "jd" and [ln.name for ln in order.lines] == ["卤蛋", "冰红茶"]

@@ -23,6 +23,7 @@ from waimai.firewall.switches import service as switches
 from waimai.platform.accounts.models import User
 from waimai.platform.catalog.models import DeliveryPoint, MenuItem
 from waimai.platform.integrations.base import (
+    ExternalOrder,
     InboundRequest,
     OutboundResponse,
     PayloadInvalid,
@@ -79,7 +80,7 @@ def receive(database: Database, adapter: PlatformAdapter, inbound: InboundReques
     name = adapter.name
     try:
         adapter.verify(inbound)
-        ext = adapter.parse(inbound)
+        ext = _parse(adapter, inbound)
     except SignatureRejected as exc:
         if exc.reason == "replayed" and _already_have(database, adapter, inbound):
             # A byte-identical redelivery of an order we hold: harmless, and the platform wants its ack.
@@ -129,9 +130,24 @@ def receive(database: Database, adapter: PlatformAdapter, inbound: InboundReques
     return adapter.ack(True, "ok")
 
 
+def _parse(adapter: PlatformAdapter, inbound: InboundRequest) -> ExternalOrder:
+    """Parse a push; JD's real new-order message names only the bill, so fetch the order first."""
+    from waimai.platform.integrations.jd import OrderDetailRequired
+
+    try:
+        return adapter.parse(inbound)
+    except OrderDetailRequired as need:
+        query = adapter.build_order_query(need.bill_id)  # type: ignore[attr-defined]
+        try:
+            r = httpx.request(query.method, query.url, headers=dict(query.headers), content=query.body, timeout=5.0)
+        except httpx.HTTPError as exc:
+            raise PayloadInvalid(f"order query failed: {exc.__class__.__name__}") from exc
+        return adapter.parse_order_query_response(r.status_code, r.content)  # type: ignore[attr-defined, no-any-return]
+
+
 def _already_have(database: Database, adapter: PlatformAdapter, inbound: InboundRequest) -> bool:
     try:
-        ext = adapter.parse(inbound)
+        ext = _parse(adapter, inbound)
     except PayloadInvalid:
         return False
     with database.read_session() as db:
