@@ -3,6 +3,7 @@
 from waimai.core.audit import AuditEntry
 from waimai.core.database import Base
 from waimai.core.outbox import OutboxEvent
+from waimai.firewall.alerting.models import AlertHistory, AlertRuleSet
 from waimai.firewall.switches.models import Switch
 from waimai.platform.accounts.models import LoginAttempt, User
 from waimai.platform.catalog.models import Campus, DeliveryPoint, MenuCategory, MenuItem, Merchant, Zone
@@ -12,7 +13,7 @@ from waimai.platform.ordering.models import IdempotencyRecord, Order, OrderLine,
 from waimai.platform.payments.models import Payment, PaymentCallback
 
 __all__ = [
-    "AuditEntry", "Base", "ExternalOrderLink", "PlatformCallback", "PlatformShop", "Campus", "DeliveryPoint", "IdempotencyRecord", "LoginAttempt", "MenuCategory",
+    "AlertHistory", "AlertRuleSet", "AuditEntry", "Base", "ExternalOrderLink", "PlatformCallback", "PlatformShop", "Campus", "DeliveryPoint", "IdempotencyRecord", "LoginAttempt", "MenuCategory",
     "MenuItem", "Merchant", "Order", "OrderLine", "OrderTransition", "OutboxEvent", "Payment",
     "PaymentCallback", "Rider", "Switch", "User", "Zone",
 ]

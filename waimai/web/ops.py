@@ -57,7 +57,48 @@ def alerts_page(request: Request) -> Response:
         groups.sort(key=lambda g: (order[g["state"]], min((a["severity"] for a in g["alerts"]), default="P9")))
         silences = [s for s in pl.silences.values() if s.active(now)]
         noise = pl.noise()
-    return render(request, "ops_alerts.html", {"groups": groups, "silences": silences, "noise": noise})
+        oncall = [{"name": name, "now": sch.on_call(now),
+                   "contact": svc.config.contacts.get(sch.on_call(now)).name  # type: ignore[union-attr]
+                   if sch.on_call(now) in svc.config.contacts else "",
+                   "members": sch.members, "every": sch.handoff_every}
+                  for name, sch in svc.config.schedules.items()]
+        history = svc.history(30)
+    else:
+        oncall, history = [], []
+    return render(request, "ops_alerts.html", {"groups": groups, "silences": silences, "noise": noise,
+                                               "oncall": oncall, "history": history})
+
+
+@router.get("/ops/alerts/rules")
+def rules_page(request: Request) -> Response:
+    p = _need(request, "ops")
+    if isinstance(p, RedirectResponse):
+        return p
+    svc = getattr(request.app.state, "alerting", None)
+    return render(request, "ops_rules.html", {"text": svc.rules_text if svc else "",
+                                              "rules": [r for g in svc.rules.groups for r in g.rules] if svc else []})
+
+
+@router.post("/ops/alerts/rules")
+def rules_save(request: Request, text: str = Form(..., max_length=200_000)) -> Response:
+    p = _need(request, "ops")
+    if isinstance(p, RedirectResponse):
+        return p
+    svc = getattr(request.app.state, "alerting", None)
+    if svc is None:
+        return back("/ops/alerts/rules", err=gettext("Alerting is not running."))
+    from pydantic import ValidationError
+    from yaml import YAMLError
+
+    try:
+        parsed = svc.update_rules(text, by=f"user:{p.user_id}")
+    except (ValidationError, YAMLError, TypeError, AttributeError) as exc:
+        return render(request, "ops_rules.html", {"text": text, "rules": [], "problem": str(exc)[:2000]}, 422)
+    with request.app.state.db.session() as db:
+        audit.record(db, actor_id=p.user_id, actor_role=p.role, action="alert.rules", target="rules",
+                     details={"rules": [r.alert for g in parsed.groups for r in g.rules]})
+        db.commit()
+    return back("/ops/alerts/rules", msg=gettext("Rules saved and active."))
 
 
 @router.post("/ops/alerts/ack")
@@ -68,8 +109,7 @@ def alerts_ack(request: Request, group: str = Form(...)) -> Response:
     svc = getattr(request.app.state, "alerting", None)
     if svc is None or group not in svc.pipeline.groups:
         return back("/ops/alerts", err=gettext("No such alert group."))
-    with svc._lock:  # noqa: SLF001 - the service's own lock
-        svc.pipeline.acknowledge(group, by=f"user:{p.user_id}")
+    svc.acknowledge(group, by=f"user:{p.user_id}")
     with request.app.state.db.session() as db:
         audit.record(db, actor_id=p.user_id, actor_role=p.role, action="alert.ack", target=group[:120])
         db.commit()

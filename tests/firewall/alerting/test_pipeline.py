@@ -330,4 +330,4 @@ def test_default_rules_load() -> None:
     f = RuleFile.load(DEFAULT_RULES)
     names = {r.alert for g in f.groups for r in g.rules}
     assert {"PaymentGatewayDown", "PaymentFailureRateHigh", "OrdersStoppedAtLunch", "LatencyHigh",
-            "DispatchBacklog", "DatabaseDown"} <= names
+            "DispatchBacklog", "DatabaseDown", "WatchdogDown"} <= names

@@ -127,3 +127,52 @@ def test_real_alertmanager_posts_into_the_pipeline(sqlite_url: str, tmp_path: Pa
         finally:
             am.terminate()
             am.wait(timeout=20)
+
+
+NEW_RULES = """
+groups:
+  - name: custom
+    rules:
+      - alert: QueueTooLong
+        expr: {kind: threshold, series: dispatch_backlog, op: ">", value: 3, window: 30s, agg: last}
+        severity: P2
+        labels: {component: delivery}
+        summary: "{{ value }} orders wait for a rider"
+"""
+
+
+def test_rules_edited_via_api_apply_at_once_and_survive_a_restart(sqlite_url: str) -> None:
+    settings = make_settings(sqlite_url, alert_ingest_token=TOKEN)
+    with TestClient(create_app(settings, background=False)) as c:
+        api = Api(c)
+        bad = c.put("/api/v1/alerts/rules", json={"yaml": "groups: [{name: x, rules: [{alert: 1bad}]}]"},
+                    headers=api.h("ops"))
+        assert bad.status_code == 422
+        assert c.put("/api/v1/alerts/rules", json={"yaml": NEW_RULES}, headers=api.h("merchant")).status_code == 403
+        r = c.put("/api/v1/alerts/rules", json={"yaml": NEW_RULES}, headers=api.h("ops"))
+        assert r.status_code == 200 and r.json()["rules"] == ["QueueTooLong"]
+        svc = c.app.state.alerting  # type: ignore[attr-defined]
+        now = dt.datetime.now(dt.UTC)
+        c.app.state.metric_store.write(now, {"dispatch_backlog": 7.0})  # type: ignore[attr-defined]
+        svc.clock = svc.pipeline.clock = lambda: now + dt.timedelta(seconds=1)
+        svc.evaluate()
+        svc.pipeline.clock = lambda: now + dt.timedelta(seconds=20)
+        svc.evaluate()
+        hist = c.get("/api/v1/alerts/history", headers=api.h("ops")).json()
+        events = [h["event"] for h in hist]
+        assert "rules:updated" in events and "notified:first" in events
+        assert any(h["title"].startswith("QueueTooLong") for h in hist)
+    with TestClient(create_app(settings, background=False)) as c:  # a restart
+        names = c.get("/api/v1/alerts/rules", headers=Api(c).h("ops")).json()["rules"]
+        assert names == ["QueueTooLong"]
+
+
+def test_rules_page_refuses_invalid_rules_and_keeps_the_text(sqlite_url: str) -> None:
+    with TestClient(create_app(make_settings(sqlite_url), background=False)) as c:
+        c.post("/login", data={"phone": "13800000009", "password": "waimai-demo"})
+        page = c.get("/ops/alerts/rules")
+        assert page.status_code == 200 and "PaymentGatewayDown" in page.text
+        r = c.post("/ops/alerts/rules", data={"text": "groups: [{name: x, rules: [{alert: Oops, expr: {kind: nope}}]}]"})
+        assert r.status_code == 422 and "Oops" in r.text
+        r = c.post("/ops/alerts/rules", data={"text": NEW_RULES})
+        assert r.status_code == 200 and "QueueTooLong" in r.text

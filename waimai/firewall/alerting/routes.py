@@ -52,8 +52,8 @@ def ack(request: Request, p: OpsDep, group: Annotated[str, Query(max_length=500)
     svc = _svc(request)
     if group not in svc.pipeline.groups:
         raise NotFound("No such alert group.")
-    with svc._lock:  # noqa: SLF001 - the service's own lock
-        g = svc.pipeline.acknowledge(group, by=f"user:{p.user_id}")
+    svc.acknowledge(group, by=f"user:{p.user_id}")
+    g = svc.pipeline.groups[group]
     with request.app.state.db.session() as db:
         audit.record(db, actor_id=p.user_id, actor_role=p.role, action="alert.ack", target=group[:120])
         db.commit()
@@ -67,8 +67,8 @@ def ack_link(request: Request, token: Annotated[str, Query(max_length=2000)]) ->
     key = svc.pipeline.verify_ack_token(token)
     if key is None:
         raise Unauthorized("This acknowledgement link is invalid or has expired.")
-    with svc._lock:  # noqa: SLF001
-        g = svc.pipeline.acknowledge(key, by="signed-link")
+    svc.acknowledge(key, by="signed-link")
+    g = svc.pipeline.groups[key]
     return {"group": g.key, "acknowledged_by": g.acked_by}
 
 
@@ -90,6 +90,41 @@ def add_silence(request: Request, body: SilenceIn, p: OpsDep) -> dict[str, Any]:
                      details={"matchers": body.matchers, "minutes": body.minutes, "comment": body.comment})
         db.commit()
     return {"id": s.id, "ends_at": s.ends_at}
+
+
+class RulesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    yaml: str = Field(min_length=1, max_length=200_000)
+
+
+@router.get("/rules")
+def get_rules(request: Request, _p: OpsDep) -> dict[str, Any]:
+    svc = _svc(request)
+    return {"yaml": svc.rules_text, "rules": [r.alert for g in svc.rules.groups for r in g.rules]}
+
+
+@router.put("/rules")
+def put_rules(request: Request, body: RulesIn, p: OpsDep) -> dict[str, Any]:
+    """Replace the rule set (validated first; kept in the database, so it survives restarts)."""
+    from pydantic import ValidationError
+    from yaml import YAMLError
+
+    try:
+        parsed = _svc(request).update_rules(body.yaml, by=f"user:{p.user_id}")
+    except (ValidationError, YAMLError, TypeError, AttributeError) as exc:
+        raise Unprocessable(f"The rules are not valid: {str(exc)[:500]}") from exc
+    with request.app.state.db.session() as db:
+        audit.record(db, actor_id=p.user_id, actor_role=p.role, action="alert.rules", target="rules",
+                     details={"rules": [r.alert for g in parsed.groups for r in g.rules]})
+        db.commit()
+    return {"rules": [r.alert for g in parsed.groups for r in g.rules]}
+
+
+@router.get("/history")
+def history(request: Request, _p: OpsDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+    return [{"at": h.at, "event": h.event, "group": h.group_key, "title": h.title, "severity": h.severity,
+             "status": h.status, "details": h.details} for h in _svc(request).history(limit)]
 
 
 @router.get("/noise")

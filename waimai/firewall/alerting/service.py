@@ -10,8 +10,12 @@ from typing import Any
 
 import structlog
 import yaml
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
+from waimai.core.database import Database
 from waimai.firewall.alerting.channels.base import DeliveryLog, NotificationChannel, build_channel
+from waimai.firewall.alerting.models import AlertHistory, AlertRuleSet
 from waimai.firewall.alerting.pipeline import AlertPipeline, PipelineConfig
 from waimai.firewall.alerting.rules import DEFAULT_RULES, Alert, Evaluator, RuleFile
 from waimai.firewall.monitoring.store import MetricSource
@@ -28,8 +32,19 @@ def _utcnow() -> dt.datetime:
 
 class AlertingService:
     def __init__(self, *, source: MetricSource, rules_file: Path | None = None, config_file: Path | None = None,
-                 link_secret: str, public_url: str, clock: Any = _utcnow) -> None:
-        self.rules = RuleFile.load(rules_file or DEFAULT_RULES)
+                 link_secret: str, public_url: str, clock: Any = _utcnow, database: Database | None = None) -> None:
+        self.database = database
+        self.rules_text = (rules_file or DEFAULT_RULES).read_text(encoding="utf-8")
+        if database is not None:  # a rule set edited in the console wins over the file
+            try:
+                with database.read_session() as db:
+                    latest = db.scalar(select(AlertRuleSet).order_by(AlertRuleSet.id.desc()).limit(1))
+            except SQLAlchemyError:  # not migrated yet (/readyz says so): start on the shipped rules
+                log.warning("alert_rules_from_file", reason="rule-set table unavailable")
+                latest = None
+            if latest is not None:
+                self.rules_text = latest.yaml
+        self.rules = RuleFile.parse(self.rules_text)
         self.config = PipelineConfig.model_validate(
             yaml.safe_load((config_file or DEFAULT_CONFIG).read_text(encoding="utf-8")))
         self.delivery_log = DeliveryLog()
@@ -40,7 +55,8 @@ class AlertingService:
                                       public_url=public_url)
         self.evaluator = Evaluator([r for g in self.rules.groups for r in g.rules], source)
         self.clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._logged = 0
 
     def _receiver(self, name: str) -> list[NotificationChannel]:
         chans = self.channels.get(name, [])
@@ -52,14 +68,66 @@ class AlertingService:
         """One round: rules over the store, into the pipeline, and the pipeline's clock tick."""
         with self._lock:
             self.pipeline.ingest(self.evaluator.evaluate(self.clock()))
-            for n in self.pipeline.tick():
-                log.warning("alert_notified", receiver=n.receiver, reason=n.reason, title=n.message.title,
-                            status=n.message.status, ok=bool(n.receipt and n.receipt.ok))
+            self._record(self.pipeline.tick())
 
     def ingest(self, alerts: list[Alert]) -> None:
         with self._lock:
             self.pipeline.ingest(alerts)
-            self.pipeline.tick()
+            self._record(self.pipeline.tick())
+
+    def acknowledge(self, group_key: str, by: str) -> None:
+        with self._lock:
+            g = self.pipeline.acknowledge(group_key, by=by)
+            self._history([AlertHistory(event="acknowledged", group_key=g.key[:300], details={"by": by})])
+
+    def update_rules(self, text: str, *, by: str) -> RuleFile:
+        """Validate a rule set edited in the console, swap it in (keeping state of unchanged rules), keep it."""
+        parsed = RuleFile.parse(text)  # raises on invalid YAML or rules
+        with self._lock:
+            rules = [r for g in parsed.groups for r in g.rules]
+            kept = {k: v for k, v in self.evaluator._state.items() if k in {r.alert for r in rules}}  # noqa: SLF001
+            self.evaluator = Evaluator(rules, self.evaluator.source)
+            self.evaluator._state.update(kept)  # noqa: SLF001
+            self.rules, self.rules_text = parsed, text
+        if self.database is not None:
+            with self.database.session() as db:
+                db.add(AlertRuleSet(yaml=text, updated_by=by[:40]))
+                db.add(AlertHistory(event="rules:updated", details={"by": by, "rules": len(rules)}))
+                db.commit()
+        return parsed
+
+    def _record(self, sent: list[Any]) -> None:
+        rows = []
+        for n in sent:
+            log.warning("alert_notified", receiver=n.receiver, reason=n.reason, title=n.message.title,
+                        status=n.message.status, ok=bool(n.receipt and n.receipt.ok))
+            rows.append(AlertHistory(event=f"notified:{n.reason}", group_key=n.group[:300],
+                                     title=n.message.title[:300], severity=n.message.severity,
+                                     status=n.message.status,
+                                     details={"receiver": n.receiver,
+                                              "ok": bool(n.receipt and n.receipt.ok),
+                                              "error": n.receipt.error if n.receipt else "no channel"}))
+        new = self.delivery_log.records()[self._logged:]
+        self._logged += len(new)
+        rows += [AlertHistory(event=f"delivery:{r.event}", title=str(getattr(r, "dedup_key", ""))[:300],
+                              details=r.to_dict()) for r in new]
+        self._history(rows)
+
+    def _history(self, rows: list[AlertHistory]) -> None:
+        if not rows or self.database is None:
+            return
+        try:
+            with self.database.session() as db:
+                db.add_all(rows)
+                db.commit()
+        except Exception:  # noqa: BLE001 - history must never stop alerting
+            log.exception("alert_history_write_failed")
+
+    def history(self, limit: int = 100) -> list[AlertHistory]:
+        if self.database is None:
+            return []
+        with self.database.read_session() as db:
+            return list(db.scalars(select(AlertHistory).order_by(AlertHistory.id.desc()).limit(limit)))
 
     def close(self) -> None:
         for chans in self.channels.values():

@@ -41,6 +41,7 @@ SERIES: dict[str, tuple[str, str]] = {
        for p in ("meituan", "eleme", "jd")},
     **{f"intake_callback_backlog.{p}": ("callbacks", f"status callbacks {p} has not acknowledged")
        for p in ("meituan", "eleme", "jd")},
+    "dependency_up.watchdog": ("0/1", "the outside watchdog takes our heartbeats (when WAIMAI_WATCHDOG_URL is set)"),
     "dependency_up.sms": ("0/1", "SMS provider probe (when WAIMAI_SMS_PROVIDER_URL is set)"),
     "dependency_latency_ms.sms": ("ms", "SMS provider probe time"),
 }

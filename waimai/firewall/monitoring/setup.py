@@ -15,7 +15,12 @@ from waimai.config import Settings
 from waimai.core.background import Job
 from waimai.core.database import Database
 from waimai.firewall.monitoring.anomaly import AnomalyWatcher
-from waimai.firewall.monitoring.instruments import DB_QUERY_LATENCY, EVENT_LOOP_LAG
+from waimai.firewall.monitoring.instruments import (
+    DB_QUERY_LATENCY,
+    DEPENDENCY_LATENCY,
+    DEPENDENCY_UP,
+    EVENT_LOOP_LAG,
+)
 from waimai.firewall.monitoring.probes import Probes, refresh_business_gauges
 from waimai.firewall.monitoring.sampler import Sampler
 from waimai.firewall.monitoring.store import MetricStore
@@ -99,7 +104,7 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
     alerting = AlertingService(
         source=store, rules_file=Path(settings.alert_rules_file) if settings.alert_rules_file else None,
         config_file=Path(settings.alerting_config_file) if settings.alerting_config_file else None,
-        link_secret=settings.secret_key + ":alert-links", public_url=settings.public_url)
+        link_secret=settings.secret_key + ":alert-links", public_url=settings.public_url, database=db)
     app.state.alerting = alerting
     jobs = [Job("metrics_sample", settings.sample_interval_s, sample), Job("probes", 10.0, probes.run),
             Job("metrics_rollup", 60.0, store.rollup),
@@ -109,10 +114,16 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
         url = settings.watchdog_url.rstrip("/") + "/heartbeat"
 
         def heartbeat() -> None:
+            # The watchdog answering our heartbeat is itself a dependency: if it is down, nobody
+            # would notice this service dying (alert rule WatchdogDown).
+            t0 = time.perf_counter()
             try:
-                client.post(url, json={"service": "waimai", "public_url": settings.public_url})
+                ok = client.post(url, json={"service": "waimai", "public_url": settings.public_url}).status_code < 300
             except httpx.HTTPError as exc:
+                ok = False
                 log.warning("heartbeat_failed", error=exc.__class__.__name__)
+            DEPENDENCY_UP.labels("watchdog").set(1 if ok else 0)
+            DEPENDENCY_LATENCY.labels("watchdog").set(time.perf_counter() - t0)
 
         jobs.append(Job("watchdog_heartbeat", 5.0, heartbeat))
     if settings.zabbix_server:

@@ -64,7 +64,12 @@ ZH = {
     "Cancelled": "已取消", "Callbacks acknowledged": "回传已确认", "Pending": "待回传",
     "Dead": "失败", "Intake": "接单", "not configured": "未配置", "Resume": "恢复", "Pause": "暂停",
     "Dead letters": "回传失败", "None: every status reached its platform.": "无：所有状态都已回传平台。",
-    "Intake switch updated.": "接单开关已更新。", "Recent platform orders": "最近的平台订单", "all": "全部",
+    "Intake switch updated.": "接单开关已更新。", "Edit rules": "编辑规则", "On call": "值班",
+    "No schedule configured (WAIMAI_ALERTING_CONFIG_FILE).": "未配置值班表（WAIMAI_ALERTING_CONFIG_FILE）。",
+    "rotation": "轮值", "Alert rules": "告警规则", "Not saved: the rules are not valid.": "未保存：规则无效。",
+    "Kinds: threshold, change, absence, anomaly, burn_rate. Saved rules apply at once and survive restarts.":
+    "类型：threshold、change、absence、anomaly、burn_rate。保存后立即生效，重启后仍保留。",
+    "Save rules": "保存规则", "Active rules": "生效规则", "Rules saved and active.": "规则已保存并生效。", "Recent platform orders": "最近的平台订单", "all": "全部",
     "No platform orders yet.": "还没有平台订单。",
     "Nothing is firing. Alerts appear here as soon as a rule fires.": "当前没有告警。规则一触发就会出现在这里。",
     "to": "发往", "escalation step": "升级级别", "acknowledged by": "确认人", "Acknowledge": "确认",
