@@ -30,7 +30,10 @@ def overview(request: Request) -> Response:
     probes = request.app.state.probes
     status = probes.last or probes.run()
     return render(request, "ops_overview.html", {"charts": CHARTS, "probes": list(status.values()),
-                                                 "series": SERIES})
+                                                 "series": SERIES,
+                                                 "forecast": getattr(request.app.state, "forecast", None),
+                                                 "anomalies": list(getattr(getattr(request.app.state, "anomalies", None),
+                                                                           "signals", []))[-5:][::-1]})
 
 
 @router.get("/ops/alerts")

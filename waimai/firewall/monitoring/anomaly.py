@@ -80,6 +80,9 @@ class AnomalyWatcher:
                     score = min(score, 0.5 * self.threshold)
                 tr.last_ts = p.ts
                 scores.setdefault(p.ts, {})[f"anomaly.{name}"] = score
+                if len(tr.recent) >= 10:  # the expected band the charts draw around the series
+                    lo, hi = self._expected(tr)
+                    scores[p.ts][f"band_low.{name}"], scores[p.ts][f"band_high.{name}"] = lo, hi
                 if tr.open is None and score >= self.threshold and len(tr.recent) >= 10:
                     lo, hi = self._expected(tr)
                     tr.open = Signal(series=name, onset=dt.datetime.fromtimestamp(p.ts, dt.UTC), score=score,

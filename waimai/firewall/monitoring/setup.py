@@ -106,7 +106,14 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
         config_file=Path(settings.alerting_config_file) if settings.alerting_config_file else None,
         link_secret=settings.secret_key + ":alert-links", public_url=settings.public_url, database=db)
     app.state.alerting = alerting
-    jobs = [Job("metrics_sample", settings.sample_interval_s, sample), Job("probes", 10.0, probes.run),
+    from waimai.firewall.monitoring.forecasting import forecast_orders
+
+    app.state.forecast = None
+
+    def forecast() -> None:
+        app.state.forecast = forecast_orders(store)
+
+    jobs = [Job("order_forecast", 300.0, forecast), Job("metrics_sample", settings.sample_interval_s, sample), Job("probes", 10.0, probes.run),
             Job("metrics_rollup", 60.0, store.rollup),
             Job("alert_evaluation", settings.alert_eval_interval_s, alerting.evaluate)]
     if settings.watchdog_url:

@@ -69,6 +69,10 @@ ZH = {
     "rotation": "轮值", "Alert rules": "告警规则", "Not saved: the rules are not valid.": "未保存：规则无效。",
     "Kinds: threshold, change, absence, anomaly, burn_rate. Saved rules apply at once and survive restarts.":
     "类型：threshold、change、absence、anomaly、burn_rate。保存后立即生效，重启后仍保留。",
+    "Order forecast": "订单预测", "Surge ahead: staff up now.": "即将迎来高峰：请立即增派骑手。",
+    "Next 30 min": "未来 30 分钟", "Next 60 min": "未来 60 分钟", "orders": "单", "Riders needed": "需要骑手",
+    "on shift": "在岗", "Not enough history yet: the forecast needs a week of samples.": "历史数据不足：预测需要一周的采样。",
+    "Anomaly signals": "异常信号", "expected": "预期", "over": "已结束",
     "Save rules": "保存规则", "Active rules": "生效规则", "Rules saved and active.": "规则已保存并生效。", "Recent platform orders": "最近的平台订单", "all": "全部",
     "No platform orders yet.": "还没有平台订单。",
     "Nothing is firing. Alerts appear here as soon as a rule fires.": "当前没有告警。规则一触发就会出现在这里。",
