@@ -132,6 +132,13 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
 
     if queue_callback not in TRANSITION_HOOKS:
         TRANSITION_HOOKS.append(queue_callback)
+    from waimai.platform.tracking import hooks as tracking_hooks
+    from waimai.platform.tracking.broker import Broker
+
+    app.state.broker = Broker()
+    tracking_hooks.install(app.state.broker)
+    if tracking_hooks.on_transition not in TRANSITION_HOOKS:
+        TRANSITION_HOOKS.append(tracking_hooks.on_transition)
     app.state.callback_sender = CallbackSender(app.state.db, app.state.platform_adapters)
     install_error_handlers(app)
     monitoring_jobs = monitoring.install(app, settings)
@@ -147,13 +154,14 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     from waimai.platform.ops.routes import router as ops
     from waimai.platform.ordering.routes import router as ordering
     from waimai.platform.payments.routes import router as payments
+    from waimai.platform.tracking.routes import router as tracking
     from waimai.web.ops import router as ops_pages
     from waimai.web.routes import router as web
 
     # Routers carry the /api/v1 prefix themselves, so each route's template is its full path
     # (what the metrics label shows).
     for r in (accounts, catalog, ordering, payments, delivery, ops, monitoring_api, metrics_router, alerting_routes,
-              intake, switches):
+              intake, switches, tracking):
         app.include_router(r)
     app.include_router(web)
     app.include_router(ops_pages)

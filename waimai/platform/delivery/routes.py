@@ -31,6 +31,9 @@ def position(body: PositionIn, p: RiderDep, db: SessionDep) -> Rider:
     rider = service.rider_for_user(db, p.user_id)
     rider.x, rider.y, rider.position_at = body.x, body.y, utcnow()
     db.commit()
+    from waimai.platform.tracking.hooks import rider_moved
+
+    rider_moved(db, rider.id, body.x, body.y)
     return rider
 
 
