@@ -73,6 +73,16 @@ def test_customer_orders_with_cash_on_delivery(browser, site: str) -> None:  # t
     assert page.locator("#status").inner_text() == "货到付款"
     assert len(page.locator("#proof").inner_text()) == 4
     page.screenshot(path=str(ARTIFACTS / "order-390.png"), full_page=True)
+    # The kitchen accepts: the open page follows over Server-Sent Events, without a reload.
+    import httpx
+
+    oid = page.url.split("/orders/")[1].split("?")[0]
+    tok = httpx.post(f"{site}/api/v1/auth/login", json={"phone": "13800000002", "password": "waimai-demo"}).json()
+    r = httpx.post(f"{site}/api/v1/orders/{oid}/accept", headers={"Authorization": f"Bearer {tok['access_token']}"})
+    assert r.status_code == 200
+    page.wait_for_function("document.getElementById('status').textContent === '商家已接单'", timeout=10000)
+    assert page.locator(".steps li.current").inner_text() == "已接单"
+    page.screenshot(path=str(ARTIFACTS / "order-live-390.png"), full_page=True)
     desk = browser.new_page(viewport={"width": 1440, "height": 900})
     desk.goto(f"{site}/?lang=en")
     assert desk.locator("h1").inner_text() == "Campus shops"

@@ -326,12 +326,19 @@ def order_page(request: Request, order_id: IdPath) -> Response:
                                   .order_by(OrderTransition.id)))
         pay = payments.latest_payment(db, order_id)
         out = ordering.to_out(order, viewer=p)
+        from waimai.platform.catalog.models import Campus
+        from waimai.platform.delivery.models import Rider
+
+        campus = db.get(Campus, merchant.campus_id) if merchant else None
+        rider = db.get(Rider, order.rider_id) if order.rider_id else None
     reached = {h.to_status for h in history}
     if order.status in (Status.paid.value, Status.cod_confirmed.value):
         reached.add(Status.created.value)
     return render(request, "order.html", {
         "o": out, "order": order, "merchant": merchant, "point": point, "history": history, "payment": pay,
-        "steps": STEPS, "reached": reached, "active": Status(order.status) in ACTIVE})
+        "campus": campus, "rider": rider,
+        "steps": STEPS, "reached": reached, "active": Status(order.status) in ACTIVE,
+        "status_labels": {**{st.value: gettext("status." + st.value) for st in Status}, "__eta": gettext("arrives in")}})
 
 
 # --- merchant ----------------------------------------------------------------------------------------

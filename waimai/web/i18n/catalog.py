@@ -73,6 +73,8 @@ ZH = {
     "Next 30 min": "未来 30 分钟", "Next 60 min": "未来 60 分钟", "orders": "单", "Riders needed": "需要骑手",
     "on shift": "在岗", "Not enough history yet: the forecast needs a week of samples.": "历史数据不足：预测需要一周的采样。",
     "Anomaly signals": "异常信号", "expected": "预期", "over": "已结束",
+    "Where your order is": "订单位置", "Campus map": "校园地图", "shop": "商家", "you": "你", "rider": "骑手",
+    "arrives in": "预计",
     "Save rules": "保存规则", "Active rules": "生效规则", "Rules saved and active.": "规则已保存并生效。", "Recent platform orders": "最近的平台订单", "all": "全部",
     "No platform orders yet.": "还没有平台订单。",
     "Nothing is firing. Alerts appear here as soon as a rule fires.": "当前没有告警。规则一触发就会出现在这里。",
