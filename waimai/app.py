@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         app.state.loop_lag.start()
         yield
         app.state.draining = True
+        app.state.broker.close()
         await app.state.loop_lag.stop()
         if loop:
             await loop.stop()

@@ -94,7 +94,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         # which polls with sleeps of up to 100 ms and wrecks tail latency: a thread lock inside the
         # process and, for several worker processes, an flock on a file beside the database (the
         # kernel wakes the next waiter the moment the holder commits).
-        write_lock = threading.RLock()
+        # A plain Lock, not an RLock: FastAPI may close a request's session (and so release the lock) on
+        # another worker thread than the one that opened it, which an RLock refuses.
+        write_lock = threading.Lock()
         lock_path = _lock_file_for(url)
         lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600) if lock_path else None
 

@@ -231,3 +231,12 @@ def test_quote_matches_placement(api: Api) -> None:
     o = api.place(**body).json()
     assert q.json()["total_fen"] == o["total_fen"]
     assert q.json()["subtotal_fen"] == 2 * 1800
+
+
+def test_a_failed_write_request_does_not_leave_the_database_locked(api: Api) -> None:
+    """A write route that fails after starting its transaction is cleaned up by FastAPI, possibly on
+    another worker thread: the next writers must still get through (this once hung on SQLite)."""
+    for _ in range(20):
+        r = api.c.post("/api/v1/orders/1/assign", json={"rider_id": 999}, headers=api.h("ops"))
+        assert r.status_code in (404, 409)
+    assert api.place().status_code == 201

@@ -29,7 +29,8 @@ def live(sqlite_url: str) -> Iterator[tuple[str, dict[str, dict[str, str]]]]:
 
 
 def _reader(base: str, path: str, headers: dict[str, str], out: list[dict], stop: threading.Event) -> None:  # type: ignore[type-arg]
-    with httpx.Client(base_url=base, timeout=None) as c, c.stream("GET", path, headers=headers) as r:
+    timeout = httpx.Timeout(5.0, read=60.0)  # a live stream: reads wait for the next event
+    with httpx.Client(base_url=base, timeout=timeout) as c, c.stream("GET", path, headers=headers) as r:
         ev: dict = {}  # type: ignore[type-arg]
         for line in r.iter_lines():
             if stop.is_set():

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from sqlalchemy import select
 
 from waimai.core.database import utcnow
@@ -27,13 +27,14 @@ def shift(body: ShiftIn, p: RiderDep, db: SessionDep) -> Rider:
 
 
 @router.post("/riders/me/position", response_model=RiderOut)
-def position(body: PositionIn, p: RiderDep, db: SessionDep) -> Rider:
+def position(body: PositionIn, p: RiderDep, db: SessionDep, request: Request) -> Rider:
     rider = service.rider_for_user(db, p.user_id)
     rider.x, rider.y, rider.position_at = body.x, body.y, utcnow()
     db.commit()
     from waimai.platform.tracking.hooks import rider_moved
 
-    rider_moved(db, rider.id, body.x, body.y)
+    with request.app.state.db.read_session() as rs:  # fan-out reads only: never hold the write lock for it
+        rider_moved(rs, rider.id, body.x, body.y)
     return rider
 
 

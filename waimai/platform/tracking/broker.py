@@ -77,9 +77,22 @@ class Broker:
                     del self._topics[order_id]
         SSE_CONNECTIONS.dec()
 
+    def close(self) -> None:
+        """Shutting down: end every stream (clients reconnect elsewhere with Last-Event-ID)."""
+        with self._lock:
+            queues = [q for t in self._topics.values() for q in t.subscribers]
+        for q in queues:
+            try:
+                q.put_nowait(CLOSE)
+            except asyncio.QueueFull:
+                pass
+
     def subscribers(self) -> int:
         with self._lock:
             return sum(len(t.subscribers) for t in self._topics.values())
+
+
+CLOSE = Event(id=0, kind="close", data={})
 
 
 def _deliver(subs: list[asyncio.Queue[Event]], ev: Event) -> None:

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from waimai.core.deps import API_PREFIX, IdPath, PrincipalDep
 from waimai.platform.ordering import service as ordering
+from waimai.platform.tracking.broker import CLOSE
 
 router = APIRouter(prefix=API_PREFIX, tags=["tracking"])
 KEEPALIVE_S = 15.0
@@ -52,6 +53,8 @@ async def events(order_id: IdPath, request: Request, p: PrincipalDep,
                         return
                     yield b": keep-alive\n\n"
                     continue
+                if ev is CLOSE:
+                    return
                 yield ev.encode()
         finally:
             broker.unsubscribe(order_id, queue)
