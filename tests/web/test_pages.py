@@ -69,6 +69,7 @@ def test_customer_merchant_rider_flow_through_pages(web: TestClient) -> None:
     assert again.headers["location"].split("?")[0] == order_url
     page = web.get(order_url)
     assert "货到付款" in page.text
+    assert page.text.count("new EventSource") == 1 and "<title>订单" in page.text.replace("\n", "")
     code = re.search(r'id="proof">(\d{4})<', page.text).group(1)  # type: ignore[union-attr]
     oid = order_url.rsplit("/", 1)[-1]
 
