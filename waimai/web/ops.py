@@ -183,3 +183,35 @@ def intake_pause(request: Request, platform: str, paused: str = Form(...)) -> Re
             return back("/ops/intake", err=exc.message)
         db.commit()
     return back("/ops/intake", msg=gettext("Intake switch updated."))
+
+
+@router.get("/ops/logs")
+def logs_page(request: Request) -> Response:
+    """Search the log lines by request id, order id, text and time window (newest first)."""
+    p = _need(request, "ops")
+    if isinstance(p, RedirectResponse):
+        return p
+    import datetime as dt
+    from pathlib import Path
+    from zoneinfo import ZoneInfo
+
+    from waimai.firewall.monitoring import logsearch
+
+    q = request.query_params
+    tz = ZoneInfo("Asia/Shanghai")
+
+    def when(name: str) -> dt.datetime | None:
+        raw = q.get(name) or ""
+        try:
+            t = dt.datetime.fromisoformat(raw) if raw else None
+        except ValueError:
+            return None
+        return t.replace(tzinfo=tz) if t is not None and t.tzinfo is None else t
+
+    order_id = int(q["order_id"]) if q.get("order_id", "").isdigit() and len(q["order_id"]) < 10 else None
+    file = request.app.state.settings.log_file
+    rows = logsearch.search(Path(file), request_id=(q.get("request_id") or None), order_id=order_id,
+                            text=(q.get("text") or None), since=when("since"), until=when("until"),
+                            limit=300) if file and any(q.get(k) for k in ("request_id", "order_id", "text", "since")) \
+        else []
+    return render(request, "ops_logs.html", {"rows": rows, "q": dict(q), "searched": bool(q)})

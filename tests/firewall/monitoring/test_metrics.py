@@ -166,3 +166,18 @@ def test_log_processor_masks_phones_and_secrets(tmp_path: Path) -> None:
     assert "13912345678" not in text and "15012341234" not in text and "hunter2" not in text and "abc" not in text
     assert doc["message"] == "contact 139****5678"
     assert doc["waimai"]["phone"] == "+86139****5678" and doc["waimai"]["password"] == "***"
+
+
+def test_logs_page_in_the_console(mon: TestClient) -> None:
+    api = Api(mon)
+    rid = uuid.uuid4().hex
+    r = mon.post("/api/v1/orders", headers=api.h("customer", **{"Idempotency-Key": uuid.uuid4().hex,
+                                                                 "X-Request-ID": rid}),
+                 json={"merchant_id": 1, "delivery_point_id": 1, "items": [{"item_id": 5, "quantity": 1}],
+                       "payment_method": "cod"})
+    oid = r.json()["id"]
+    mon.post("/login", data={"phone": "13800000009", "password": "waimai-demo"})
+    page = mon.get("/ops/logs", params={"request_id": rid}).text
+    assert "order_placed" in page and rid[:12] in page
+    assert "order_placed" in mon.get("/ops/logs", params={"order_id": oid}).text
+    assert "没有匹配的日志" in mon.get("/ops/logs", params={"request_id": "nope"}).text
