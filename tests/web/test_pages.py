@@ -114,3 +114,11 @@ def test_open_redirect_after_login_is_refused(web: TestClient) -> None:
     r = web.post("/login", data={"phone": "13800000001", "password": "waimai-demo", "next": "//evil.example"},
                  follow_redirects=False)
     assert r.headers["location"] == "/"
+
+
+def test_page_titles_are_plain_text_and_scripts_appear_once(web: TestClient) -> None:
+    login(web, "13800000002")
+    html = web.get("/merchant").text
+    title = html.split("<title>", 1)[1].split("</title>", 1)[0]
+    assert "<" not in title and "商家后台" in title
+    assert html.count("<script>") == 1
