@@ -80,11 +80,11 @@ def test_customer_merchant_rider_flow_through_pages(web: TestClient) -> None:
         r = web.post(f"/merchant/orders/{oid}/{action}")
         assert r.status_code == 200 and "flash err" not in r.text, r.text[:500]
 
-    # The housekeeping assignment gives it to the on-shift demo rider.
-    from waimai.platform.delivery.service import auto_assign
+    # The food is ready: the dispatcher's next round gives it to the on-shift demo rider.
+    from waimai.platform.delivery.service import dispatch_round
 
     with web.app.state.db.session() as s:  # type: ignore[attr-defined]
-        assert auto_assign(s) == 1
+        assert dispatch_round(s) == 1
         s.commit()
     login(web, "13800000003")
     rider = web.get("/rider")

@@ -6,7 +6,7 @@ import datetime as dt
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 try:
@@ -148,10 +148,6 @@ class Database:
 
     def read_session(self) -> Session:
         return self._read()
-
-    def session_scope(self) -> Iterator[Session]:
-        with self._write() as s:
-            yield s
 
     def checkpoint(self) -> None:
         """Fold the SQLite WAL into the database file without blocking writers (PASSIVE)."""

@@ -1,11 +1,10 @@
-"""Riders on shift and the orders they carry; a simple assignment until the dispatcher takes over."""
+"""Riders on shift, the orders they carry, and the optimising dispatcher run on the live tables."""
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from waimai.core.database import utcnow
@@ -64,37 +63,6 @@ def assign(db: Session, order: Order, rider: Rider, *, actor: Principal | None, 
 def waiting_for_rider(db: Session) -> bool:
     return db.scalar(select(Order.id).where(Order.rider_id.is_(None), Order.status.in_(CARRYING[:-1]))
                      .limit(1)) is not None
-
-
-def auto_assign(db: Session, *, now: dt.datetime | None = None) -> int:
-    """Give each unassigned kitchen order to the nearest on-shift rider with room; returns count.
-
-    Deliberately simple (nearest with spare capacity): the optimising dispatcher replaces it.
-    """
-    now = now or utcnow()
-    waiting = list(db.scalars(select(Order).where(
-        Order.rider_id.is_(None), Order.status.in_(CARRYING[:-1])).order_by(Order.created_at).limit(200)))
-    if not waiting:
-        return 0
-    riders = [r for r in db.scalars(select(Rider).where(Rider.on_shift.is_(True)))
-              if r.shift_ends_at is None or r.shift_ends_at > now]
-    if not riders:
-        return 0
-    load = dict(db.execute(select(Order.rider_id, func.count()).where(
-        Order.rider_id.is_not(None), Order.status.in_(CARRYING)).group_by(Order.rider_id)).all())
-    merchants = {m.id: m for m in db.scalars(select(Merchant).where(
-        Merchant.id.in_({o.merchant_id for o in waiting})))}
-    assigned = 0
-    for order in waiting:
-        m = merchants[order.merchant_id]
-        free = [r for r in riders if load.get(r.id, 0) < r.capacity]
-        if not free:
-            break
-        best = min(free, key=lambda r: math.hypot((r.x or 0) - m.x, (r.y or 0) - m.y) + 300 * load.get(r.id, 0))
-        assign(db, order, best, actor=None, reason="nearest free rider")
-        load[best.id] = load.get(best.id, 0) + 1
-        assigned += 1
-    return assigned
 
 
 # ---------------------------------------------------------------------------------------------------
