@@ -21,7 +21,6 @@ from waimai.core.deps import principal_from as optional_principal
 from waimai.core.errors import AppError
 from waimai.core.security import mask_phone
 from waimai.core.timeutil import hhmm, yuan
-from waimai.firewall.monitoring.instruments import ORDERS_PLACED
 from waimai.platform.accounts import service as accounts
 from waimai.platform.accounts.models import User
 from waimai.platform.catalog import service as catalog
@@ -232,19 +231,9 @@ def checkout(request: Request, delivery_point_id: int = Form(...), payment_metho
         body = _cart_body(cart, delivery_point_id, payment_method, note[:200])
         key = idempotency.validate_key(idem)
         fp = idempotency.request_fingerprint(body.model_dump(mode="json"))
-        with database.session() as db:
-            replay = idempotency.begin(db.connection(), user_id=p.user_id, key=key, fingerprint=fp,
-                                       ttl=dt.timedelta(hours=request.app.state.settings.idempotency_ttl_hours))
-            if replay is not None:  # a double-submitted form: show the order already placed
-                order_id = json.loads(replay.body)["id"]
-            else:
-                placed = ordering.place_order(db, customer=p, body=body)
-                idempotency.complete(db, user_id=p.user_id, key=key, status=201,
-                                     body=placed.model_dump_json(), order_id=placed.id)
-                order_id = placed.id
-            db.commit()
-        if replay is None:
-            ORDERS_PLACED.labels(body.payment_method, "app").inc()
+        ttl = dt.timedelta(hours=request.app.state.settings.idempotency_ttl_hours)
+        _status, (payload, _oid), _replayed = idempotency.place_once(database, p, body, key, fp, ttl)
+        order_id = json.loads(payload)["id"]  # a double-submitted form shows the order already placed
     except AppError as exc:
         return back("/cart", err=exc.message)
     except ValidationError:

@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 
 from waimai.core.database import Database, table_of, utcnow
 from waimai.core.errors import AppError, Conflict, Unprocessable
+from waimai.firewall.monitoring.instruments import ORDERS_PLACED
+from waimai.platform.ordering import service
 from waimai.platform.ordering.models import IdempotencyRecord
 
 # A claim whose request never finished (its process died) may be taken over after this long.
@@ -123,3 +125,22 @@ def complete(db: Session | Connection, *, user_id: int, key: str, status: int, b
 def purge_expired(db: Session, *, ttl: dt.timedelta) -> int:
     res = db.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < utcnow() - ttl))
     return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def place_once(database: Database, customer: Any, body: Any, key: str, fingerprint: str,
+               ttl: dt.timedelta) -> tuple[int, tuple[str, int | None], bool]:
+    """Claim the key, write the order and store the response: one transaction, all or nothing.
+
+    Returns (status, (response body, order id), replayed). The API and the checkout page both
+    place through here. A plain Core connection, not an ORM session: the hot path needs no unit
+    of work.
+    """
+    with database.engine.begin() as conn:
+        replay = begin(conn, user_id=customer.user_id, key=key, fingerprint=fingerprint, ttl=ttl)
+        if replay is not None:
+            return replay.status, (replay.body, None), True
+        out = service.place_order(conn, customer=customer, body=body)
+        payload = out.model_dump_json()
+        complete(conn, user_id=customer.user_id, key=key, status=201, body=payload, order_id=out.id)
+    ORDERS_PLACED.labels(body.payment_method, "app").inc()
+    return 201, (payload, out.id), False

@@ -23,7 +23,6 @@ from waimai.core.deps import (
 )
 from waimai.core.errors import Forbidden, NotFound
 from waimai.core.outbox import emit
-from waimai.firewall.monitoring.instruments import ORDERS_PLACED
 from waimai.platform.accounts.models import User
 from waimai.platform.delivery import service as delivery
 from waimai.platform.delivery.models import Rider
@@ -62,26 +61,12 @@ async def place_order(body: PlaceOrderIn, request: Request, p: CustomerDep, sett
     key = idempotency.validate_key(idempotency_key)
     fp = idempotency.request_fingerprint(body.model_dump(mode="json"))
     ttl = dt.timedelta(hours=settings.idempotency_ttl_hours)
-    status, payload, replayed = await run_db(database, _place, database, p, body, key, fp, ttl)
+    status, payload, replayed = await run_db(database, idempotency.place_once, database, p, body, key, fp, ttl)
     if not replayed:
-        ORDERS_PLACED.labels(body.payment_method, "app").inc()
         log.info("order_placed", order_id=payload[1], merchant_id=body.merchant_id,
                  payment_method=body.payment_method)
     headers = {"Idempotent-Replayed": "true"} if replayed else {"Location": f"/api/v1/orders/{payload[1]}"}
     return Response(payload[0], status_code=status, media_type="application/json", headers=headers)
-
-
-def _place(database, p, body, key, fp, ttl):  # type: ignore[no-untyped-def]
-    """Claim the key, write the order and store the response: one transaction, all or nothing."""
-    # A plain Core connection, not an ORM session: the hot path needs no unit of work.
-    with database.engine.begin() as conn:
-        replay = idempotency.begin(conn, user_id=p.user_id, key=key, fingerprint=fp, ttl=ttl)
-        if replay is not None:
-            return replay.status, (replay.body, None), True
-        out = service.place_order(conn, customer=p, body=body)
-        payload = out.model_dump_json()
-        idempotency.complete(conn, user_id=p.user_id, key=key, status=201, body=payload, order_id=out.id)
-    return 201, (payload, out.id), False
 
 
 @router.get("/orders", response_model=list[OrderOut])
