@@ -4,6 +4,15 @@ from waimai.core.audit import AuditEntry
 from waimai.core.database import Base
 from waimai.core.outbox import OutboxEvent
 from waimai.firewall.alerting.models import AlertHistory, AlertRuleSet
+from waimai.firewall.incidents.models import (
+                                              ComponentStatus,
+                                              ComponentStatusChange,
+                                              Incident,
+                                              IncidentEvent,
+                                              Maintenance,
+                                              Notice,
+                                              StatusSubscriber,
+)
 from waimai.firewall.switches.models import Switch
 from waimai.platform.accounts.models import LoginAttempt, User
 from waimai.platform.catalog.models import Campus, DeliveryPoint, MenuCategory, MenuItem, Merchant, Zone
@@ -13,7 +22,8 @@ from waimai.platform.ordering.models import IdempotencyRecord, Order, OrderLine,
 from waimai.platform.payments.models import Payment, PaymentCallback
 
 __all__ = [
-    "AlertHistory", "AlertRuleSet", "AuditEntry", "Base", "ExternalOrderLink", "PlatformCallback", "PlatformShop", "Campus", "DeliveryPoint", "IdempotencyRecord", "LoginAttempt", "MenuCategory",
+    "AlertHistory", "AlertRuleSet", "AuditEntry", "Base", "ComponentStatus", "ComponentStatusChange", "Incident",
+    "IncidentEvent", "Maintenance", "Notice", "StatusSubscriber", "ExternalOrderLink", "PlatformCallback", "PlatformShop", "Campus", "DeliveryPoint", "IdempotencyRecord", "LoginAttempt", "MenuCategory",
     "MenuItem", "Merchant", "Order", "OrderLine", "OrderTransition", "OutboxEvent", "Payment",
     "PaymentCallback", "Rider", "Switch", "User", "Zone",
 ]

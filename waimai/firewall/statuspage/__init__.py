@@ -1,0 +1,1 @@
+"""The public status page, component status, scheduled maintenance, and notices to users."""
