@@ -4,6 +4,7 @@ every flip is audited and emitted as an event so the incident timeline can show 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,6 +16,8 @@ from waimai.core.outbox import emit
 from waimai.firewall.switches.models import Switch
 
 NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+){1,3}$")
+# Called inside the flip's transaction (db, switch, previous, actor): the incident timeline listens here.
+SWITCH_HOOKS: list[Callable[[Session, Switch, bool, str], None]] = []
 KNOWN_PREFIXES = ("intake.", "payment.", "ordering.", "dispatch.", "delivery.", "merchant.", "coupons.", "system.")
 
 
@@ -37,6 +40,8 @@ def set_switch(db: Session, name: str, *, enabled: bool, actor_id: int | None, a
     audit.record(db, actor_id=actor_id, actor_role=actor_role, action="switch.set", target=name,
                  details={"from": old, "to": enabled, "reason": reason})
     emit(db, "switch.changed", key=name, name=name, enabled=enabled, previous=old, reason=reason)
+    for hook in SWITCH_HOOKS:
+        hook(db, row, bool(old), row.updated_by)
     return row
 
 
