@@ -13,6 +13,7 @@ from waimai.firewall.incidents.models import (
                                               Notice,
                                               StatusSubscriber,
 )
+from waimai.firewall.resilience.models import BreakerRow
 from waimai.firewall.switches.models import Switch
 from waimai.platform.accounts.models import LoginAttempt, User
 from waimai.platform.catalog.models import Campus, DeliveryPoint, MenuCategory, MenuItem, Merchant, Zone
@@ -22,7 +23,7 @@ from waimai.platform.ordering.models import IdempotencyRecord, Order, OrderLine,
 from waimai.platform.payments.models import Payment, PaymentCallback
 
 __all__ = [
-    "AlertHistory", "AlertRuleSet", "AuditEntry", "Base", "ComponentStatus", "ComponentStatusChange", "Incident",
+    "AlertHistory", "AlertRuleSet", "AuditEntry", "Base", "BreakerRow", "ComponentStatus", "ComponentStatusChange", "Incident",
     "IncidentEvent", "Maintenance", "Notice", "StatusSubscriber", "ExternalOrderLink", "PlatformCallback", "PlatformShop", "Campus", "DeliveryPoint", "IdempotencyRecord", "LoginAttempt", "MenuCategory",
     "MenuItem", "Merchant", "Order", "OrderLine", "OrderTransition", "OutboxEvent", "Payment",
     "PaymentCallback", "Rider", "Switch", "User", "Zone",
