@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         app.state.metric_store.dispose()
         if getattr(app.state, "alerting", None) is not None:
             app.state.alerting.close()
+        app.state.notices_close()
         for p in app.state.payment_providers.values():
             if hasattr(p, "close"):
                 p.close()
@@ -143,10 +144,18 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.state.callback_sender = CallbackSender(app.state.db, app.state.platform_adapters)
     install_error_handlers(app)
     monitoring_jobs = monitoring.install(app, settings)
+    from waimai.firewall.incidents import setup as incident_setup
+
+    monitoring_jobs += incident_setup.install(app, settings)
 
     from waimai.firewall.alerting.routes import router as alerting_routes
+    from waimai.firewall.incidents.routes import ops_status
+    from waimai.firewall.incidents.routes import router as incident_routes
     from waimai.firewall.monitoring.routes import api as monitoring_api
     from waimai.firewall.monitoring.routes import router as metrics_router
+    from waimai.firewall.statuspage.routes import feed as status_feed
+    from waimai.firewall.statuspage.routes import notices as notice_routes
+    from waimai.firewall.statuspage.routes import public as status_api
     from waimai.firewall.switches.routes import router as switches
     from waimai.platform.accounts.routes import router as accounts
     from waimai.platform.catalog.routes import router as catalog
@@ -157,15 +166,19 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     from waimai.platform.payments.routes import router as payments
     from waimai.platform.tracking.routes import router as tracking
     from waimai.web.ops import router as ops_pages
+    from waimai.web.ops_incidents import router as incident_pages
     from waimai.web.routes import router as web
+    from waimai.web.status import router as status_pages
 
     # Routers carry the /api/v1 prefix themselves, so each route's template is its full path
     # (what the metrics label shows).
     for r in (accounts, catalog, ordering, payments, delivery, ops, monitoring_api, metrics_router, alerting_routes,
-              intake, switches, tracking):
+              intake, switches, tracking, incident_routes, ops_status, status_api, status_feed, notice_routes):
         app.include_router(r)
     app.include_router(web)
     app.include_router(ops_pages)
+    app.include_router(incident_pages)
+    app.include_router(status_pages)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
 
     @app.get("/livez", tags=["health"])

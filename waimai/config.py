@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET = "change-me-dev-secret-key-0000000000"  # noqa: S105 - refused outside development
@@ -57,6 +57,17 @@ class Settings(BaseSettings):
                                           '"eleme": {...}, "jd": {...}}')
     campus_origin_lat: float = Field(default=31.0, ge=-90, le=90, description="campus (0, 0) for platform lat/lng")
     campus_origin_lng: float = Field(default=121.0, ge=-180, le=180)
+    incident_sop_file: str | None = Field(default=None, description="incident SOP YAML (default: shipped SOP)")
+    incident_auto_open: bool = Field(default=True, description="open incidents from firing P1/P2 alerts")
+    notice_sms_url: str | None = Field(default=None, description="Alibaba Cloud SMS endpoint for user notices "
+                                                                 "(unset: in-app inbox only)")
+    notice_sms_key_id: str = ""
+    notice_sms_key_secret: SecretStr = SecretStr("")
+    notice_sms_sign_name: str = "外卖"
+    notice_sms_templates: dict[str, str] = Field(
+        default_factory=lambda: {"zh_CN": "SMS_NOTICE_ZH", "en": "SMS_NOTICE_EN"},
+        description="SMS template code per language; variables component, status, eta")
+    notice_sms_per_hour: int = Field(default=3, ge=0, description="incident SMS per user per hour at most")
     log_json: bool | None = Field(default=None, description="JSON log lines (default: on outside development)")
     log_level: str = "INFO"
 

@@ -14,13 +14,15 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from waimai.core.deps import TOKEN_COOKIE, IdPath, Principal
 from waimai.core.deps import principal_from as optional_principal
 from waimai.core.errors import AppError
 from waimai.core.security import mask_phone
-from waimai.core.timeutil import hhmm, yuan
+from waimai.core.timeutil import hhmm, local, yuan
+from waimai.firewall.incidents.models import Notice
+from waimai.firewall.statuspage.service import banners as status_banners
 from waimai.platform.accounts import service as accounts
 from waimai.platform.accounts.models import User
 from waimai.platform.catalog import service as catalog
@@ -41,6 +43,10 @@ TEMPLATES.env.install_gettext_callables(gettext, ngettext, newstyle=True)  # typ
 TEMPLATES.env.filters["yuan"] = yuan
 TEMPLATES.env.filters["hhmm"] = hhmm
 TEMPLATES.env.filters["mask"] = mask_phone
+TEMPLATES.env.filters["hms"] = lambda t: "" if t is None else local(t).strftime("%H:%M:%S")  # type: ignore[union-attr]
+TEMPLATES.env.filters["dur"] = lambda s: "–" if s is None else (
+    f"{int(s)}s" if s < 60 else f"{int(s // 60)}m {int(s % 60):02d}s" if s < 3600 else f"{int(s // 3600)}h {int(s % 3600 // 60):02d}m")
+TEMPLATES.env.filters["dt"] = lambda t: "" if t is None else local(t).strftime("%m-%d %H:%M")  # type: ignore[union-attr]
 
 CART_COOKIE = "waimai_cart"
 STEPS = [Status.created, Status.accepted, Status.preparing, Status.ready, Status.picked_up, Status.delivered]
@@ -55,12 +61,26 @@ def _locale(request: Request) -> str:
     return loc
 
 
+def _notices(request: Request, p: Principal | None, loc: str) -> dict[str, Any]:
+    """The banners for the user's role (a component they need is degraded) and their unread notices."""
+    state = request.app.state
+    cache = getattr(state, "status_cache", None)
+    banners = status_banners(cache.get(), state.sop, p.role if p else "customer", loc) if cache else []
+    unread = 0
+    if p is not None:
+        with state.db.read_session() as db:
+            unread = db.scalar(select(func.count()).select_from(Notice).where(
+                Notice.user_id == p.user_id, Notice.read_at.is_(None))) or 0
+    return {"banners": banners, "unread": unread}
+
+
 def render(request: Request, name: str, ctx: dict[str, Any], status: int = 200) -> HTMLResponse:
     loc = _locale(request)
     p = optional_principal(request)
     resp = TEMPLATES.TemplateResponse(request, name, {
         "me": p, "locale": loc, "lang_attr": "zh-CN" if loc == "zh_CN" else "en",
-        "flash": request.query_params.get("msg"), "error": request.query_params.get("err"), **ctx},
+        "flash": request.query_params.get("msg"), "error": request.query_params.get("err"),
+        **_notices(request, p, loc), **ctx},
         status_code=status)
     if request.query_params.get("lang") in ("zh_CN", "en"):
         resp.set_cookie("waimai_lang", loc, max_age=365 * 86400, samesite="lax")

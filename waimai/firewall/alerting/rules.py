@@ -190,6 +190,7 @@ class _RuleState:
     firing_since: dt.datetime | None = None
     last_true: dt.datetime | None = None
     value: float | None = None
+    onset: dt.datetime | None = None  # when the condition began to hold, for the episode now firing
 
 
 def _agg(points: list[Point], how: str) -> float | None:
@@ -273,7 +274,7 @@ class Evaluator:
                 st.last_true = now
                 st.active_since = st.active_since or now
                 if st.firing_since is None and now - st.active_since >= rule.for_:
-                    st.firing_since = now
+                    st.firing_since, st.onset = now, st.active_since
             else:
                 st.active_since = None
                 if st.firing_since is not None and (st.last_true is None or now - st.last_true >= rule.keep_firing_for):
@@ -288,7 +289,9 @@ class Evaluator:
         value = st.value
         summary = rule.summary.replace("{{ value }}", "–" if value is None else f"{value:.4g}").replace(
             "{{ pct }}", "–" if value is None else f"{value * 100:.1f}%")
-        ann = {"summary": summary or rule.alert}
+        ann = {"summary": summary or rule.alert, "kind": rule.expr.kind}
+        if st.onset is not None:
+            ann["onset_at"] = st.onset.isoformat()
         if rule.runbook:
             ann["runbook_url"] = rule.runbook
         assert st.firing_since is not None

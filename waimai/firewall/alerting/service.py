@@ -57,6 +57,7 @@ class AlertingService:
         self.clock = clock
         self._lock = threading.RLock()
         self._logged = 0
+        self.incidents: Any = None  # an IncidentManager: told about alerts, acknowledgements and notifications
 
     def _receiver(self, name: str) -> list[NotificationChannel]:
         chans = self.channels.get(name, [])
@@ -68,17 +69,39 @@ class AlertingService:
         """One round: rules over the store, into the pipeline, and the pipeline's clock tick."""
         with self._lock:
             self.pipeline.ingest(self.evaluator.evaluate(self.clock()))
-            self._record(self.pipeline.tick())
+            sent = self.pipeline.tick()
+            self._record(sent)
+            self._tell_incidents(sent)
 
     def ingest(self, alerts: list[Alert]) -> None:
         with self._lock:
             self.pipeline.ingest(alerts)
-            self._record(self.pipeline.tick())
+            sent = self.pipeline.tick()
+            self._record(sent)
+            self._tell_incidents(sent)
+
+    def _tell_incidents(self, sent: list[Any]) -> None:
+        m = self.incidents
+        if m is None:
+            return
+        p = self.pipeline
+        now = self.clock()
+        try:
+            m.on_alerts([(st.alert, p.muted_by(st.alert, now)) for st in p.alerts.values()])
+            m.on_notified([(sorted(p.groups[n.group].members) if n.group in p.groups else [], n.receiver, n.reason,
+                            bool(n.receipt and n.receipt.ok)) for n in sent])
+        except Exception:  # noqa: BLE001 - incidents must never stop alerting
+            log.exception("incident_listener_failed")
 
     def acknowledge(self, group_key: str, by: str) -> None:
         with self._lock:
             g = self.pipeline.acknowledge(group_key, by=by)
             self._history([AlertHistory(event="acknowledged", group_key=g.key[:300], details={"by": by})])
+            if self.incidents is not None:
+                try:
+                    self.incidents.on_ack(sorted(g.members), by)
+                except Exception:  # noqa: BLE001 - incidents must never stop alerting
+                    log.exception("incident_listener_failed")
 
     def update_rules(self, text: str, *, by: str) -> RuleFile:
         """Validate a rule set edited in the console, swap it in (keeping state of unchanged rules), keep it."""
@@ -128,6 +151,15 @@ class AlertingService:
             return []
         with self.database.read_session() as db:
             return list(db.scalars(select(AlertHistory).order_by(AlertHistory.id.desc()).limit(limit)))
+
+    def send_direct(self, msg: Any, receiver: str | None = None) -> list[Any]:
+        """Send one message (e.g. an incident reminder) to a receiver — the default route's if None."""
+        with self._lock:
+            receipts = []
+            for ch in self._receiver(receiver or self.config.route.receiver or ""):
+                receipts.append(ch.send(msg))
+                ch.flush()
+            return receipts
 
     def close(self) -> None:
         for chans in self.channels.values():

@@ -26,7 +26,42 @@ PAY = {"gateway": ("Paid online", "在线支付"), "cod": ("Cash on delivery", "
        "platform": ("Paid on the platform", "平台已支付")}
 ALERT = {"firing": ("Firing", "告警中"), "acknowledged": ("Acknowledged", "已确认"), "resolved": ("Resolved", "已恢复")}
 
+COMPONENT = {"operational": ("Operational", "正常"), "degraded_performance": ("Degraded performance", "性能下降"),
+             "partial_outage": ("Partial outage", "部分中断"), "major_outage": ("Major outage", "严重中断"),
+             "under_maintenance": ("Under maintenance", "维护中"), "no_data": ("No data", "无数据")}
+STAGE = {"investigating": ("Investigating", "调查中"), "identified": ("Identified", "已定位"),
+         "monitoring": ("Monitoring", "观察中"), "resolved": ("Resolved", "已恢复")}
+INDICATOR = {"none": ("All systems operational", "所有服务运行正常"), "minor": ("Some services are slower than usual",
+             "部分服务响应较慢"), "major": ("Partial outage", "部分服务中断"), "critical": ("Major outage", "服务严重中断"),
+             "maintenance": ("Maintenance in progress", "正在维护")}
+ROLE = {"commander": ("Commander", "指挥官"), "communications": ("Communications", "沟通负责人"),
+        "operations": ("Operations", "运维负责人"), "scribe": ("Scribe", "记录员")}
+
 ZH = {
+    "System status": "服务状态", "Expected recovery": "预计恢复", "What you can do": "您可以", "Scheduled maintenance": "计划维护",
+    "Uptime over 90 days": "90 天可用率", "No data": "无数据", "90 days ago": "90 天前",
+    "uptime": "可用率", "Today": "今天", "Past incidents": "历史事件", "No incidents in the last 14 days.": "最近 14 天没有事件。",
+    "Get updates": "获取通知", "You are subscribed: incident updates reach your inbox and phone.": "已订阅：事件更新会发送到站内信和手机。",
+    "Unsubscribe": "取消订阅", "Subscribe to updates": "订阅更新", "to get incident updates by SMS and in the app.":
+    "后可通过短信和站内信接收事件更新。", "Notices": "通知", "Mark all read": "全部标为已读",
+    "No notices. When something affects your orders, we tell you here and by SMS.": "暂无通知。影响您订单的情况会在这里和短信中告知。",
+    "new": "新", "Details on the status page": "在状态页查看详情", "Status": "状态", "Incidents": "事件",
+    "Subscribed: incident updates will reach your inbox and phone.": "已订阅：事件更新会发送到站内信和手机。",
+    "Unsubscribed.": "已取消订阅。", "Public status page": "公开状态页", "Open incidents": "进行中的事件",
+    "No open incident. P1 and P2 alerts open one automatically.": "没有进行中的事件。P1、P2 告警会自动创建事件。",
+    "no commander": "未指定指挥官", "Open an incident": "创建事件", "Title": "标题", "Severity": "级别",
+    "Public (status page and user notices)": "公开（状态页与用户通知）", "Open incident": "创建事件",
+    "Component status": "组件状态", "override": "手动设置", "Override": "手动设置", "follow incidents": "跟随事件",
+    "Set": "设置", "Resolved": "已解决", "Incident": "事件", "All incidents": "全部事件", "Public page": "公开页面",
+    "impact": "影响", "public": "公开", "internal": "内部", "source": "来源", "onset → detected": "故障开始 → 发现",
+    "detected → acknowledged": "发现 → 确认", "onset → resolved": "故障开始 → 解决", "Post an update": "发布更新",
+    "Message (Chinese)": "消息（中文）", "Message (English)": "消息（英文）", "Empty: a standard text for the status":
+    "留空则使用该状态的标准文案", "Expected recovery in (minutes)": "预计多少分钟后恢复", "Impact": "影响",
+    "Workaround shown to users": "展示给用户的替代方案", "Public: status page, banner and user notices": "公开：状态页、横幅与用户通知",
+    "Post update": "发布更新", "Timeline": "时间线", "Add a note to the timeline": "在时间线上添加备注", "Add note": "添加备注",
+    "SOP checklist": "SOP 检查清单", "Roles": "角色", "Save roles": "保存角色", "Incident opened.": "事件已创建。",
+    "Update posted.": "更新已发布。", "Acknowledged.": "已确认。", "Roles saved.": "角色已保存。", "Note added.": "备注已添加。",
+    "Checklist updated.": "检查清单已更新。", "Component status saved.": "组件状态已保存。",
     "4-digit code": "4 位取货码", "Accept": "接单", "Add": "加入", "Added to cart: ": "已加入购物车：",
     "Back in stock": "恢复供应", "Back to shops": "返回商家列表", "Campus shops": "校园商家", "Cancel order": "取消订单",
     "Cart": "购物车", "Cash on delivery": "货到付款", "Check out": "去结算", "Closed": "休息中", "Deliver to": "送至",
@@ -96,7 +131,9 @@ def build() -> None:
     here = Path(__file__).resolve().parent
     for locale in ("en", "zh_CN"):
         cat = Catalog(locale=locale, project="waimai", charset="utf-8")
-        for prefix, table in (("status.", STATUS), ("step.", STEP), ("pay.", PAY), ("alert.", ALERT)):
+        for prefix, table in (("status.", STATUS), ("step.", STEP), ("pay.", PAY), ("alert.", ALERT),
+                              ("component.", COMPONENT), ("stage.", STAGE), ("indicator.", INDICATOR),
+                              ("role.", ROLE)):
             for k, (en, zh) in table.items():
                 cat.add(prefix + k, en if locale == "en" else zh)
         if locale == "zh_CN":

@@ -1,0 +1,91 @@
+"""Wire incidents, the status page and user notices into the app; returns their periodic jobs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from waimai.config import Settings
+from waimai.core.background import Job
+from waimai.firewall.alerting.channels.base import AlertMessage
+from waimai.firewall.incidents import service as incidents
+from waimai.firewall.incidents.manager import IncidentManager
+from waimai.firewall.incidents.models import Incident
+from waimai.firewall.statuspage.notices import Notifier
+from waimai.firewall.statuspage.service import SnapshotCache
+from waimai.firewall.switches.models import Switch
+from waimai.firewall.switches.service import SWITCH_HOOKS
+
+log = structlog.get_logger(__name__)
+
+
+def switch_on_timeline(db: Session, sw: Switch, previous: bool, actor: str) -> None:
+    """Every switch flipped while incidents are open is a line on their timelines."""
+    if bool(sw.enabled) == previous:
+        return
+    state = "ON" if sw.enabled else "OFF"
+    incidents.record_on_open(db, "switch", f"switch {sw.name} {state}" + (f": {sw.reason}" if sw.reason else ""),
+                             actor=actor, details={"switch": sw.name, "enabled": bool(sw.enabled)})
+
+
+def build_sms(settings: Settings) -> dict[str, Any]:
+    if not settings.notice_sms_url:
+        return {}
+    from waimai.firewall.alerting.channels.sms import AliyunSmsProvider
+
+    return {loc: AliyunSmsProvider(base_url=settings.notice_sms_url, access_key_id=settings.notice_sms_key_id,
+                                   access_key_secret=settings.notice_sms_key_secret,
+                                   sign_name=settings.notice_sms_sign_name, template_code=code)
+            for loc, code in settings.notice_sms_templates.items()}
+
+
+def install(app: FastAPI, settings: Settings) -> list[Job]:
+    db = app.state.db
+    sop = incidents.load_sop(settings.incident_sop_file)
+    app.state.sop = sop
+    app.state.status_cache = SnapshotCache(db, sop)
+    sms = build_sms(settings)
+    app.state.notifier = Notifier(db, sop, sms=sms, sms_per_hour=settings.notice_sms_per_hour)
+    alerting = getattr(app.state, "alerting", None)
+
+    def remind(inc: Incident, who: str) -> None:
+        if alerting is None:
+            raise RuntimeError("alerting is not running")
+        msg = AlertMessage(title=f"Incident #{inc.id}: post a public update ({who})",
+                           body_markdown=f"**{inc.title}** has had no public update for "
+                                         f"{sop.update_cadence_minutes:.0f} minutes. Status: {inc.status}. "
+                                         f"{settings.public_url}/ops/incidents/{inc.id}",
+                           severity=inc.severity, dedup_key=f"incident-{inc.id}-reminder", status="firing",  # type: ignore[arg-type]
+                           labels={"incident": str(inc.id), "commander": who})
+        receipts = alerting.send_direct(msg)
+        if receipts and not any(r.ok for r in receipts):
+            raise RuntimeError("no channel took the reminder")
+
+    clock = alerting.clock if alerting is not None else (lambda: dt.datetime.now(dt.UTC))
+    manager = IncidentManager(db, sop, clock=clock, auto_open=settings.incident_auto_open, remind=remind)
+    app.state.incidents = manager
+    try:
+        manager.refresh_components()  # each component's history starts with the first run
+    except SQLAlchemyError:  # not migrated yet (/readyz says so); the periodic job retries
+        log.warning("component_status_unavailable")
+    if alerting is not None:
+        alerting.incidents = manager
+    if switch_on_timeline not in SWITCH_HOOKS:
+        SWITCH_HOOKS.append(switch_on_timeline)
+
+    def tick() -> None:
+        watcher = getattr(app.state, "anomalies", None)
+        manager.tick(list(watcher.signals) if watcher is not None else [])
+
+    def close() -> None:
+        for p in sms.values():
+            p.close()
+
+    app.state.notices_close = close
+    return [Job("incident_tick", 2.0, tick), Job("incident_notices", 2.0, app.state.notifier.run_once),
+            Job("component_status", 10.0, manager.refresh_components)]

@@ -1,0 +1,135 @@
+"""Console: incidents list and the commander's page (timeline, SOP checklist, roles, post update).
+
+The forms call the same functions as the JSON API (/api/v1/incidents), so both audit and record alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from waimai.core.deps import IdPath, Principal
+from waimai.core.errors import AppError
+from waimai.firewall.incidents import routes as api
+from waimai.firewall.incidents import service as incidents
+from waimai.firewall.incidents.models import Incident
+from waimai.firewall.statuspage import service as status
+from waimai.web.i18n import current_locale, gettext
+from waimai.web.routes import _need, back, render
+
+router = APIRouter(include_in_schema=False)
+
+
+def _act(request: Request, url: str, fn: Callable[[Principal, Any], object], ok: str) -> Response:
+    """Run one API call for a console form: redirect back with its message or its error."""
+    p = _need(request, "ops")
+    if isinstance(p, RedirectResponse):
+        return p
+    try:
+        with request.app.state.db.session() as db:
+            fn(p, db)
+    except AppError as exc:
+        return back(url, err=exc.message)
+    except ValidationError as exc:
+        return back(url, err="; ".join(str(e["msg"]) for e in exc.errors()))
+    return back(url, msg=ok)
+
+
+@router.get("/ops/incidents")
+def incidents_page(request: Request) -> Response:
+    p = _need(request, "ops")
+    if isinstance(p, RedirectResponse):
+        return p
+    sop: incidents.Sop = request.app.state.sop
+    with request.app.state.db.read_session() as db:
+        rows = list(db.scalars(select(Incident).order_by(Incident.id.desc()).limit(50)))
+        comps = incidents.component_rows(db, sop)
+        return render(request, "ops_incidents.html", {
+            "open": [i for i in rows if i.status != "resolved"], "closed": [i for i in rows if i.status == "resolved"],
+            "metrics": {i.id: incidents.metrics(i) for i in rows}, "sop": sop,
+            "components": [(c, sop.components[c].name.get(current_locale.get()), r.status, r.override)
+                           for c, r in comps.items()], "statuses": incidents.COMPONENT_STATUSES})
+
+
+@router.post("/ops/incidents")
+def open_incident(request: Request, title: str = Form(""), severity: str = Form("P2"),
+                  components: list[str] = Form([]), public: str = Form("")) -> Response:
+    created: dict[str, Any] = {}
+
+    def go(p: Principal, db: Any) -> None:
+        created.update(api.create(api.IncidentIn.model_validate(
+            {"title": title, "severity": severity, "components": components, "public": bool(public)}), p, db, request))
+    resp = _act(request, "/ops/incidents", go, gettext("Incident opened."))
+    if created:
+        return back(f"/ops/incidents/{created['id']}", msg=gettext("Incident opened."))
+    return resp
+
+
+@router.get("/ops/incidents/{incident_id}")
+def incident_page(request: Request, incident_id: IdPath) -> Response:
+    p = _need(request, "ops")
+    if isinstance(p, RedirectResponse):
+        return p
+    sop: incidents.Sop = request.app.state.sop
+    with request.app.state.db.read_session() as db:
+        inc = incidents.get(db, incident_id)
+        data = api.incident_out(db, inc, with_timeline=True, sop_=sop)
+        return render(request, "ops_incident.html", {
+            "inc": inc, "d": data, "sop": sop, "roles": incidents.ROLES, "stages": status.STAGES,
+            "impacts": incidents.COMPONENT_STATUSES,
+            "names": incidents.component_names(sop, list(inc.components), current_locale.get())})
+
+
+@router.post("/ops/incidents/{incident_id}/update")
+def post_update(request: Request, incident_id: IdPath, status_: str = Form("", alias="status"),
+                text_zh: str = Form(""), text_en: str = Form(""), eta_minutes: str = Form(""),
+                workaround: str = Form(""), public: str = Form(""), impact: str = Form("")) -> Response:
+    def go(p: Principal, db: Any) -> None:
+        body = api.UpdateIn.model_validate({
+            "status": status_ or None, "text_zh": text_zh, "text_en": text_en, "workaround": workaround or None,
+            "eta_minutes": int(eta_minutes) if eta_minutes.strip().isdigit() else None, "public": bool(public),
+            "impact": impact or None})
+        api.update(incident_id, body, p, db, request)
+    return _act(request, f"/ops/incidents/{incident_id}", go, gettext("Update posted."))
+
+
+@router.post("/ops/incidents/{incident_id}/ack")
+def ack(request: Request, incident_id: IdPath) -> Response:
+    return _act(request, f"/ops/incidents/{incident_id}", lambda p, db: api.ack(incident_id, p, db),
+                gettext("Acknowledged."))
+
+
+@router.post("/ops/incidents/{incident_id}/roles")
+def roles(request: Request, incident_id: IdPath, commander: str = Form(""), communications: str = Form(""),
+          operations: str = Form(""), scribe: str = Form("")) -> Response:
+    body = api.IncidentPatch(roles={"commander": commander, "communications": communications,
+                                    "operations": operations, "scribe": scribe})
+    return _act(request, f"/ops/incidents/{incident_id}", lambda p, db: api.patch(incident_id, body, p, db, request),
+                gettext("Roles saved."))
+
+
+@router.post("/ops/incidents/{incident_id}/note")
+def note(request: Request, incident_id: IdPath, text: str = Form("")) -> Response:
+    return _act(request, f"/ops/incidents/{incident_id}",
+                lambda p, db: api.note(incident_id, api.NoteIn(text=text), p, db), gettext("Note added."))
+
+
+@router.post("/ops/incidents/{incident_id}/check/{item}")
+def check(request: Request, incident_id: IdPath, item: str, done: str = Form("")) -> Response:
+    return _act(request, f"/ops/incidents/{incident_id}",
+                lambda p, db: api.check(incident_id, item[:40], api.CheckIn(done=bool(done)), p, db, request),
+                gettext("Checklist updated."))
+
+
+@router.post("/ops/status/{name}")
+def override(request: Request, name: str, status_: str = Form("", alias="status"), reason: str = Form("")
+             ) -> Response:
+    def go(p: Principal, db: Any) -> None:
+        api.override(name[:40], api.OverrideIn.model_validate({"status": status_ or None, "reason": reason}), p, db,
+                     request)
+    return _act(request, "/ops/incidents", go, gettext("Component status saved."))
