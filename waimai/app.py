@@ -14,11 +14,12 @@ from fastapi.staticfiles import StaticFiles
 
 from waimai.config import Settings, get_settings
 from waimai.core import logging as wlogging
-from waimai.core.background import Job, Loop, ttl
+from waimai.core.background import Job, ttl
 from waimai.core.database import Database
 from waimai.core.errors import install_error_handlers
 from waimai.core.middleware import BodySizeLimit
 from waimai.core.migrate import is_current
+from waimai.core.roles import EVERY_PROCESS, ROLES, BackgroundOnly, ordered
 from waimai.firewall.monitoring import setup as monitoring
 from waimai.firewall.monitoring.middleware import RequestMonitor
 from waimai.platform.payments.base import CashOnDelivery, PaymentProvider
@@ -86,15 +87,20 @@ def housekeeping_jobs(app: FastAPI) -> list[Job]:
         if app.state.platform_adapters:
             app.state.callback_sender.run_once()
 
-    return [Job("dispatch", 5.0, assign), Job("intake_callbacks", 2.0, callbacks), Job("refund_retry", 30.0, refunds),
-            Job("idempotency_expiry", 600.0, expire_keys), Job("sqlite_checkpoint", 1.0, db.checkpoint)]
+    # Each job names its role; singleton ones run only in the process that leads that role.
+    return [Job("dispatch", 5.0, assign, role="dispatcher", singleton=True),
+            Job("intake_callbacks", 2.0, callbacks, role="notifier", singleton=True),
+            Job("refund_retry", 30.0, refunds, role="worker", singleton=True),
+            Job("idempotency_expiry", 600.0, expire_keys, role="worker", singleton=True),
+            Job("sqlite_checkpoint", 1.0, db.checkpoint, role=EVERY_PROCESS)]
 
 
 def create_app(settings: Settings | None = None, *, background: bool = True) -> FastAPI:
     settings = settings or get_settings()
     wlogging.configure(json_lines=settings.log_json if settings.log_json is not None
                        else settings.env != "development", level=settings.log_level,
-                       file=Path(settings.log_file) if settings.log_file else None)
+                       file=Path(settings.log_file) if settings.log_file else None,
+                       role="all" if settings.role_set == frozenset(ROLES) else settings.roles)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -104,16 +110,18 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         gc.collect()
         gc.freeze()
         gc.set_threshold(20_000, 20, 20)
-        loop = Loop([*housekeeping_jobs(app), *monitoring_jobs]) if background else None
-        if loop:
-            loop.start()
+        from waimai.core.scheduler import Scheduler
+
+        scheduler = Scheduler([*housekeeping_jobs(app), *monitoring_jobs], settings.role_set, settings.database_url,
+                              retry_s=settings.leader_retry_s, run_jobs=background)
+        app.state.scheduler = scheduler
+        scheduler.start()
         app.state.loop_lag.start()
         yield
         app.state.draining = True
         app.state.broker.close()
         await app.state.loop_lag.stop()
-        if loop:
-            await loop.stop()
+        await scheduler.stop()
         app.state.metric_store.dispose()
         if getattr(app.state, "alerting", None) is not None:
             app.state.alerting.close()
@@ -181,26 +189,41 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.include_router(status_pages)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
 
+    roles = ordered(settings.role_set)
+
+    def role_health() -> dict[str, Any]:
+        sched = getattr(app.state, "scheduler", None)
+        return sched.status() if sched is not None else {r: {"status": "starting"} for r in roles}
+
     @app.get("/livez", tags=["health"])
     async def livez() -> JSONResponse:
-        """Alive: this answer comes from the event loop, and its lag watcher is still beating."""
+        """Alive: the event loop answers, its lag watcher beats and no role's job loop is stalled."""
         stuck = app.state.loop_lag.stuck_for() if background else 0.0
-        ok = stuck < 5.0
-        return JSONResponse({"status": "alive" if ok else "stuck", "event_loop_lag_ms":
-                             round(app.state.loop_lag.lag * 1000, 1)}, status_code=200 if ok else 503)
+        sched = getattr(app.state, "scheduler", None)
+        stalled = sched.stalled() if sched is not None else []
+        ok = stuck < 5.0 and not stalled
+        return JSONResponse({"status": "alive" if ok else ("stuck" if stuck >= 5.0 else "stalled"),
+                             "event_loop_lag_ms": round(app.state.loop_lag.lag * 1000, 1), "roles": roles,
+                             "stalled": stalled}, status_code=200 if ok else 503)
 
     @app.get("/readyz", tags=["health"])
     def readyz() -> JSONResponse:
-        """Ready for traffic: database reachable, migrations current, not draining."""
-        if getattr(app.state, "draining", False):
-            return JSONResponse({"status": "draining"}, status_code=503)
+        """Ready for traffic: database reachable, migrations current, not draining; each role's health and
+        leadership are reported (a failing notifier does not take an api process out of rotation)."""
+        body: dict[str, Any] = {"roles": role_health()}
+        drain = getattr(app.state, "drain", None)
+        if getattr(app.state, "draining", False) or (drain is not None and drain.draining):
+            return JSONResponse({"status": "draining", **body}, status_code=503)
         try:
             ok = is_current(app.state.db.engine)
             detail = "ok" if ok else "migrations pending"
         except Exception as exc:  # noqa: BLE001 - any database failure means not ready
             ok, detail = False, f"database unreachable: {exc.__class__.__name__}"
-        return JSONResponse({"status": "ready" if ok else "not_ready", "database": detail},
+        return JSONResponse({"status": "ready" if ok else "not_ready", "database": detail, **body},
                             status_code=200 if ok else 503)
+
+    if "api" not in settings.role_set:  # background roles only: health and /metrics answer, the rest is 404
+        app.add_middleware(BackgroundOnly, roles=settings.roles)
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMonitor, metrics=settings.monitoring, access_log=settings.monitoring,

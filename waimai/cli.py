@@ -96,10 +96,21 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
     with_fake_gateway: Annotated[bool, typer.Option(help="also run the stand-in payment gateway")] = False,
     access_log: Annotated[bool, typer.Option(help="log every request")] = False,
+    role: Annotated[str | None, typer.Option(help="roles of this process, comma separated: api, worker, "
+                                                  "dispatcher, notifier (default all; WAIMAI_ROLES)")] = None,
 ) -> None:
-    """Serve the web pages and the API."""
+    """Serve the web pages and the API, and run the background roles."""
     import uvicorn
 
+    if role is not None:
+        from waimai.core.roles import ordered, parse_roles
+
+        try:
+            os.environ["WAIMAI_ROLES"] = ",".join(ordered(parse_roles(role)))  # worker processes read it too
+        except ValueError as exc:
+            console.print(f"[red]--role:[/red] {exc}")
+            raise typer.Exit(2) from None
+        get_settings.cache_clear()
     s = _settings()
     _prepare_sqlite_dir(s)
     gw: subprocess.Popen[bytes] | None = None
@@ -117,7 +128,8 @@ def serve(
         shutil.rmtree(mp, ignore_errors=True)
         mp.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mp)
-    console.print(f"Waimai on http://{host or s.host}:{port or s.port}  (API docs at /docs)")
+    console.print(f"Waimai on http://{host or s.host}:{port or s.port}  roles: {s.roles}"
+                  + ("  (API docs at /docs)" if "api" in s.role_set else ""))
     try:
         uvicorn.run("waimai.app:create_app", factory=True, host=host or s.host, port=port or s.port,
                     workers=n_workers, access_log=access_log, log_level="warning",

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET = "change-me-dev-secret-key-0000000000"  # noqa: S105 - refused outside development
@@ -27,6 +27,14 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     public_url: str = Field(default="http://127.0.0.1:8000", description="base URL for callbacks")
     default_locale: Literal["zh_CN", "en"] = "zh_CN"
+    # Scale-out (docs/operations.md): roles of this process, leader election, drain on SIGTERM, tracking bus.
+    roles: str = Field(default="api,worker,dispatcher,notifier",
+                       description="comma list of api, worker, dispatcher, notifier (`waimai serve --role`)")
+    leader_retry_s: float = Field(default=1.0, gt=0, le=30, description="how often followers try to take over")
+    drain_delay_s: float = Field(default=5.0, ge=0, le=120,
+                                 description="on SIGTERM, seconds of failing readiness before the server stops")
+    tracking_bus: Literal["auto", "memory", "postgres"] = Field(
+        default="auto", description="live-tracking fan-out: auto = LISTEN/NOTIFY on PostgreSQL, in process on SQLite")
 
     # Payments: the HTTP gateway (a stand-in in development, `waimai fake-gateway`).
     gateway_url: str = "http://127.0.0.1:8100"
@@ -74,6 +82,19 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def role_set(self) -> frozenset[str]:
+        from waimai.core.roles import parse_roles
+
+        return parse_roles(self.roles)
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, v: str) -> str:
+        from waimai.core.roles import ordered, parse_roles
+
+        return ",".join(ordered(parse_roles(v)))
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Settings:

@@ -66,3 +66,17 @@ def _initialise_label_sets() -> None:
 
 
 _initialise_label_sets()
+
+# Process roles and leader election (waimai/core/roles.py, waimai/core/leader.py). With several processes
+# on one host /metrics adds them up: the sum of waimai_leader over the fleet is 1 per role when all is well.
+PROCESS_ROLE = Gauge("waimai_process_role", "1 for each role this process runs (api, worker, dispatcher, notifier).",
+                     ["role"], multiprocess_mode="livesum")
+LEADER = Gauge("waimai_leader", "1 while this process leads the role's singleton jobs.", ["role"],
+               multiprocess_mode="livesum")
+LEADER_CHANGES = Counter("waimai_leader_changes_total", "Leadership gained, lost (connection or lock gone) or "
+                         "resigned (the role's loop stalled).", ["role", "change"])
+JOB_RUNS = Counter("waimai_background_job_runs_total", "Background job runs by role, job and outcome (ok, error).",
+                   ["role", "job", "outcome"])
+JOB_LAST_SUCCESS = Gauge("waimai_background_job_last_success_timestamp_seconds",
+                         "When the job last finished without error (Unix time).", ["role", "job"],
+                         multiprocess_mode="max")

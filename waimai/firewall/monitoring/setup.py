@@ -14,6 +14,7 @@ from sqlalchemy import event
 from waimai.config import Settings
 from waimai.core.background import Job
 from waimai.core.database import Database
+from waimai.core.roles import EVERY_PROCESS
 from waimai.firewall.monitoring.anomaly import AnomalyWatcher
 from waimai.firewall.monitoring.instruments import (
     DB_QUERY_LATENCY,
@@ -113,9 +114,14 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
     def forecast() -> None:
         app.state.forecast = forecast_orders(store)
 
-    jobs = [Job("order_forecast", 300.0, forecast), Job("metrics_sample", settings.sample_interval_s, sample), Job("probes", 10.0, probes.run),
-            Job("metrics_rollup", 60.0, store.rollup),
-            Job("alert_evaluation", settings.alert_eval_interval_s, alerting.evaluate)]
+    # Roles (waimai/core/roles.py): one leader samples, watches for anomalies, rolls up and evaluates alerts;
+    # the forecast only reads the store for the ops page, so every api process computes its own; each process
+    # probes its own dependencies.
+    jobs = [Job("order_forecast", 300.0, forecast, role="api"),
+            Job("metrics_sample", settings.sample_interval_s, sample, role="worker", singleton=True),
+            Job("probes", 10.0, probes.run, role=EVERY_PROCESS),
+            Job("metrics_rollup", 60.0, store.rollup, role="worker", singleton=True),
+            Job("alert_evaluation", settings.alert_eval_interval_s, alerting.evaluate, role="notifier", singleton=True)]
     if settings.watchdog_url:
         client = httpx.Client(timeout=2.0)
         url = settings.watchdog_url.rstrip("/") + "/heartbeat"
@@ -132,7 +138,7 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
             DEPENDENCY_UP.labels("watchdog").set(1 if ok else 0)
             DEPENDENCY_LATENCY.labels("watchdog").set(time.perf_counter() - t0)
 
-        jobs.append(Job("watchdog_heartbeat", 5.0, heartbeat))
+        jobs.append(Job("watchdog_heartbeat", 5.0, heartbeat, role=EVERY_PROCESS))
     if settings.zabbix_server:
         from waimai.firewall.monitoring.zabbix import ZabbixSender
 
@@ -143,5 +149,5 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
             latest = {n: p.value for n in store.names() if (p := store.latest(n)) is not None}
             sender.send_values(settings.zabbix_host, {f"waimai.{k}": v for k, v in latest.items()})
 
-        jobs.append(Job("zabbix_push", 60.0, push))
+        jobs.append(Job("zabbix_push", 60.0, push, role="notifier", singleton=True))
     return jobs
