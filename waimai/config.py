@@ -76,6 +76,28 @@ class Settings(BaseSettings):
         default_factory=lambda: {"zh_CN": "SMS_NOTICE_ZH", "en": "SMS_NOTICE_EN"},
         description="SMS template code per language; variables component, status, eta")
     notice_sms_per_hour: int = Field(default=3, ge=0, description="incident SMS per user per hour at most")
+    # Backups (waimai/firewall/recovery, docs/operations.md "Backups and rollback").
+    backup_dir: str = Field(default="var/backups", description="local backup target; also the index and exports")
+    backup_mirror_dir: str | None = Field(default=None, description="a second local target (another disk)")
+    backup_s3_bucket: str | None = Field(default=None, description="S3-compatible target (Alibaba OSS, MinIO…)")
+    backup_s3_endpoint: str | None = Field(default=None, description="e.g. https://oss-cn-hangzhou.aliyuncs.com")
+    backup_s3_region: str = "us-east-1"
+    backup_s3_prefix: str = "waimai-backups/"
+    backup_s3_access_key_id: str | None = None
+    backup_s3_secret_access_key: SecretStr | None = None
+    backup_s3_addressing_style: Literal["virtual", "path", "auto"] = Field(
+        default="virtual", description="virtual-hosted (OSS, AWS) or path (MinIO, most local servers)")
+    backup_encryption_key: SecretStr | None = Field(default=None, description="base64 of 32 random bytes "
+                                                    "(`waimai backup keygen`); backups are encrypted when set")
+    backup_compression: Literal["zstd", "gzip"] = "zstd"
+    backup_schedule: str = Field(default="0 * * * *", description="cron, campus time, for scheduled backups")
+    backup_scheduled: bool | None = Field(default=None, description="run scheduled backups (default: on, off in "
+                                                                    "the test environment)")
+    backup_verify: bool = Field(default=True, description="verify each scheduled backup by restoring it")
+    backup_keep_hourly: int = Field(default=24, ge=0)
+    backup_keep_daily: int = Field(default=14, ge=0)
+    backup_keep_weekly: int = Field(default=8, ge=0)
+    backup_pg_bindir: str | None = Field(default=None, description="where pg_dump/pg_restore/psql are (default: PATH)")
     log_json: bool | None = Field(default=None, description="JSON log lines (default: on outside development)")
     log_level: str = "INFO"
 
