@@ -6,7 +6,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from waimai.core import audit
+from waimai.firewall.incidents.service import open_incidents
 from waimai.firewall.monitoring.sampler import SERIES
+from waimai.firewall.switches.service import all_switches
 from waimai.web.i18n import gettext
 from waimai.web.routes import _need, back, render
 
@@ -29,7 +31,11 @@ def overview(request: Request) -> Response:
         return p
     probes = request.app.state.probes
     status = probes.last or probes.run()
+    with request.app.state.db.read_session() as db:
+        active = open_incidents(db)
+        switches_on = [sw for sw in all_switches(db) if sw.enabled]
     return render(request, "ops_overview.html", {"charts": CHARTS, "probes": list(status.values()),
+                                                 "active_incidents": active, "switches_on": switches_on,
                                                  "series": SERIES,
                                                  "forecast": getattr(request.app.state, "forecast", None),
                                                  "anomalies": list(getattr(getattr(request.app.state, "anomalies", None),
@@ -56,6 +62,10 @@ def alerts_page(request: Request) -> Response:
                                        "summary": a.alert.annotations.get("summary", ""), "status": a.alert.status,
                                        "since": a.alert.starts_at, "muted": pl.muted_by(a.alert, now)}
                                       for a in alerts]})
+        with request.app.state.db.read_session() as db:
+            by_fp = {fp: inc.id for inc in open_incidents(db) for fp in inc.alerts}
+        for g, grp in zip(groups, pl.groups.values(), strict=True):
+            g["incident"] = next((by_fp[f] for f in grp.members if f in by_fp), None)
         order = {"firing": 0, "acknowledged": 1, "resolved": 2}
         groups.sort(key=lambda g: (order[g["state"]], min((a["severity"] for a in g["alerts"]), default="P9")))
         silences = [s for s in pl.silences.values() if s.active(now)]

@@ -291,6 +291,8 @@ def test_incident_pages_for_ops(sqlite_url: str) -> None:
         page = c.get(f"/ops/incidents/{iid}")
         assert page.status_code == 200 and "data-timeline" in page.text and "已定位" in page.text
         assert c.get("/ops/incidents").status_code == 200
+        overview = c.get("/ops").text
+        assert "data-active-incidents" in overview and f'href="/ops/incidents/{iid}"' in overview
         c.cookies.set("waimai_token", api.token("customer"))
         assert c.get(f"/ops/incidents/{iid}", follow_redirects=False).status_code == 303
         with app.state.db.read_session() as db:

@@ -61,7 +61,7 @@ ZH = {
     "Post update": "发布更新", "Timeline": "时间线", "Add a note to the timeline": "在时间线上添加备注", "Add note": "添加备注",
     "SOP checklist": "SOP 检查清单", "Roles": "角色", "Save roles": "保存角色", "Incident opened.": "事件已创建。",
     "Update posted.": "更新已发布。", "Acknowledged.": "已确认。", "Roles saved.": "角色已保存。", "Note added.": "备注已添加。",
-    "Checklist updated.": "检查清单已更新。", "Component status saved.": "组件状态已保存。",
+    "Checklist updated.": "检查清单已更新。", "Switches on": "已打开的开关", "Component status saved.": "组件状态已保存。",
     "4-digit code": "4 位取货码", "Accept": "接单", "Add": "加入", "Added to cart: ": "已加入购物车：",
     "Back in stock": "恢复供应", "Back to shops": "返回商家列表", "Campus shops": "校园商家", "Cancel order": "取消订单",
     "Cart": "购物车", "Cash on delivery": "货到付款", "Check out": "去结算", "Closed": "休息中", "Deliver to": "送至",
