@@ -8,7 +8,9 @@ from waimai.firewall.incidents.models import (
                                               ComponentStatus,
                                               ComponentStatusChange,
                                               Incident,
+                                              IncidentAction,
                                               IncidentEvent,
+                                              IncidentReview,
                                               Maintenance,
                                               Notice,
                                               StatusSubscriber,
@@ -17,13 +19,14 @@ from waimai.firewall.resilience.models import BreakerRow
 from waimai.firewall.switches.models import Switch
 from waimai.platform.accounts.models import LoginAttempt, User
 from waimai.platform.catalog.models import Campus, DeliveryPoint, MenuCategory, MenuItem, Merchant, Zone
+from waimai.platform.coupons.models import Coupon
 from waimai.platform.delivery.models import Rider
 from waimai.platform.integrations.models import ExternalOrderLink, PlatformCallback, PlatformShop
 from waimai.platform.ordering.models import IdempotencyRecord, Order, OrderLine, OrderTransition
 from waimai.platform.payments.models import Payment, PaymentCallback
 
 __all__ = [
-    "AlertHistory", "AlertRuleSet", "AuditEntry", "Base", "BreakerRow", "ComponentStatus", "ComponentStatusChange", "Incident",
+    "AlertHistory", "AlertRuleSet", "AuditEntry", "Base", "BreakerRow", "ComponentStatus", "ComponentStatusChange", "Coupon", "IncidentAction", "IncidentReview", "Incident",
     "IncidentEvent", "Maintenance", "Notice", "StatusSubscriber", "ExternalOrderLink", "PlatformCallback", "PlatformShop", "Campus", "DeliveryPoint", "IdempotencyRecord", "LoginAttempt", "MenuCategory",
     "MenuItem", "Merchant", "Order", "OrderLine", "OrderTransition", "OutboxEvent", "Payment",
     "PaymentCallback", "Rider", "Switch", "User", "Zone",

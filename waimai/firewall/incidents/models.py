@@ -120,3 +120,33 @@ class StatusSubscriber(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
     sms: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class IncidentAction(Base):
+    """An action item from the root-cause review, with an owner, tracked to closure."""
+
+    __tablename__ = "incident_actions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    text: Mapped[str] = mapped_column(String(300))
+    owner: Mapped[str] = mapped_column(String(60))
+    due_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open | done
+    created_by: Mapped[str] = mapped_column(String(40), default="system")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    closed_by: Mapped[str | None] = mapped_column(String(40), default=None)
+
+
+class IncidentReview(Base):
+    """The team's part of the root-cause report: five whys and free notes."""
+
+    __tablename__ = "incident_reviews"
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
+    whys: Mapped[list[Any]] = mapped_column(default=list)
+    root_cause: Mapped[str] = mapped_column(Text, default="")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    updated_by: Mapped[str] = mapped_column(String(40), default="system")
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,1 @@
+"""Coupons: issued by compensation and by support (never by hand-editing balances), redeemed at checkout."""
