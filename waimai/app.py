@@ -116,12 +116,17 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                               retry_s=settings.leader_retry_s, run_jobs=background)
         app.state.scheduler = scheduler
         scheduler.start()
+        bus = app.state.broker.bus
+        if bus is not None:
+            bus.start()
         app.state.loop_lag.start()
         yield
         app.state.draining = True
         app.state.broker.close()
         await app.state.loop_lag.stop()
         await scheduler.stop()
+        if bus is not None:
+            bus.stop()
         app.state.metric_store.dispose()
         if getattr(app.state, "alerting", None) is not None:
             app.state.alerting.close()
@@ -146,6 +151,12 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     from waimai.platform.tracking.broker import Broker
 
     app.state.broker = Broker()
+    if settings.tracking_bus == "postgres" or (settings.tracking_bus == "auto" and not settings.is_sqlite):
+        from waimai.platform.tracking.bus import PgBus
+
+        # Every replica hears every event (LISTEN only where SSE clients are served: the api role).
+        app.state.broker.bus = PgBus(settings.database_url, app.state.broker.ingest_remote,
+                                     listen="api" in settings.role_set)
     tracking_hooks.install(app.state.broker)
     if tracking_hooks.on_transition not in TRANSITION_HOOKS:
         TRANSITION_HOOKS.append(tracking_hooks.on_transition)
