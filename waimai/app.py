@@ -161,6 +161,10 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     if tracking_hooks.on_transition not in TRANSITION_HOOKS:
         TRANSITION_HOOKS.append(tracking_hooks.on_transition)
     app.state.callback_sender = CallbackSender(app.state.db, app.state.platform_adapters)
+    from waimai.platform.coupons.service import on_transition as give_coupon_back
+
+    if give_coupon_back not in TRANSITION_HOOKS:
+        TRANSITION_HOOKS.append(give_coupon_back)
     install_error_handlers(app)
     monitoring_jobs = monitoring.install(app, settings)
     from waimai.firewall.incidents import setup as incident_setup
@@ -178,6 +182,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     from waimai.firewall.switches.routes import router as switches
     from waimai.platform.accounts.routes import router as accounts
     from waimai.platform.catalog.routes import router as catalog
+    from waimai.platform.coupons.routes import router as coupon_routes
     from waimai.platform.delivery.routes import router as delivery
     from waimai.platform.integrations.routes import router as intake
     from waimai.platform.ops.routes import router as ops
@@ -192,7 +197,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     # Routers carry the /api/v1 prefix themselves, so each route's template is its full path
     # (what the metrics label shows).
     for r in (accounts, catalog, ordering, payments, delivery, ops, monitoring_api, metrics_router, alerting_routes,
-              intake, switches, tracking, incident_routes, ops_status, status_api, status_feed, notice_routes):
+              intake, switches, tracking, incident_routes, ops_status, status_api, status_feed, notice_routes,
+              coupon_routes):
         app.include_router(r)
     app.include_router(web)
     app.include_router(ops_pages)

@@ -24,10 +24,11 @@ from waimai.platform.delivery.models import Rider
 from waimai.platform.integrations.models import ExternalOrderLink, PlatformCallback, PlatformShop
 from waimai.platform.ordering.models import IdempotencyRecord, Order, OrderLine, OrderTransition
 from waimai.platform.payments.models import Payment, PaymentCallback
+from waimai.platform.support.models import Rating, Ticket, TicketEvent, TicketPhoto
 
 __all__ = [
     "AlertHistory", "AlertRuleSet", "AuditEntry", "Base", "BreakerRow", "ComponentStatus", "ComponentStatusChange", "Coupon", "IncidentAction", "IncidentReview", "Incident",
     "IncidentEvent", "Maintenance", "Notice", "StatusSubscriber", "ExternalOrderLink", "PlatformCallback", "PlatformShop", "Campus", "DeliveryPoint", "IdempotencyRecord", "LoginAttempt", "MenuCategory",
     "MenuItem", "Merchant", "Order", "OrderLine", "OrderTransition", "OutboxEvent", "Payment",
-    "PaymentCallback", "Rider", "Switch", "User", "Zone",
+    "PaymentCallback", "Rating", "Rider", "Switch", "Ticket", "TicketEvent", "TicketPhoto", "User", "Zone",
 ]

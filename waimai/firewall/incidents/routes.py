@@ -253,3 +253,45 @@ def add_maintenance(body: MaintenanceIn, p: OpsDep, db: SessionDep, request: Req
     db.commit()
     touched(request)
     return {"id": m.id, "title": m.title, "components": m.components, "starts_at": m.starts_at, "ends_at": m.ends_at}
+
+
+# --- compensation (ops only): preview, issue, report ---------------------------------------------------
+
+class CompensationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    budget_fen: int = Field(gt=0, le=10_000_000)
+    confirm: bool = Field(description="must be true: coupons cannot be taken back")
+
+
+@router.get("/{incident_id}/compensation")
+def compensation_preview(incident_id: IdPath, _p: OpsDep, db: ReadSessionDep,
+                         budget_fen: Annotated[int, Query(gt=0, le=10_000_000)]) -> dict[str, Any]:
+    """Who would get what, within `budget_fen` — nothing is issued."""
+    from waimai.firewall import compensation
+
+    return compensation.plan(db, incidents.get(db, incident_id), budget_fen=budget_fen).as_dict()
+
+
+@router.post("/{incident_id}/compensation")
+def compensation_issue(incident_id: IdPath, body: CompensationIn, p: OpsDep, db: SessionDep,
+                       request: Request) -> dict[str, Any]:
+    from waimai.core.errors import Unprocessable
+    from waimai.firewall import compensation
+
+    if not body.confirm:
+        raise Unprocessable("Confirm to issue: coupons cannot be taken back.", code="confirmation_required")
+    inc = incidents.get(db, incident_id)
+    plan = compensation.plan(db, inc, budget_fen=body.budget_fen)
+    result = compensation.issue(db, sop(request), inc, plan, actor=actor(p), actor_id=p.user_id)
+    audit.record(db, actor_id=p.user_id, actor_role=p.role, action="incident.compensate", target=str(inc.id),
+                 details={"budget_fen": body.budget_fen, **result})
+    db.commit()
+    return {**result, "plan": plan.as_dict()}
+
+
+@router.get("/{incident_id}/compensation/report")
+def compensation_report(incident_id: IdPath, _p: OpsDep, db: ReadSessionDep) -> dict[str, Any]:
+    from waimai.firewall import compensation
+
+    incidents.get(db, incident_id)
+    return compensation.report(db, incident_id)

@@ -24,6 +24,8 @@ class PlaceOrderIn(Strict):
         default="gateway", description="gateway or cod; `platform` is only for orders taken in from Meituan etc.")
     note: str = Field(default="", max_length=200)
     contact_phone: str | None = Field(default=None, pattern=r"^\+?\d{6,15}$")
+    coupon_code: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{4,24}$",
+                                    description="one coupon per order; see GET /api/v1/coupons")
 
 
 class QuoteLine(BaseModel):

@@ -25,6 +25,7 @@ from waimai.core.timeutil import is_open_at
 from waimai.firewall.monitoring.instruments import ORDER_TRANSITIONS
 from waimai.platform.accounts.models import User
 from waimai.platform.catalog.models import Campus, DeliveryPoint, MenuItem, Merchant, MerchantStatus
+from waimai.platform.coupons import service as coupons
 from waimai.platform.ordering.models import Order, OrderLine, OrderTransition
 from waimai.platform.ordering.schemas import LineOut, OrderOut, PlaceOrderIn, QuoteLine, QuoteOut
 from waimai.platform.ordering.state import ACTORS, CUSTOMER_CANCELLABLE, KITCHEN, TRANSITIONS, Status
@@ -248,6 +249,12 @@ def place_order(db: Session | Connection, *, customer: Principal, body: PlaceOrd
         contact = hot.phone.get(customer.user_id,
                                   lambda: conn.execute(_SEL_PHONE, {"uid": customer.user_id}).scalar() or "")
     q = priced.quote
+    coupon_id = None
+    if body.coupon_code:
+        coupon_id, off = coupons.check(conn, code=body.coupon_code, customer_id=customer.user_id,
+                                       merchant_id=merchant.id, subtotal_fen=q.subtotal_fen, payable_fen=q.total_fen,
+                                       now=now)
+        q = q.model_copy(update={"discount_fen": q.discount_fen + off, "total_fen": q.total_fen - off})
     cod = body.payment_method == "cod"
     prepaid = body.payment_method == "platform"  # paid to the platform before it reached us
     status = Status.cod_confirmed.value if cod else Status.paid.value if prepaid else Status.created.value
@@ -262,6 +269,8 @@ def place_order(db: Session | Connection, *, customer: Principal, body: PlaceOrd
         "proof_code": proof, "note": body.note, "contact_phone": contact, "reason": None, "promised_at": promised,
         "ready_at": None, "picked_up_at": None, "delivered_at": None, "created_at": now, "updated_at": now,
     }).scalar_one()
+    if coupon_id is not None:
+        coupons.redeem(conn, coupon_id=coupon_id, order_id=order_id, now=now)
     conn.execute(_INS_LINES, [
         {"order_id": order_id, "item_id": ql.item_id, "name": ql.name, "unit_price_fen": ql.unit_price_fen,
          "quantity": ql.quantity, "options": ql.options, "line_total_fen": ql.line_total_fen,
