@@ -59,6 +59,7 @@ def build_platform_adapters(settings: Settings) -> dict[str, Any]:
 def housekeeping_jobs(app: FastAPI) -> list[Job]:
     from waimai.platform.delivery.service import dispatch_round, waiting_for_rider
     from waimai.platform.ordering.idempotency import purge_expired
+    from waimai.firewall.recovery.setup import backup_jobs
     from waimai.platform.payments import service as payments
 
     db: Database = app.state.db
@@ -92,7 +93,7 @@ def housekeeping_jobs(app: FastAPI) -> list[Job]:
             Job("intake_callbacks", 2.0, callbacks, role="notifier", singleton=True),
             Job("refund_retry", 30.0, refunds, role="worker", singleton=True),
             Job("idempotency_expiry", 600.0, expire_keys, role="worker", singleton=True),
-            Job("sqlite_checkpoint", 1.0, db.checkpoint, role=EVERY_PROCESS)]
+            Job("sqlite_checkpoint", 1.0, db.checkpoint, role=EVERY_PROCESS), *backup_jobs(app)]
 
 
 def create_app(settings: Settings | None = None, *, background: bool = True) -> FastAPI:
@@ -204,6 +205,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.include_router(ops_pages)
     app.include_router(incident_pages)
     app.include_router(status_pages)
+    from waimai.firewall.recovery.routes import router as backup_routes
+
+    app.include_router(backup_routes)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
 
     roles = ordered(settings.role_set)

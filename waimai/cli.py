@@ -267,6 +267,10 @@ def _register_plugins() -> None:
         bench_mdrp_command)
     app.command("simulate", help="Simulate a campus day through the dispatcher.")(simulate_command)
 
+    from waimai.firewall.recovery.cli import backup_app
+
+    app.add_typer(backup_app, name="backup")
+
 
 _register_plugins()
 
