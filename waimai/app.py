@@ -57,9 +57,9 @@ def build_platform_adapters(settings: Settings) -> dict[str, Any]:
 
 
 def housekeeping_jobs(app: FastAPI) -> list[Job]:
+    from waimai.firewall.recovery.setup import backup_jobs
     from waimai.platform.delivery.service import dispatch_round, waiting_for_rider
     from waimai.platform.ordering.idempotency import purge_expired
-    from waimai.firewall.recovery.setup import backup_jobs
     from waimai.platform.payments import service as payments
 
     db: Database = app.state.db
