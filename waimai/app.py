@@ -168,6 +168,10 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         TRANSITION_HOOKS.append(give_coupon_back)
     install_error_handlers(app)
     monitoring_jobs = monitoring.install(app, settings)
+    from waimai.firewall.resilience import setup as resilience
+
+    # Breakers, switches (OpenFeature), module kill switches and the automatic switches' jobs.
+    monitoring_jobs += resilience.install(app, settings)
     from waimai.firewall.incidents import setup as incident_setup
 
     monitoring_jobs += incident_setup.install(app, settings)

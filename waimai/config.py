@@ -42,6 +42,21 @@ class Settings(BaseSettings):
     gateway_secret: str = DEFAULT_GATEWAY_SECRET
     gateway_timeout_s: float = Field(default=3.0, gt=0)
 
+    # Resilience (docs/operations.md, "Breakers and switches"): shared breaker state, automatic switches.
+    redis_url: str | None = Field(default=None, description="Redis for shared breaker state (unset: the database)")
+    breaker_failure_threshold: int = Field(default=5, ge=1, le=100, description="failed calls in a row that open "
+                                                                                "a dependency's breaker")
+    breaker_open_s: float = Field(default=10.0, gt=0, le=600, description="open breaker: seconds before a trial call")
+    cod_recovery_s: float = Field(default=60.0, ge=0, le=3600,
+                                  description="gateway healthy this long before payment.cod_only turns itself off")
+    simple_mode_db_latency_ms: float = Field(default=250.0, gt=0, description="database latency (median of a few "
+                                                                            "probes) that engages ordering.simple_mode")
+    simple_mode_recovery_s: float = Field(default=60.0, ge=0, le=3600,
+                                          description="database fast this long before simple mode turns itself off")
+    switch_cache_ttl_s: float = Field(default=0.5, ge=0, le=5, description="how stale a switch read may be")
+    chaos: bool = Field(default=False, description="fault injection for drills and tests (PUT /api/v1/chaos/db); "
+                                                   "refused in production")
+
     idempotency_ttl_hours: int = Field(default=24, ge=24, description="how long idempotency keys are kept")
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     login_max_attempts: int = Field(default=5, ge=1, description="failed logins per phone+IP per window")
@@ -127,6 +142,8 @@ class Settings(BaseSettings):
                 )
             if self.gateway_secret == DEFAULT_GATEWAY_SECRET:
                 raise ValueError("WAIMAI_GATEWAY_SECRET must be set in production")
+            if self.chaos:
+                raise ValueError("WAIMAI_CHAOS (fault injection) must not be set in production")
         return self
 
     def sqlite_path(self) -> Path | None:

@@ -136,6 +136,8 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        # Set while the database is slow (firewall/resilience DbLatencyWatch): work leaves the event loop.
+        self.slow = False
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         self._read = sessionmaker(self.engine.execution_options(readonly=True), expire_on_commit=False)
 
@@ -166,8 +168,9 @@ class Database:
 
 async def run_db(database: Database, fn: Callable[..., T], *args: Any) -> T:
     """Run blocking database work: inline on SQLite (microsecond statements, and one writer anyway,
-    so a thread hop only adds GIL contention), in the thread pool on a networked database."""
-    if database.dialect == "sqlite":
+    so a thread hop only adds GIL contention), in the thread pool on a networked database, and
+    there too whenever the database is slow, so the event loop keeps answering other requests."""
+    if database.dialect == "sqlite" and not database.slow:
         return fn(*args)
     return await run_in_threadpool(fn, *args)
 

@@ -23,6 +23,7 @@ from waimai.core.security import mask_phone
 from waimai.core.timeutil import hhmm, local, yuan
 from waimai.firewall.incidents.models import Notice
 from waimai.firewall.statuspage.service import banners as status_banners
+from waimai.firewall.switches import flags
 from waimai.platform.accounts import service as accounts
 from waimai.platform.accounts.models import User
 from waimai.platform.catalog import service as catalog
@@ -155,8 +156,15 @@ def _save_cart(resp: Response, cart: dict[str, Any]) -> None:
                     httponly=True)
 
 
+def _simple_mode() -> RedirectResponse | None:
+    """While `ordering.simple_mode` is on, browsing goes to the light page served from memory."""
+    return RedirectResponse("/simple", status_code=303) if flags.enabled("ordering.simple_mode") else None
+
+
 @router.get("/", response_class=HTMLResponse)
-def shops(request: Request) -> HTMLResponse:
+def shops(request: Request) -> Response:
+    if (simple := _simple_mode()) is not None:
+        return simple
     with request.app.state.db.read_session() as db:
         merchants = catalog.list_merchants(db)
     merchants.sort(key=lambda m: (not m.open_now, m.id))
@@ -164,7 +172,9 @@ def shops(request: Request) -> HTMLResponse:
 
 
 @router.get("/shops/{merchant_id}", response_class=HTMLResponse)
-def menu(request: Request, merchant_id: IdPath) -> HTMLResponse:
+def menu(request: Request, merchant_id: IdPath) -> Response:
+    if (simple := _simple_mode()) is not None:
+        return simple
     with request.app.state.db.read_session() as db:
         try:
             detail = catalog.merchant_detail(db, merchant_id)
@@ -217,8 +227,11 @@ def cart_page(request: Request) -> Response:
     cart = _cart(request)
     if not cart["lines"]:
         return render(request, "cart.html", {"quote": None, "cart": cart})
+    cod_only, pickup_only = flags.enabled("payment.cod_only"), flags.enabled("delivery.pickup_points")
     with request.app.state.db.read_session() as db:
         points = catalog.list_delivery_points(db)
+        if pickup_only:  # riders are short: pick-up points (lockers) only
+            points = [d for d in points if d.kind == "locker"]
         merchant = db.get(Merchant, cart["merchant_id"])
         quote_err = None
         quote = None
@@ -228,7 +241,8 @@ def cart_page(request: Request) -> Response:
         except (AppError, ValidationError) as exc:
             quote_err = exc.message if isinstance(exc, AppError) else str(exc)
     return render(request, "cart.html", {"quote": quote, "quote_err": quote_err, "cart": cart, "points": points,
-                                         "merchant": merchant, "idem": str(uuid.uuid4())})
+                                         "merchant": merchant, "idem": str(uuid.uuid4()), "cod_only": cod_only,
+                                         "pickup_only": pickup_only})
 
 
 def _cart_body(cart: dict[str, Any], point_id: int, method: str, note: str) -> PlaceOrderIn:

@@ -12,6 +12,7 @@ from waimai.core.deps import Principal
 from waimai.core.errors import Conflict, NotFound, Unprocessable
 from waimai.core.outbox import emit
 from waimai.firewall.monitoring.instruments import DISPATCH_ASSIGN_LATENCY
+from waimai.firewall.switches import flags
 from waimai.platform.catalog.models import Merchant
 from waimai.platform.delivery.models import Rider
 from waimai.platform.dispatch.engine import RollingHorizonDispatcher
@@ -129,6 +130,8 @@ def dispatch_round(db: Session, *, now: dt.datetime | None = None) -> int:
     bundles orders of one merchant; only assignments that must start now are applied.
     """
     global _ENGINE
+    if flags.enabled("dispatch.manual"):  # ops assign by hand (POST /api/v1/orders/{id}/assign)
+        return 0
     if _ENGINE is None:
         _ENGINE = RollingHorizonDispatcher(travel_time=euclid_ceil(RIDER_M_PER_MIN))
     now = now or utcnow()

@@ -26,7 +26,8 @@ async def push(platform: str, request: Request) -> Response:
     inbound = await to_inbound(request)
     s = request.app.state.settings
     frame = CampusFrame(origin_lat=s.campus_origin_lat, origin_lng=s.campus_origin_lng)
-    out = await run_in_threadpool(service.receive, request.app.state.db, adapter, inbound, frame)
+    out = await run_in_threadpool(service.receive, request.app.state.db, adapter, inbound, frame,
+                                  getattr(request.app.state, "resilience", None))
     return to_response(out)
 
 

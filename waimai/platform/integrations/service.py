@@ -4,6 +4,7 @@ go back to the platform through a callback outbox delivered in order, with retri
 from __future__ import annotations
 
 import datetime as dt
+import random
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +20,7 @@ from waimai.core.database import Database, utcnow
 from waimai.core.deps import Principal
 from waimai.core.errors import AppError
 from waimai.core.security import hash_password
+from waimai.firewall.resilience.policy import DependencyUnavailable, Policy, Resilience
 from waimai.firewall.switches import service as switches
 from waimai.platform.accounts.models import User
 from waimai.platform.catalog.models import DeliveryPoint, MenuItem
@@ -45,6 +47,9 @@ from waimai.platform.ordering.state import Status
 
 log = structlog.get_logger(__name__)
 PLATFORMS = ("meituan", "eleme", "jd")
+# Without the service's shared breakers (scripts, tests), each process guards its own calls.
+PLATFORM_POLICY = Policy(timeout_s=5.0, attempts=1, max_concurrent=4, open_s=30.0)
+_LOCAL = Resilience(policies={"platform.*": PLATFORM_POLICY})
 CALLBACK_STATUSES = {Status.accepted: "accepted", Status.picked_up: "picked_up", Status.delivered: "delivered",
                      Status.cancelled: "cancelled", Status.rejected: "cancelled"}
 MAX_ATTEMPTS = 12
@@ -75,14 +80,16 @@ def mapping_tables(db: Session, frame: CampusFrame) -> MappingTables:
     return MappingTables(merchants=merchants, skus={}, names=names, points=points, frame=frame)
 
 
-def receive(database: Database, adapter: PlatformAdapter, inbound: InboundRequest, frame: CampusFrame) -> OutboundResponse:
+def receive(database: Database, adapter: PlatformAdapter, inbound: InboundRequest, frame: CampusFrame,
+            resilience: Resilience | None = None) -> OutboundResponse:
     """Verify, parse, deduplicate, map and place; always answer in the platform's own shape."""
     name = adapter.name
+    res = resilience or _LOCAL
     try:
         adapter.verify(inbound)
-        ext = _parse(adapter, inbound)
+        ext = _parse(adapter, inbound, res)
     except SignatureRejected as exc:
-        if exc.reason == "replayed" and _already_have(database, adapter, inbound):
+        if exc.reason == "replayed" and _already_have(database, adapter, inbound, res):
             # A byte-identical redelivery of an order we hold: harmless, and the platform wants its ack.
             INTAKE.labels(name, "duplicate").inc()
             return adapter.ack(True, "ok")
@@ -130,7 +137,7 @@ def receive(database: Database, adapter: PlatformAdapter, inbound: InboundReques
     return adapter.ack(True, "ok")
 
 
-def _parse(adapter: PlatformAdapter, inbound: InboundRequest) -> ExternalOrder:
+def _parse(adapter: PlatformAdapter, inbound: InboundRequest, resilience: Resilience) -> ExternalOrder:
     """Parse a push; JD's real new-order message names only the bill, so fetch the order first."""
     from waimai.platform.integrations.jd import OrderDetailRequired
 
@@ -138,16 +145,20 @@ def _parse(adapter: PlatformAdapter, inbound: InboundRequest) -> ExternalOrder:
         return adapter.parse(inbound)
     except OrderDetailRequired as need:
         query = adapter.build_order_query(need.bill_id)  # type: ignore[attr-defined]
+        dep = resilience.dependency(f"platform.{adapter.name}")
         try:
-            r = httpx.request(query.method, query.url, headers=dict(query.headers), content=query.body, timeout=5.0)
-        except httpx.HTTPError as exc:
+            r = dep.call(lambda: httpx.request(query.method, query.url, headers=dict(query.headers),
+                                               content=query.body, timeout=dep.policy.timeout_s),
+                         retry_on=httpx.HTTPError)
+        except (httpx.HTTPError, DependencyUnavailable) as exc:
             raise PayloadInvalid(f"order query failed: {exc.__class__.__name__}") from exc
         return adapter.parse_order_query_response(r.status_code, r.content)  # type: ignore[attr-defined, no-any-return]
 
 
-def _already_have(database: Database, adapter: PlatformAdapter, inbound: InboundRequest) -> bool:
+def _already_have(database: Database, adapter: PlatformAdapter, inbound: InboundRequest,
+                  resilience: Resilience) -> bool:
     try:
-        ext = _parse(adapter, inbound)
+        ext = _parse(adapter, inbound, resilience)
     except PayloadInvalid:
         return False
     with database.read_session() as db:
@@ -167,13 +178,26 @@ def queue_callback(db: Session, order: Order, to: Status, reason: str | None) ->
                             status=CALLBACK_STATUSES[to], reason=(reason or "")[:200]))
 
 
-class CallbackSender:
-    """Delivers owed callbacks oldest first per order; a failure holds that order's later callbacks."""
+class _PlatformDown(Exception):
+    pass
 
-    def __init__(self, database: Database, adapters: Mapping[str, PlatformAdapter], *, timeout_s: float = 5.0) -> None:
+
+
+
+class CallbackSender:
+    """Delivers owed callbacks oldest first per order; a failure holds that order's later callbacks.
+
+    The outbox is the retry: a failed callback waits 2, 4, 8 … 300 s (with full jitter) before its
+    next attempt. Each call goes through the platform's Dependency (`platform.<name>`: bulkhead and
+    circuit breaker); while a platform's breaker is open its callbacks wait without spending attempts.
+    """
+
+    def __init__(self, database: Database, adapters: Mapping[str, PlatformAdapter], *, timeout_s: float = 5.0,
+                 resilience: Resilience | None = None) -> None:
         self.database = database
         self.adapters = adapters
         self.client = httpx.Client(timeout=timeout_s)
+        self.resilience = resilience or Resilience(policies={"platform.*": PLATFORM_POLICY})  # until the app's
 
     def run_once(self, now: dt.datetime | None = None) -> dict[str, int]:
         now = now or utcnow()
@@ -192,7 +216,11 @@ class CallbackSender:
             if adapter is None:
                 blocked.add(cb.order_id)
                 continue
-            ok, error = self._send(adapter, cb, now)
+            try:
+                ok, error = self._send(adapter, cb, now)
+            except DependencyUnavailable:  # the platform is failing: wait, without spending an attempt
+                blocked.add(cb.order_id)
+                continue
             with self.database.session() as db:
                 row = db.get(PlatformCallback, cb.id)
                 if row is None:
@@ -209,7 +237,8 @@ class CallbackSender:
                         log.error("intake_callback_dead", platform=cb.platform, order_id=cb.order_id,
                                   status=cb.status, error=error)
                     else:
-                        row.next_attempt_at = now + dt.timedelta(seconds=min(300, 2 ** row.attempts))
+                        backoff = min(300, 2 ** row.attempts) * random.uniform(0.5, 1.0)  # noqa: S311
+                        row.next_attempt_at = now + dt.timedelta(seconds=backoff)
                         blocked.add(cb.order_id)
                 db.commit()
         self._backlog()
@@ -219,10 +248,18 @@ class CallbackSender:
         out = adapter.build_status_callback(StatusUpdate(external_id=cb.external_id, status=cb.status,  # type: ignore[arg-type]
                                                          occurred_at=cb.created_at, reason=cb.reason,
                                                          rider_phone="13800000003"))
-        try:
+        def call() -> httpx.Response:
             r = self.client.request(out.method, out.url, headers=dict(out.headers), content=out.body)
+            if r.status_code >= 500:
+                raise _PlatformDown(f"HTTP {r.status_code}: {r.text[:200]}")
+            return r
+
+        try:
+            r = self.resilience.dependency(f"platform.{cb.platform}").call(call, retry_on=(httpx.HTTPError, _PlatformDown))
         except httpx.HTTPError as exc:
             return False, exc.__class__.__name__
+        except _PlatformDown as exc:
+            return False, str(exc)
         if adapter.parse_callback_response(r.status_code, r.content):
             return True, ""
         return False, f"HTTP {r.status_code}: {r.text[:200]}"

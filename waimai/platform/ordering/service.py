@@ -23,8 +23,16 @@ from waimai.core.outbox import OutboxEvent, emit
 from waimai.core.security import mask_phone
 from waimai.core.timeutil import is_open_at
 from waimai.firewall.monitoring.instruments import ORDER_TRANSITIONS
+from waimai.firewall.switches import flags
 from waimai.platform.accounts.models import User
-from waimai.platform.catalog.models import Campus, DeliveryPoint, MenuItem, Merchant, MerchantStatus
+from waimai.platform.catalog.models import (
+    Campus,
+    DeliveryPoint,
+    MenuItem,
+    Merchant,
+    MerchantStatus,
+    PointKind,
+)
 from waimai.platform.coupons import service as coupons
 from waimai.platform.ordering.models import Order, OrderLine, OrderTransition
 from waimai.platform.ordering.schemas import LineOut, OrderOut, PlaceOrderIn, QuoteLine, QuoteOut
@@ -52,6 +60,28 @@ class IllegalTransition(Conflict):
     code = "illegal_transition"
 
 
+class CodOnly(Conflict):
+    code = "payment_cod_only"
+
+
+def require_online_payment() -> None:
+    """Refuse online payment while `payment.cod_only` is on (the gateway is failing)."""
+    if flags.enabled("payment.cod_only"):
+        why = flags.why("payment.cod_only")
+        raise CodOnly("Online payment is switched off for now (switch payment.cod_only"
+                      f"{': ' + why if why else ''}). Choose cash on delivery (payment_method=cod).",
+                      details={"switch": "payment.cod_only", "allowed_payment_methods": ["cod"], "reason": why})
+
+
+def require_door_delivery_allowed(point: Any) -> None:
+    """While `delivery.pickup_points` is on, new orders go to a pick-up point (locker), not a door."""
+    if point.kind != PointKind.locker.value and flags.enabled("delivery.pickup_points"):
+        raise Unprocessable("Riders are short: new orders are delivered to a campus pick-up point (switch "
+                            "delivery.pickup_points). Choose a pick-up point as the delivery point.",
+                            code="delivery_pickup_only",
+                            details={"switch": "delivery.pickup_points", "kinds_allowed": [PointKind.locker.value]})
+
+
 def delivery_fee(distance_m: float) -> int:
     extra = max(0.0, distance_m - 1000.0)
     return BASE_FEE_FEN + FEE_PER_500M_FEN * math.ceil(extra / 500.0)
@@ -62,7 +92,7 @@ class Priced:
     """A basket checked against the live menu: what placement needs, read with plain rows."""
 
     merchant: Any  # row: id, name, capacity
-    point_id: int
+    point: Any  # row: id, kind, position
     items: dict[int, Any]  # rows: id, name, stock
     quote: QuoteOut
 
@@ -93,7 +123,7 @@ _MERCHANT_COLS = (Merchant.id, Merchant.name, Merchant.status, Merchant.opens_at
                   Merchant.campus_id, Merchant.x, Merchant.y, Merchant.prep_minutes, Merchant.capacity,
                   Merchant.min_order_fen)
 _POINT_COLS = (DeliveryPoint.id, DeliveryPoint.campus_id, DeliveryPoint.x, DeliveryPoint.y, DeliveryPoint.active,
-               Campus.width_m, Campus.height_m)
+               DeliveryPoint.kind, Campus.width_m, Campus.height_m)
 _ITEM_COLS = (MenuItem.id, MenuItem.merchant_id, MenuItem.name, MenuItem.price_fen, MenuItem.stock,
               MenuItem.available, MenuItem.options)
 
@@ -153,6 +183,10 @@ def price(db: Session | Connection, body: PlaceOrderIn, *, now: dt.datetime | No
                                   lambda: conn.execute(_SEL_MERCHANT, {"id": body.merchant_id}).first())
     if merchant is None:
         raise NotFound(f"Merchant {body.merchant_id} does not exist.")
+    if flags.enabled(f"merchant.{merchant.id}.paused"):
+        raise MerchantClosed(f"「{merchant.name}」 is paused by the campus team (switch merchant.{merchant.id}.paused) "
+                             "and takes no new orders for now.",
+                             details={"merchant_id": merchant.id, "switch": f"merchant.{merchant.id}.paused"})
     if merchant.status != MerchantStatus.open.value or not is_open_at(merchant.opens_at, merchant.closes_at, now):
         raise MerchantClosed(f"「{merchant.name}」 is not taking orders now ({merchant.status}, "
                              f"open {merchant.opens_at}–{merchant.closes_at}).",
@@ -195,7 +229,7 @@ def price(db: Session | Connection, body: PlaceOrderIn, *, now: dt.datetime | No
     quote = QuoteOut(merchant_id=merchant.id, lines=lines, subtotal_fen=subtotal, delivery_fee_fen=fee,
                      discount_fen=0, total_fen=subtotal + fee, distance_m=round(distance),
                      estimated_minutes=minutes)
-    return Priced(merchant=merchant, point_id=point.id, items=items, quote=quote)
+    return Priced(merchant=merchant, point=point, items=items, quote=quote)
 
 
 def _order_number(now: dt.datetime) -> str:
@@ -228,8 +262,12 @@ def place_order(db: Session | Connection, *, customer: Principal, body: PlaceOrd
     if body.payment_method == "platform" and source == "app":
         raise Unprocessable("Choose gateway or cod: `platform` is for orders taken in from delivery platforms.",
                             code="payment_method_invalid")
+    if source == "app" and body.payment_method == "gateway":
+        require_online_payment()
     priced = price(conn, body, now=now)
     merchant = priced.merchant
+    if source == "app":
+        require_door_delivery_allowed(priced.point)
     hot = hot_reads(conn)
     in_kitchen = hot.kitchen_load.get(merchant.id,
                                         lambda: conn.execute(_COUNT_KITCHEN, {"mid": merchant.id}).scalar() or 0)
@@ -263,7 +301,7 @@ def place_order(db: Session | Connection, *, customer: Principal, body: PlaceOrd
     promised = now + dt.timedelta(minutes=q.estimated_minutes)
     order_id = conn.execute(_INS_ORDER, {
         "number": number, "customer_id": customer.user_id, "merchant_id": merchant.id,
-        "delivery_point_id": priced.point_id, "rider_id": None, "status": status,
+        "delivery_point_id": priced.point.id, "rider_id": None, "status": status,
         "payment_method": body.payment_method, "source": source, "subtotal_fen": q.subtotal_fen,
         "delivery_fee_fen": q.delivery_fee_fen, "discount_fen": q.discount_fen, "total_fen": q.total_fen,
         "proof_code": proof, "note": body.note, "contact_phone": contact, "reason": None, "promised_at": promised,
@@ -302,7 +340,7 @@ def place_order(db: Session | Connection, *, customer: Principal, body: PlaceOrd
                                            "source": source}})
     viewer_sees_code = customer.role in ("customer", "ops")
     return OrderOut(
-        id=order_id, number=number, status=status, merchant_id=merchant.id, delivery_point_id=priced.point_id,
+        id=order_id, number=number, status=status, merchant_id=merchant.id, delivery_point_id=priced.point.id,
         rider_id=None, payment_method=body.payment_method, source=source,
         lines=[LineOut(item_id=ql.item_id, name=ql.name, quantity=ql.quantity, options=ql.options,
                        unit_price_fen=ql.unit_price_fen, line_total_fen=ql.line_total_fen) for ql in q.lines],

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
-import stamina
 
+from waimai.firewall.resilience.policy import Dependency, DependencyUnavailable, Policy, standalone
 from waimai.platform.payments.base import (
     CallbackEvent,
     CallbackRejected,
@@ -46,16 +46,20 @@ class _Retryable(Exception):
 
 
 class GatewayProvider:
-    """Pays through the HTTP gateway; create and refund are idempotent on our references, so retried."""
+    """Pays through the HTTP gateway; create and refund are idempotent on our references, so retried.
+
+    Every call goes through `dependency` (waimai.firewall.resilience): bulkhead, circuit breaker,
+    retries with jitter within a retry budget. The service swaps in its shared one at start-up.
+    """
 
     name = "gateway"
 
     def __init__(self, *, base_url: str, app_id: str, secret: str, timeout_s: float = 3.0,
-                 attempts: int = 2) -> None:
+                 attempts: int = 2, dependency: Dependency | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.app_id = app_id
         self._secret = secret
-        self.attempts = attempts
+        self.dependency = dependency or standalone("payment_gateway", Policy(timeout_s=timeout_s, attempts=attempts))
         self._client = httpx.Client(base_url=self.base_url, timeout=timeout_s)
 
     def close(self) -> None:
@@ -64,8 +68,6 @@ class GatewayProvider:
     def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         body = json.dumps(payload, separators=(",", ":")).encode() if payload is not None else b""
 
-        @stamina.retry(on=_Retryable, attempts=self.attempts, wait_initial=0.05, wait_max=0.5, wait_jitter=0.1,
-                       timeout=10)
         def attempt() -> dict[str, Any]:
             ts, nonce = str(int(time.time())), secrets.token_hex(8)
             headers = {"content-type": "application/json", "x-pay-app-id": self.app_id, "x-pay-timestamp": ts,
@@ -85,9 +87,11 @@ class GatewayProvider:
             return data
 
         try:
-            return attempt()
+            return self.dependency.call(attempt, retry_on=_Retryable)
         except _Retryable as exc:
             raise PaymentError(str(exc)) from exc
+        except DependencyUnavailable as exc:
+            raise PaymentError(f"gateway not called: {exc}") from exc
 
     def create_payment(self, *, order_number: str, amount_fen: int, description: str, notify_url: str,
                        return_url: str) -> PaymentIntent:

@@ -51,6 +51,8 @@ def latest_payment(db: Session, order_id: int) -> Payment | None:
 def start_payment(database: Database, *, provider: PaymentProvider, order_id: int, payer: Principal,
                   notify_url: str, return_url: str) -> Payment:
     """Create (or return the open) gateway payment; the gateway call holds no database lock."""
+    if provider.name != "cod":
+        ordering.require_online_payment()
     with database.read_session() as db:
         order = ordering.load_order(db, order_id)
         ordering.check_can_view(db, payer, order)

@@ -5,7 +5,10 @@
   as ONE combined message ("5 more alerts: ..."), so nothing is dropped and the provider never sees more
   than its limit.
 * Retries: `stamina` with exponential backoff and jitter on timeouts, transport errors, HTTP 5xx and
-  429, a bounded number of attempts. A `Retry-After` (seconds or HTTP date) is honoured: up to
+  429, a bounded number of attempts, through the channel's `Dependency` (waimai.firewall.resilience):
+  retries only while its retry budget allows, the whole delivery under its bulkhead and circuit
+  breaker. While the breaker is open nothing is sent: the alerts wait in the queue and go out as one
+  combined message once the breaker lets a trial through (`next_flush_at` says when). A `Retry-After` (seconds or HTTP date) is honoured: up to
   `max_inline_retry_after_s` we wait for it; a longer one puts the message back in the queue and closes
   the window until then, instead of blocking the caller.
 * Every attempt is written to the `DeliveryLog`: `sent`, `retried` (failed, another attempt follows),
@@ -25,7 +28,6 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import httpx
-import stamina
 from pydantic import BaseModel, ConfigDict, Field
 
 from waimai.firewall.alerting.channels.base import (
@@ -42,6 +44,7 @@ from waimai.firewall.alerting.channels.base import (
     merge_messages,
     union_recipients,
 )
+from waimai.firewall.resilience.policy import Dependency, DependencyUnavailable, Policy, standalone
 
 
 class TransientError(Exception):
@@ -141,6 +144,13 @@ class ManagedChannel:
         self._limiter = SlidingWindowLimiter(self.rate_limit, self.clock)
         self._pending: list[tuple[AlertMessage, tuple[str, ...] | None]] = []
         self._lock = threading.RLock()
+        # A breaker of its own until the service attaches the shared one (use_dependency).
+        self.dependency: Dependency = standalone(f"channel.{self.name}", Policy(
+            timeout_s=config.timeout_s, retry_ratio=0.5, min_retries_per_s=2.0, max_concurrent=4, open_s=30.0))
+
+    def use_dependency(self, dependency: Dependency) -> None:
+        """Deliver through `dependency` (the service's shared breaker, bulkhead and retry budget)."""
+        self.dependency = dependency
 
     # -- what subclasses provide -------------------------------------------------------------
     def _attempt(self, delivery: Delivery, attempt: int) -> Sent:
@@ -209,6 +219,28 @@ class ManagedChannel:
             recipients=tuple(mask_recipient(r) for r in (
                 recipients if recipients is not None else self.default_recipients()))))
 
+    def _try(self, delivery: Delivery, num: int, state: dict[str, Any], should_retry: Any,
+             recipients: tuple[str, ...] | None) -> Sent:
+        """One attempt, written to the delivery log (`retried` when another attempt will follow)."""
+        message = delivery.message
+        state["attempt"] = num
+        try:
+            return self._attempt(delivery, num)
+        except TransientError as exc:
+            again = (should_retry(exc) is not False and num < self.config.retry.attempts
+                     and self.dependency.budget.available())
+            self._record("retried" if again else "failed", message, num, status_code=exc.status_code,
+                         error=exc.reason, retry_after_s=exc.retry_after, recipients=recipients)
+            raise
+        except PermanentError as exc:
+            self._record("failed", message, num, status_code=exc.status_code, error=exc.reason,
+                         recipients=recipients)
+            raise
+        except Exception as exc:  # noqa: BLE001 - a channel bug must not break the pipeline
+            reason = f"unexpected {type(exc).__name__}"
+            self._record("failed", message, num, error=reason, recipients=recipients)
+            raise PermanentError(reason) from exc
+
     def _deliver(self, batch: list[tuple[AlertMessage, tuple[str, ...] | None]]) -> DeliveryReceipt:
         message = merge_messages([m for m, _ in batch], now=self._now())
         recipients = union_recipients(r for _, r in batch)
@@ -226,29 +258,23 @@ class ManagedChannel:
                 return float(exc.retry_after)
             return True
 
+        dep = self.dependency
         try:
-            for attempt in stamina.retry_context(
-                    on=should_retry, attempts=policy.attempts, timeout=policy.timeout_s,
-                    wait_initial=policy.wait_initial_s, wait_max=policy.wait_max_s,
-                    wait_jitter=policy.wait_jitter_s):
-                with attempt:
-                    state["attempt"] = attempt.num
-                    try:
-                        sent = self._attempt(delivery, attempt.num)
-                    except TransientError as exc:
-                        again = should_retry(exc) is not False and attempt.num < policy.attempts
-                        self._record("retried" if again else "failed", message, attempt.num,
-                                     status_code=exc.status_code, error=exc.reason, retry_after_s=exc.retry_after,
-                                     recipients=recipients)
-                        raise
-                    except PermanentError as exc:
-                        self._record("failed", message, attempt.num, status_code=exc.status_code,
-                                     error=exc.reason, recipients=recipients)
-                        raise
-                    except Exception as exc:  # noqa: BLE001 - a channel bug must not break the pipeline
-                        reason = f"unexpected {type(exc).__name__}"
-                        self._record("failed", message, attempt.num, error=reason, recipients=recipients)
-                        raise PermanentError(reason) from exc
+            with dep.guard(lambda e: isinstance(e, TransientError)):
+                for attempt in dep.retry_context(
+                        should_retry, attempts=policy.attempts, deadline_s=policy.timeout_s,
+                        wait_initial_s=policy.wait_initial_s, wait_max_s=policy.wait_max_s,
+                        wait_jitter_s=policy.wait_jitter_s):
+                    with attempt:
+                        sent = self._try(delivery, attempt.num, state, should_retry, recipients)
+        except DependencyUnavailable as exc:
+            # Breaker open (or bulkhead full): keep the alerts and try again when a trial is allowed.
+            self._limiter.block_until(self.clock() + max(exc.retry_after_s, 1.0))
+            self._pending[:0] = batch
+            for m, r in batch:
+                self._record("queued", m, 0, error=str(exc), retry_after_s=exc.retry_after_s, recipients=r)
+            return DeliveryReceipt(channel=self.name, ok=False, attempts=0, error=str(exc), queued=True,
+                                   merged_count=len(batch), dedup_key=message.dedup_key)
         except TransientError as exc:
             last = self.log.records_for(message.dedup_key)
             if last and last[-1].event == "retried":  # stopped by the overall timeout

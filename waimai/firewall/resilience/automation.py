@@ -1,0 +1,163 @@
+"""The switches the platform flips by itself, and the test-only slow-database hook.
+
+* `PaymentGuard`: `payment.cod_only` ON as soon as the payment gateway's breaker is open; while it is
+  on, nobody pays online, so the guard itself sends the trial calls (the gateway's health check,
+  through the breaker) that let the breaker close; once the breaker has stayed closed for
+  `recovery_s`, the switch goes OFF again. Actor `system:breaker`; a switch ops set by hand is left
+  as they set it.
+* `DbLatencyWatch`: times a trivial read every run; when the median of the last few is above
+  `threshold_ms`, `ordering.simple_mode` goes ON (actor `system:db_slow`), and OFF again after
+  `recovery_s` under the threshold.
+* `install_db_delay`: with WAIMAI_CHAOS=true (refused in production) every statement can be slowed
+  by a delay set at run time (`PUT /api/v1/chaos/db`), for drills and the reliability test.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from sqlalchemy import event, text
+
+from waimai.core.database import Database
+from waimai.firewall.resilience.policy import Dependency, DependencyUnavailable
+from waimai.firewall.switches import flags
+from waimai.firewall.switches.service import set_automatic
+
+log = structlog.get_logger(__name__)
+COD_ACTOR = "system:breaker"
+SLOW_DB_ACTOR = "system:db_slow"
+
+
+class _ProbeFailed(Exception):
+    pass
+
+
+class PaymentGuard:
+    def __init__(self, database: Database, dependency: Dependency, provider: Any, *, recovery_s: float) -> None:
+        self.database = database
+        self.dependency = dependency
+        self.provider = provider
+        self.recovery_s = recovery_s
+
+    def _trial(self) -> None:
+        """One health check of the gateway through its breaker (counts like a payment call)."""
+        def probe() -> None:
+            r = self.provider.health()
+            if not r.ok:
+                raise _ProbeFailed(r.detail or "unhealthy")
+        try:
+            with self.dependency.guard(lambda e: True):
+                probe()
+        except (_ProbeFailed, DependencyUnavailable):
+            pass
+
+    def run(self) -> str:
+        rec = self.dependency.record()
+        if rec is None:
+            return "unknown"
+        now = time.time()
+        cod = flags.details("payment.cod_only")
+        ours = cod.value and (cod.flag_metadata or {}).get("updated_by") == COD_ACTOR
+        due = rec.state == "half-opened" or (rec.reopens_at is not None and now >= rec.reopens_at)
+        if due or (ours and rec.state == "closed"):
+            self._trial()  # no online payments while COD-only: these calls decide whether it has recovered
+            rec = self.dependency.record() or rec
+        if rec.state == "opened" and not cod.value:
+            if set_automatic(self.database, "payment.cod_only", enabled=True, actor=COD_ACTOR,
+                             reason="payment gateway failing: its circuit breaker opened"):
+                log.warning("cod_only_engaged", dependency=self.dependency.name)
+            return "engaged"
+        healthy_for = now - rec.changed_at.timestamp()
+        if ours and rec.state == "closed" and healthy_for >= self.recovery_s:
+            if set_automatic(self.database, "payment.cod_only", enabled=False, actor=COD_ACTOR, only_undo=True,
+                             reason=f"payment gateway healthy for {healthy_for:.0f} s"):
+                log.warning("cod_only_released", healthy_for_s=round(healthy_for, 1))
+            return "released"
+        return rec.state
+
+
+class DbLatencyWatch:
+    """Runs on a thread of its own (`ensure_running`): a slow database slows every job of the
+    housekeeping loops and, on SQLite, the event loop itself, which must not delay noticing it."""
+
+    def __init__(self, database: Database, *, threshold_ms: float, recovery_s: float, window: int = 3,
+                 every_s: float = 0.5) -> None:
+        self.database = database
+        self.threshold_s = threshold_ms / 1000
+        self.recovery_s = recovery_s
+        self.every_s = every_s
+        self.samples: deque[float] = deque(maxlen=window)
+        self._fast_since: float | None = time.monotonic()
+        self._thread: threading.Thread | None = None
+
+    def ensure_running(self, stopped: Callable[[], bool]) -> None:
+        """Start (or restart) the watch thread; it ends when `stopped()` says so."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+
+        def loop() -> None:
+            while not stopped():
+                t0 = time.monotonic()
+                try:
+                    self.run()
+                except Exception:  # noqa: BLE001 - keep watching
+                    log.exception("db_latency_watch_failed")
+                time.sleep(max(0.0, self.every_s - (time.monotonic() - t0)))
+
+        self._thread = threading.Thread(target=loop, name="db-latency-watch", daemon=True)
+        self._thread.start()
+
+    def probe(self) -> float:
+        t0 = time.perf_counter()
+        try:
+            with self.database.read_session() as s:
+                s.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - an unreachable database is as slow as it gets
+            return float("inf")
+        return time.perf_counter() - t0
+
+    @property
+    def latency_s(self) -> float:
+        return statistics.median(self.samples) if self.samples else 0.0
+
+    def run(self) -> str:
+        self.samples.append(self.probe())
+        slow = len(self.samples) == self.samples.maxlen and self.latency_s > self.threshold_s
+        self.database.slow = slow
+        now = time.monotonic()
+        if self.samples[-1] > self.threshold_s:
+            self._fast_since = None
+        elif self._fast_since is None:
+            self._fast_since = now
+        if slow:
+            if not flags.enabled("ordering.simple_mode") and set_automatic(
+                    self.database, "ordering.simple_mode", enabled=True, actor=SLOW_DB_ACTOR,
+                    reason=f"database latency {self.latency_s * 1000:.0f} ms > {self.threshold_s * 1000:.0f} ms"):
+                log.warning("simple_mode_engaged", db_latency_ms=round(self.latency_s * 1000, 1))
+            return "slow"
+        if self._fast_since is not None and now - self._fast_since >= self.recovery_s \
+                and flags.enabled("ordering.simple_mode"):
+            if set_automatic(self.database, "ordering.simple_mode", enabled=False, actor=SLOW_DB_ACTOR,
+                             only_undo=True, reason=f"database latency back under "
+                                                    f"{self.threshold_s * 1000:.0f} ms"):
+                log.warning("simple_mode_released")
+        return "ok"
+
+
+class DbDelay:
+    """A delay added before every statement (chaos drills and tests only)."""
+
+    def __init__(self) -> None:
+        self.delay_s = 0.0
+
+    def install(self, database: Database) -> None:
+        @event.listens_for(database.engine, "before_cursor_execute")
+        def _slow(_conn: Any, _cur: Any, _stmt: str, _params: Any, _ctx: Any, _many: bool) -> None:
+            if self.delay_s > 0:
+                time.sleep(self.delay_s)
