@@ -64,7 +64,7 @@ def test_same_key_different_body_is_422(api: Api) -> None:
 def test_retry_while_first_is_running_is_409(api: Api) -> None:
     key = uuid.uuid4().hex
     body = {"merchant_id": 1, "delivery_point_id": 1, "items": [{"item_id": 5, "quantity": 2, "options": []}],
-            "payment_method": "cod", "note": "", "contact_phone": None}
+            "payment_method": "cod", "note": "", "contact_phone": None, "coupon_code": None}
     # Claim the key as an in-flight request would, then retry over HTTP.
     from tests.conftest import DEMO_ACCOUNTS
     from waimai.platform.accounts.models import Role, User
