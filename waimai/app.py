@@ -111,6 +111,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         gc.collect()
         gc.freeze()
         gc.set_threshold(20_000, 20, 20)
+        from waimai.core.drain import Drain
         from waimai.core.scheduler import Scheduler
 
         scheduler = Scheduler([*housekeeping_jobs(app), *monitoring_jobs], settings.role_set, settings.database_url,
@@ -120,8 +121,12 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         bus = app.state.broker.bus
         if bus is not None:
             bus.start()
+        drain = Drain(settings.drain_delay_s, before_stop=app.state.broker.close_threadsafe)
+        app.state.drain = drain
+        drain.install()
         app.state.loop_lag.start()
         yield
+        drain.uninstall()
         app.state.draining = True
         app.state.broker.close()
         await app.state.loop_lag.stop()

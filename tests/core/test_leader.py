@@ -91,14 +91,14 @@ def test_an_unhealthy_leader_resigns_and_a_healthy_follower_takes_over(tmp_path:
 def test_sqlite_takeover_after_kill9(tmp_path: Path) -> None:
     took = _takeover_after_kill9(f"sqlite:///{tmp_path / 'w.db'}")
     print(f"\nSQLite flock takeover after kill -9: {took:.2f} s (follower retry 0.5 s)")
-    assert took < 3
+    assert took < 5  # one retry beat (0.5 s) when the machine is idle; slack for a loaded CI runner
 
 
 @PG_ONLY
 def test_postgres_takeover_after_kill9(db_url: str) -> None:
     took = _takeover_after_kill9(db_url)
     print(f"\nPostgreSQL advisory-lock takeover after kill -9: {took:.2f} s (follower retry 0.5 s)")
-    assert took < 3
+    assert took < 5  # one retry beat (0.5 s) when the machine is idle; slack for a loaded CI runner
 
 
 @PG_ONLY
