@@ -299,3 +299,13 @@ def test_coupons_paused_refuses_redemption_not_orders(api: Api) -> None:
     assert api.place().status_code == 201  # type: ignore[attr-defined]
     flip(api, "coupons.paused", on=False)
     assert api.place(coupon_code=code).status_code == 201  # type: ignore[attr-defined]
+
+
+def test_switch_catalog_lists_every_switch_and_which_are_on(api: Api) -> None:
+    flip(api, "merchant.2.paused")
+    flip(api, "module.tracking.off")
+    cat = {k["name"]: k for k in api.c.get("/api/v1/switches/catalog", headers=api.h("ops")).json()}
+    assert {"payment.cod_only", "ordering.simple_mode", "module.<name>.off", "coupons.paused"} <= set(cat)
+    assert cat["merchant.<id>.paused"]["on"] == ["merchant.2.paused"]
+    assert cat["module.<name>.off"]["on"] == ["module.tracking.off"]
+    assert "system:breaker" in cat["payment.cod_only"]["automatic"]

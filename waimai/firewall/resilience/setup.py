@@ -12,6 +12,7 @@ from waimai.config import Settings
 from waimai.core.background import Job
 from waimai.core.database import Database
 from waimai.core.outbox import emit
+from waimai.core.roles import EVERY_PROCESS
 from waimai.firewall.resilience.automation import DbDelay, DbLatencyWatch, PaymentGuard
 from waimai.firewall.resilience.policy import Policy, Resilience
 from waimai.firewall.resilience.stores import BackgroundWriter, BreakerStore, DatabaseStore, RedisStore
@@ -97,17 +98,19 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
             resilience.refresh()
             guard.run()
 
-        jobs.append(Job("breaker_watch", 1.0, watch_breakers))
+        # Every process: its gauge shows the shared state, and the guard's flips are idempotent.
+        jobs.append(Job("breaker_watch", 1.0, watch_breakers, role=EVERY_PROCESS))
     watch = DbLatencyWatch(db, threshold_ms=settings.simple_mode_db_latency_ms,
                            recovery_s=settings.simple_mode_recovery_s)
     app.state.db_latency = watch
+    # Every process needs to know when the database is slow (its own work then leaves the event loop).
     jobs.append(Job("db_latency_watch", 5.0, lambda: watch.ensure_running(
-        lambda: bool(getattr(app.state, "draining", False)))))
+        lambda: bool(getattr(app.state, "draining", False))), role=EVERY_PROCESS))
     from waimai.web.simple import refresh_menus
 
     def menus() -> None:
         if not db.slow:  # while the database is slow, the copy we have is what simple mode serves
             refresh_menus(app)
 
-    jobs.append(Job("simple_menu_cache", 30.0, menus))
+    jobs.append(Job("simple_menu_cache", 30.0, menus, role="api"))  # the processes that serve /simple
     return jobs

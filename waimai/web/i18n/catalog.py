@@ -124,6 +124,21 @@ ZH = {
  "Phone number or password is wrong.": "手机号或密码错误。",
     "Too many failed sign-ins; wait a few minutes and try again.": "登录失败次数过多，请几分钟后再试。",
     "Online payment is not working right now; choose cash on delivery or retry.": "在线支付暂时不可用，请选择货到付款或稍后重试。",
+    # Degradation switches (cart, the light ordering page)
+    "Online payment is not available right now (the payment service is having trouble). Pay the rider in cash on "
+    "delivery; nothing else changes.": "在线支付暂时不可用（支付服务出现故障）。请货到付款，其他不受影响。",
+    "Riders are short right now: orders go to a campus pick-up point (locker) instead of your door. We will tell "
+    "you when it is there.": "骑手暂时紧张：订单将送到校园自提点（快递柜），不送到门口。送达后会通知您。",
+    "Pick up at": "自提点", "Quick order": "快速下单",
+    "We are busy: this light page keeps ordering fast. Menus may be up to a minute old; payment is cash on "
+    "delivery.": "系统繁忙：此简易页面让下单保持顺畅。菜单可能有一分钟延迟；支付方式为货到付款。",
+    "A light ordering page: menus may be up to a minute old; payment is cash on delivery.":
+    "简易下单页面：菜单可能有一分钟延迟；支付方式为货到付款。",
+    "Riders are short: orders go to a campus pick-up point, not to your door.": "骑手紧张：订单送到校园自提点，不送到门口。",
+    "Order placed": "下单成功", "proof code": "取餐码", "Follow the order": "查看订单", "Sign in to order": "登录后下单",
+    "No shop is open right now.": "现在没有营业的店铺。", "Full site": "完整版", "menus updated %(n)s s ago": "菜单 %(n)s 秒前更新",
+    "Choose at least one dish.": "请至少选择一道菜。",
+    "Please check the quantities: whole numbers from 1 to 99.": "请检查数量：1 到 99 的整数。",
 }
 
 
