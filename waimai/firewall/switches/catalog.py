@@ -57,7 +57,7 @@ CATALOG: tuple[SwitchInfo, ...] = (
                "trail and its documentation are ready when they do."),
     SwitchInfo("system.read_only",
                "Every write (POST, PUT, PATCH, DELETE) answers 503 with Retry-After, except sign-in and the ops, "
-               "switch, breaker and incident endpoints; reads keep working."),
+               "switch, breaker, incident, alert-acknowledgement and backup endpoints; reads keep working."),
     SwitchInfo("module.<name>.off",
                "Kill switch for one module: its routes answer a JSON 503 with Retry-After, everything else keeps "
                "working. Modules: " + ", ".join(MODULES) + "."),

@@ -3,7 +3,7 @@
 * `module.<name>.off`: that module's routes (see catalog.MODULE_ROUTES) answer a JSON 503 with
   Retry-After naming the switch; every other route keeps working.
 * `system.read_only`: writes answer 503 with Retry-After, except the endpoints ops need to steer
-  (sign-in, switches, breakers, ops pages and API, incidents and the status page's own API).
+  (sign-in, switches, breakers, ops pages and API, incidents, alert acknowledgements, backups).
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ from waimai.firewall.switches.catalog import module_of
 
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 READ_ONLY_EXEMPT = ("/api/v1/auth/login", "/login", "/logout", "/api/v1/switches", "/api/v1/breakers",
-                    "/api/v1/ops", "/ops", "/api/v1/incidents", "/api/v1/alerts/ack", "/api/v1/chaos")
+                    "/api/v1/ops", "/ops", "/api/v1/incidents", "/api/v1/alerts/ack", "/api/v1/chaos",
+                    "/api/v1/backups")  # a restore turns read-only on while it runs
 
 
-def refusal(status: int, code: str, message: str, details: dict[str, object], retry_after: int) -> tuple[bytes, list]:  # type: ignore[type-arg]
+def refusal(status: int, code: str, message: str, details: dict[str, object],
+            retry_after: int) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     body = json.dumps({"error": {"code": code, "message": message, "details": details}},
                       ensure_ascii=False).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
