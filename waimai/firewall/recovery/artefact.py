@@ -196,7 +196,7 @@ def pack(source: IO[bytes], dest: Path, *, compression: str, key: bytes | None,
          progress: Progress | None = None) -> Packed:
     """Stream `source` into the artefact file `dest` (fsynced); returns its size and sha256."""
     src = _Counting(source, progress)
-    with open(dest, "wb") as f:
+    with open(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:  # customers' data
         sink = _HashingFile(f)
         enc = _Encryptor(key, sink) if key is not None else None
         below: Any = enc if enc is not None else sink

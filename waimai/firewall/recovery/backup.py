@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import secrets
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,7 +33,7 @@ from waimai.firewall.recovery.catalog import (
     Verification,
     file_lock,
 )
-from waimai.firewall.recovery.engines import Stats, compare, engine_for
+from waimai.firewall.recovery.engines import Stats, compare, engine_for, scratch_dir
 from waimai.firewall.recovery.errors import BackupBusy, BackupError, ChecksumMismatch, KeyMissing, TargetError
 from waimai.firewall.recovery.schedule import Cron
 from waimai.firewall.recovery.targets import LocalTarget, S3Config, S3Target, Target
@@ -117,13 +116,12 @@ def exclusive(cfg: BackupConfig) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _workdir(cfg: BackupConfig, name: str) -> Iterator[Path]:
-    work = cfg.directory / ".work" / name
-    work.mkdir(parents=True, exist_ok=True)
-    try:
+def _workdir(cfg: BackupConfig, size: int | None = None) -> Iterator[Path]:
+    """A private scratch directory, removed afterwards; on the RAM disk for a small enough `size`."""
+    base = cfg.directory / ".work"
+    base.mkdir(parents=True, exist_ok=True)
+    with scratch_dir(base, size) as work:
         yield work
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def new_id(now: dt.datetime) -> str:
@@ -164,14 +162,15 @@ def make_backup(cfg: BackupConfig, database_url: str, *, kind: str = "manual",
     t0 = time.perf_counter()
     durations: dict[str, float] = {}
     try:
-        with _workdir(cfg, bid) as work:
+        with _workdir(cfg) as work:
             reporter.stage("snapshot")(0)
-            with engine.dump(work) as (stream, stats):
+            with engine.dump(work) as (stream, counting):
                 durations["snapshot"] = time.perf_counter() - t0
                 name_ = getattr(stream, "name", None)  # a file for SQLite (size known), a pipe for pg_dump
                 total = Path(name_).stat().st_size if isinstance(name_, str) else None
                 packed = artefact.pack(stream, staged, compression=compression, key=cfg.key,
                                        progress=reporter.stage("compress" + (" + encrypt" if cfg.key else ""), total))
+                stats = counting.result()
             durations["dump"] = time.perf_counter() - t0
         m = Manifest(id=bid, kind=kind, created_at=created, engine=engine.name,  # type: ignore[arg-type]
                      database=engine.describe(), schema_version=stats.schema_version,
@@ -278,7 +277,7 @@ def check_backup(cfg: BackupConfig, database_url: str, ref: str, *, reporter: Re
     t0 = time.perf_counter()
     checks: list[Check] = []
     source = None
-    with _workdir(cfg, "verify-" + m.id) as work:
+    with _workdir(cfg, m.raw_size + m.size) as work:
         try:
             raw, source, checks = unpack_to(cfg, m, work, reporter)
             reporter.stage("restore into scratch database")(0)

@@ -279,7 +279,7 @@ def _restore(cfg: BackupConfig, db: Database, ref: str, *, actor_id: int | None,
         result.durations[name] = round(now - t0, 3)
         t0 = now
 
-    with _workdir(cfg, "restore-" + rid) as work:
+    with _workdir(cfg, m.raw_size + m.size) as work:
         raw, source, _checks = unpack_to(cfg, m, work, reporter)  # refuses a damaged artefact or a wrong key
         result.restored_from = source
         lap("fetch")

@@ -81,7 +81,8 @@ class LocalTarget:
             if local.resolve().parent == self.root.resolve():
                 os.replace(local, tmp)  # staged in this very directory: no copy
             else:
-                with open(local, "rb") as src, open(tmp, "wb") as out:
+                with open(local, "rb") as src, open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                                                     "wb") as out:
                     shutil.copyfileobj(src, out, 1 << 20)
                     out.flush()
                     os.fsync(out.fileno())
