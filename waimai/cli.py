@@ -270,6 +270,9 @@ def _register_plugins() -> None:
     from waimai.firewall.recovery.cli import backup_app
 
     app.add_typer(backup_app, name="backup")
+    from waimai.firewall.incidents.cli import incident_app
+
+    app.add_typer(incident_app, name="incident")
 
 
 _register_plugins()

@@ -133,3 +133,59 @@ def override(request: Request, name: str, status_: str = Form("", alias="status"
         api.override(name[:40], api.OverrideIn.model_validate({"status": status_ or None, "reason": reason}), p, db,
                      request)
     return _act(request, "/ops/incidents", go, gettext("Component status saved."))
+
+
+@router.get("/ops/incidents/{incident_id}/report")
+def report_page(request: Request, incident_id: IdPath, budget: str = "") -> Response:
+    """The root-cause report with the review, action items and compensation forms."""
+    p = _need(request, "ops")
+    if isinstance(p, RedirectResponse):
+        return p
+    from markdown_it import MarkdownIt
+    from markupsafe import Markup
+
+    from waimai.firewall import compensation
+    from waimai.firewall.incidents import report
+
+    with request.app.state.db.read_session() as db:
+        r = api.build_report(request, db, incident_id)
+        inc = incidents.get(db, incident_id)
+        preview = None
+        if budget.strip().isdigit() and int(budget) > 0:
+            preview = compensation.plan(db, inc, budget_fen=int(budget) * 100)  # whole yuan
+        body = MarkdownIt("commonmark", {"html": False}).enable("table").render(report.markdown(r, image_dir=None))
+        return render(request, "ops_report.html", {"inc": inc, "r": r, "body": Markup(body),  # noqa: S704 - escaped by markdown-it (html off)
+                                                   "preview": preview, "budget": budget})
+
+
+@router.post("/ops/incidents/{incident_id}/review")
+def review(request: Request, incident_id: IdPath, whys: list[str] = Form([]), root_cause: str = Form(""),
+           notes: str = Form("")) -> Response:
+    body = api.ReviewIn(whys=[w for w in whys if w.strip()], root_cause=root_cause, notes=notes)
+    return _act(request, f"/ops/incidents/{incident_id}/report",
+                lambda p, db: api.put_review(incident_id, body, p, db), gettext("Review saved."))
+
+
+@router.post("/ops/incidents/{incident_id}/actions")
+def add_action(request: Request, incident_id: IdPath, text: str = Form(""), owner: str = Form("")) -> Response:
+    def go(p: Principal, db: Any) -> None:
+        api.add_action(incident_id, api.ActionIn.model_validate({"text": text, "owner": owner}), p, db)
+    return _act(request, f"/ops/incidents/{incident_id}/report", go, gettext("Action item added."))
+
+
+@router.post("/ops/incidents/{incident_id}/actions/{action_id}")
+def close_action(request: Request, incident_id: IdPath, action_id: IdPath, status_: str = Form("done", alias="status")
+                 ) -> Response:
+    def go(p: Principal, db: Any) -> None:
+        api.patch_action(incident_id, action_id, api.ActionPatch.model_validate({"status": status_}), p, db)
+    return _act(request, f"/ops/incidents/{incident_id}/report", go, gettext("Action item updated."))
+
+
+@router.post("/ops/incidents/{incident_id}/compensate")
+def compensate(request: Request, incident_id: IdPath, budget_yuan: str = Form(""), confirm: str = Form("")
+               ) -> Response:
+    def go(p: Principal, db: Any) -> None:
+        fen = int(budget_yuan) * 100 if budget_yuan.strip().isdigit() else 0
+        api.compensation_issue(incident_id, api.CompensationIn.model_validate(
+            {"budget_fen": fen, "confirm": bool(confirm)}), p, db, request)
+    return _act(request, f"/ops/incidents/{incident_id}/report", go, gettext("Coupons issued."))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -295,3 +295,110 @@ def compensation_report(incident_id: IdPath, _p: OpsDep, db: ReadSessionDep) -> 
 
     incidents.get(db, incident_id)
     return compensation.report(db, incident_id)
+
+
+# --- root-cause report, review and action items ------------------------------------------------------------
+
+def build_report(request: Request, db: Session, incident_id: int, *, with_charts: bool = True) -> Any:
+    from pathlib import Path
+
+    from waimai.firewall.incidents import report
+
+    settings = request.app.state.settings
+    return report.build(db, incidents.get(db, incident_id), store=getattr(request.app.state, "metric_store", None),
+                        log_file=Path(settings.log_file) if settings.log_file else None, with_charts=with_charts)
+
+
+@router.get("/{incident_id}/report")
+def report_json(incident_id: IdPath, _p: OpsDep, db: ReadSessionDep, request: Request) -> dict[str, Any]:
+    """The report's facts as JSON (the charts are in the .html and .md forms)."""
+    from dataclasses import asdict
+
+    data = asdict(build_report(request, db, incident_id, with_charts=False))
+    data.pop("charts")
+    return data
+
+
+@router.get("/{incident_id}/report.md")
+def report_markdown(incident_id: IdPath, _p: OpsDep, db: ReadSessionDep, request: Request) -> Response:
+    from waimai.firewall.incidents import report
+
+    return Response(report.markdown(build_report(request, db, incident_id), image_dir=None),
+                    media_type="text/markdown; charset=utf-8")
+
+
+@router.get("/{incident_id}/report.html")
+def report_html(incident_id: IdPath, _p: OpsDep, db: ReadSessionDep, request: Request) -> Response:
+    from waimai.firewall.incidents import report
+
+    return Response(report.html(build_report(request, db, incident_id)), media_type="text/html; charset=utf-8")
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    whys: list[Annotated[str, Field(max_length=500)]] = Field(default=[], max_length=10)
+    root_cause: str = Field(default="", max_length=2000)
+    notes: str = Field(default="", max_length=5000)
+
+
+class ActionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=3, max_length=300)
+    owner: str = Field(min_length=1, max_length=60)
+    due_at: dt.datetime | None = None
+
+
+class ActionPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["open", "done"]
+
+
+@router.put("/{incident_id}/review")
+def put_review(incident_id: IdPath, body: ReviewIn, p: OpsDep, db: SessionDep) -> dict[str, Any]:
+    from waimai.firewall.incidents.models import IncidentReview
+
+    inc = incidents.get(db, incident_id)
+    row = db.get(IncidentReview, inc.id) or IncidentReview(incident_id=inc.id)
+    row.whys, row.root_cause, row.notes = [w.strip() for w in body.whys], body.root_cause, body.notes
+    row.updated_by, row.updated_at = actor(p), utcnow()
+    db.add(row)
+    incidents.record(db, inc, "review", "five whys / root cause updated", actor=actor(p))
+    audit.record(db, actor_id=p.user_id, actor_role=p.role, action="incident.review", target=str(inc.id))
+    db.commit()
+    return {"whys": row.whys, "root_cause": row.root_cause, "notes": row.notes}
+
+
+@router.post("/{incident_id}/actions", status_code=201)
+def add_action(incident_id: IdPath, body: ActionIn, p: OpsDep, db: SessionDep) -> dict[str, Any]:
+    from waimai.firewall.incidents.models import IncidentAction
+
+    inc = incidents.get(db, incident_id)
+    a = IncidentAction(incident_id=inc.id, text=body.text, owner=body.owner, due_at=_aware(body.due_at),
+                       created_by=actor(p))
+    db.add(a)
+    db.flush()
+    incidents.record(db, inc, "action", f"action item #{a.id} for {a.owner}: {a.text}", actor=actor(p))
+    audit.record(db, actor_id=p.user_id, actor_role=p.role, action="incident.action", target=str(inc.id),
+                 details={"action": a.id, "owner": a.owner})
+    db.commit()
+    return {"id": a.id, "text": a.text, "owner": a.owner, "due_at": a.due_at, "status": a.status}
+
+
+@router.patch("/{incident_id}/actions/{action_id}")
+def patch_action(incident_id: IdPath, action_id: IdPath, body: ActionPatch, p: OpsDep, db: SessionDep
+                 ) -> dict[str, Any]:
+    from waimai.core.errors import NotFound
+    from waimai.firewall.incidents.models import IncidentAction
+
+    inc = incidents.get(db, incident_id)
+    a = db.get(IncidentAction, action_id)
+    if a is None or a.incident_id != inc.id:
+        raise NotFound("No such action item on this incident.")
+    a.status = body.status
+    a.closed_at, a.closed_by = (utcnow(), actor(p)) if body.status == "done" else (None, None)
+    incidents.record(db, inc, "action", f"action item #{a.id} {'closed' if body.status == 'done' else 'reopened'}",
+                     actor=actor(p))
+    audit.record(db, actor_id=p.user_id, actor_role=p.role, action="incident.action", target=str(inc.id),
+                 details={"action": a.id, "status": body.status})
+    db.commit()
+    return {"id": a.id, "status": a.status, "closed_at": a.closed_at, "closed_by": a.closed_by}
