@@ -217,3 +217,45 @@ def test_breaker_state_is_shared_through_redis() -> None:
         assert isinstance(store, RedisStore)
         store.redis.delete(store.PREFIX + name)
         store.redis.srem(store.INDEX, name)
+
+
+def test_a_channel_behind_an_open_breaker_queues_and_sends_once_it_recovers() -> None:
+    from waimai.firewall.alerting.channels.base import AlertMessage, DeliveryLog
+    from waimai.firewall.alerting.channels.delivery import (
+        ChannelConfig,
+        Delivery,
+        ManagedChannel,
+        RetryPolicy,
+        Sent,
+        TransientError,
+    )
+
+    class Flaky(ManagedChannel):
+        kind = "flaky"
+        down = True
+        attempts = 0
+
+        def _attempt(self, delivery: Delivery, attempt: int) -> Sent:
+            type(self).attempts += 1
+            if self.down:
+                raise TransientError("HTTP 503", 503)
+            return Sent(200)
+
+    log = DeliveryLog()
+    ch = Flaky(ChannelConfig(retry=RetryPolicy(attempts=2, wait_initial_s=0, wait_max_s=0, wait_jitter_s=0)), log=log)
+    res = Resilience(MemoryStore(), default=Policy(failure_threshold=2, open_s=0.3, retry_ratio=1.0))
+    ch.use_dependency(res.dependency("channel.flaky"))
+
+    def msg(i: int) -> AlertMessage:
+        return AlertMessage(title=f"alert {i}", body_markdown="x", severity="P2", dedup_key=f"k{i}")
+    assert not ch.send(msg(1)).ok and not ch.send(msg(2)).ok  # two failed deliveries open the breaker
+    tried = Flaky.attempts
+    r = ch.send(msg(3))
+    assert r.queued and Flaky.attempts == tried, "no call while the breaker is open"
+    assert ch.pending == 1 and ch.next_flush_at() is not None
+    Flaky.down = False
+    time.sleep(0.35)
+    out = ch.flush()
+    assert out is not None and out.ok and ch.pending == 0
+    assert res.store.record("channel.flaky").state == "closed"  # type: ignore[union-attr]
+    assert any(rec.event == "queued" and "circuit open" in (rec.error or "") for rec in log.records())

@@ -21,7 +21,7 @@ from waimai.core.deps import Principal
 from waimai.core.errors import AppError
 from waimai.core.security import hash_password
 from waimai.firewall.resilience.policy import DependencyUnavailable, Policy, Resilience
-from waimai.firewall.switches import service as switches
+from waimai.firewall.switches import flags
 from waimai.platform.accounts.models import User
 from waimai.platform.catalog.models import DeliveryPoint, MenuItem
 from waimai.platform.integrations.base import (
@@ -101,7 +101,7 @@ def receive(database: Database, adapter: PlatformAdapter, inbound: InboundReques
         log.warning("intake_invalid", platform=name, error=str(exc))
         return adapter.ack(False, str(exc))
     with database.session() as db:
-        if switches.is_on(db, f"intake.{name}.paused"):
+        if flags.enabled(f"intake.{name}.paused"):
             INTAKE.labels(name, "paused").inc()
             return adapter.ack(False, "intake paused by the campus team; retry later")
         link = db.scalar(select(ExternalOrderLink).where(ExternalOrderLink.platform == name,

@@ -269,7 +269,7 @@ class ManagedChannel:
                         sent = self._try(delivery, attempt.num, state, should_retry, recipients)
         except DependencyUnavailable as exc:
             # Breaker open (or bulkhead full): keep the alerts and try again when a trial is allowed.
-            self._limiter.block_until(self.clock() + max(exc.retry_after_s, 1.0))
+            self._limiter.block_until(self.clock() + max(exc.retry_after_s, 0.1))
             self._pending[:0] = batch
             for m, r in batch:
                 self._record("queued", m, 0, error=str(exc), retry_after_s=exc.retry_after_s, recipients=r)
