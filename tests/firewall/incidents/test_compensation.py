@@ -153,6 +153,11 @@ def test_coupon_rules_at_checkout(env: tuple[TestClient, Api]) -> None:
     assert place(c, me, coupon_code="bad code!")["http"] == 422
     mine = {x["code"]: x["state"] for x in c.get("/api/v1/coupons", headers=me).json()}
     assert mine[gone.code] == "expired" and mine[good.code] == "active" and theirs.code not in mine
+    assert c.put("/api/v1/switches/coupons.paused", json={"enabled": True, "reason": "coupon abuse"},
+                 headers=api.h("ops")).status_code == 200
+    paused = place(c, me, coupon_code=good.code)
+    assert paused["http"] == 503 and paused["error"]["code"] == "coupons_paused" and "abuse" in paused["error"]["message"]
+    c.put("/api/v1/switches/coupons.paused", json={"enabled": False}, headers=api.h("ops"))
     o = place(c, me, coupon_code=good.code)
     assert o["http"] == 201 and o["discount_fen"] == 300
     # Nothing was stock-reserved or half-written by the refused attempts; a cancelled order gives the coupon back.

@@ -53,8 +53,8 @@ CATALOG: tuple[SwitchInfo, ...] = (
     SwitchInfo("intake.<platform>.paused",
                "Pushes from that platform are refused in the platform's own format (it retries later)."),
     SwitchInfo("coupons.paused",
-               "Reserved for coupons, which do not exist yet: the name is registered so the switch, its audit "
-               "trail and its documentation are ready when they do."),
+               "Checkout accepts no coupon (a clear 503 names the switch); coupons keep their value and work again "
+               "when it is off. For a coupon bug or abuse."),
     SwitchInfo("system.read_only",
                "Every write (POST, PUT, PATCH, DELETE) answers 503 with Retry-After, except sign-in and the ops, "
                "switch, breaker, incident, alert-acknowledgement and backup endpoints; reads keep working."),

@@ -289,6 +289,11 @@ def place_order(db: Session | Connection, *, customer: Principal, body: PlaceOrd
     q = priced.quote
     coupon_id = None
     if body.coupon_code:
+        if flags.enabled("coupons.paused"):
+            why = flags.why("coupons.paused")
+            raise AppError(f"Coupons cannot be used right now (switch coupons.paused{': ' + why if why else ''}); "
+                           "order without one and keep it for later.", status=503, code="coupons_paused",
+                           headers={"Retry-After": "300"})
         coupon_id, off = coupons.check(conn, code=body.coupon_code, customer_id=customer.user_id,
                                        merchant_id=merchant.id, subtotal_fen=q.subtotal_fen, payable_fen=q.total_fen,
                                        now=now)
