@@ -28,6 +28,7 @@ from waimai.platform.accounts import service as accounts
 from waimai.platform.accounts.models import User
 from waimai.platform.catalog import service as catalog
 from waimai.platform.catalog.models import DeliveryPoint, MenuItem, Merchant
+from waimai.platform.coupons import service as coupons
 from waimai.platform.delivery import service as delivery
 from waimai.platform.ordering import idempotency
 from waimai.platform.ordering import service as ordering
@@ -240,20 +241,22 @@ def cart_page(request: Request) -> Response:
             quote = ordering.price(db, body).quote
         except (AppError, ValidationError) as exc:
             quote_err = exc.message if isinstance(exc, AppError) else str(exc)
+        usable = [c for c in coupons.mine(db, p.user_id, usable_only=True)
+                  if quote and c.min_spend_fen <= quote.subtotal_fen and c.merchant_id in (None, cart["merchant_id"])]
     return render(request, "cart.html", {"quote": quote, "quote_err": quote_err, "cart": cart, "points": points,
                                          "merchant": merchant, "idem": str(uuid.uuid4()), "cod_only": cod_only,
-                                         "pickup_only": pickup_only})
+                                         "pickup_only": pickup_only, "coupons": usable})
 
 
-def _cart_body(cart: dict[str, Any], point_id: int, method: str, note: str) -> PlaceOrderIn:
+def _cart_body(cart: dict[str, Any], point_id: int, method: str, note: str, coupon: str = "") -> PlaceOrderIn:
     return PlaceOrderIn(merchant_id=cart["merchant_id"], delivery_point_id=point_id,
                         items=[LineIn(item_id=i, quantity=q, options=o) for i, q, o in cart["lines"]],
-                        payment_method=method, note=note)  # type: ignore[arg-type]
+                        payment_method=method, note=note, coupon_code=coupon or None)  # type: ignore[arg-type]
 
 
 @router.post("/checkout")
 def checkout(request: Request, delivery_point_id: int = Form(...), payment_method: str = Form("cod"),
-             note: str = Form(""), idem: str = Form(...)) -> Response:
+             note: str = Form(""), idem: str = Form(...), coupon_code: str = Form("")) -> Response:
     p = _need(request, "customer")
     if isinstance(p, RedirectResponse):
         return p
@@ -262,7 +265,7 @@ def checkout(request: Request, delivery_point_id: int = Form(...), payment_metho
         return back("/cart", err=gettext("Your cart is empty."))
     database = request.app.state.db
     try:
-        body = _cart_body(cart, delivery_point_id, payment_method, note[:200])
+        body = _cart_body(cart, delivery_point_id, payment_method, note[:200], coupon_code.strip()[:24])
         key = idempotency.validate_key(idem)
         fp = idempotency.request_fingerprint(body.model_dump(mode="json"))
         ttl = dt.timedelta(hours=request.app.state.settings.idempotency_ttl_hours)

@@ -165,3 +165,28 @@ def test_coupon_rules_at_checkout(env: tuple[TestClient, Api]) -> None:
         in (200, 201)
     assert {x["code"]: x["state"] for x in c.get("/api/v1/coupons", headers=me).json()}[good.code] == "active"
     assert c.get("/api/v1/coupons", headers=api.h("ops")).status_code == 200
+
+
+def test_checkout_page_offers_usable_coupons(sqlite_url: str) -> None:
+    app = create_app(make_settings(sqlite_url), background=False)
+    with TestClient(app) as c:
+        api = Api(c)
+        with app.state.db.session() as s:
+            from waimai.platform.accounts.models import User
+
+            uid = s.scalar(select(User.id).where(User.phone == "13800000001"))
+            ok, _ = coupons.issue(s, user_id=uid, amount_fen=400, source="promo", actor="ops:1")
+            elsewhere, _ = coupons.issue(s, user_id=uid, amount_fen=400, merchant_id=3, source="promo", actor="ops:1")
+            s.commit()
+        c.cookies.set("waimai_token", api.token("customer"))
+        c.post("/cart/add", data={"item_id": 5, "quantity": 2})
+        page = c.get("/cart").text
+        assert ok.code in page and elsewhere.code not in page
+        idem = page.split('name="idem" value="')[1].split('"')[0]
+        r = c.post("/checkout", data={"delivery_point_id": 1, "payment_method": "cod", "idem": idem,
+                                      "coupon_code": ok.code}, follow_redirects=False)
+        assert r.status_code == 303 and "/orders/" in r.headers["location"], r.headers["location"]
+        with app.state.db.read_session() as s:
+            order = s.scalar(select(Order).order_by(Order.id.desc()).limit(1))
+            assert order is not None and order.discount_fen == 400
+            assert s.get(Coupon, ok.id).status == "redeemed"  # type: ignore[union-attr]
