@@ -14,11 +14,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from waimai.core.audit import AuditEntry
 from waimai.core.database import Database, table_of, utcnow
 from waimai.core.errors import AppError, Conflict, Unprocessable
 from waimai.firewall.monitoring.instruments import ORDERS_PLACED
@@ -128,19 +129,26 @@ def purge_expired(db: Session, *, ttl: dt.timedelta) -> int:
 
 
 def place_once(database: Database, customer: Any, body: Any, key: str, fingerprint: str,
-               ttl: dt.timedelta) -> tuple[int, tuple[str, int | None], bool]:
+               ttl: dt.timedelta, *, source: str = "app",
+               actor: Any = None) -> tuple[int, tuple[str, int | None], bool]:
     """Claim the key, write the order and store the response: one transaction, all or nothing.
 
-    Returns (status, (response body, order id), replayed). The API and the checkout page both
-    place through here. A plain Core connection, not an ORM session: the hot path needs no unit
-    of work.
+    Returns (status, (response body, order id), replayed). The API, the checkout page and the
+    support console (`source="assisted"`, `actor` = the staff member, audited in the same
+    transaction) all place through here. A plain Core connection, not an ORM session: the hot
+    path needs no unit of work.
     """
     with database.engine.begin() as conn:
         replay = begin(conn, user_id=customer.user_id, key=key, fingerprint=fingerprint, ttl=ttl)
         if replay is not None:
             return replay.status, (replay.body, None), True
-        out = service.place_order(conn, customer=customer, body=body)
+        out = service.place_order(conn, customer=customer, body=body, source=source, actor=actor)
         payload = out.model_dump_json()
         complete(conn, user_id=customer.user_id, key=key, status=201, body=payload, order_id=out.id)
-    ORDERS_PLACED.labels(body.payment_method, "app").inc()
+        if actor is not None:
+            conn.execute(insert(table_of(AuditEntry)), {
+                "at": utcnow(), "actor_id": actor.user_id, "actor_role": actor.role, "action": f"order.{source}",
+                "target": f"order:{out.id}", "details": {"customer_id": customer.user_id,
+                                                         "payment_method": body.payment_method}})
+    ORDERS_PLACED.labels(body.payment_method, source).inc()
     return 201, (payload, out.id), False
