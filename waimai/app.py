@@ -180,6 +180,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     from waimai.firewall.incidents import setup as incident_setup
 
     monitoring_jobs += incident_setup.install(app, settings)
+    from waimai.platform.support import setup as support_setup
+
+    monitoring_jobs += support_setup.install(app, settings)  # customer service: re-delivery, complaint signals
 
     from waimai.firewall.alerting.routes import router as alerting_routes
     from waimai.firewall.incidents.routes import ops_status
@@ -214,6 +217,11 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.include_router(ops_pages)
     app.include_router(incident_pages)
     app.include_router(status_pages)
+    from waimai.platform.support.routes import router as support_api
+    from waimai.web.support import router as support_pages
+
+    app.include_router(support_api)
+    app.include_router(support_pages)
     from waimai.firewall.recovery.routes import router as backup_routes
 
     app.include_router(backup_routes)
@@ -255,7 +263,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     if "api" not in settings.role_set:  # background roles only: health and /metrics answer, the rest is 404
         app.add_middleware(BackgroundOnly, roles=settings.roles)
 
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, larger=support_setup.UPLOADS)
     app.add_middleware(RequestMonitor, metrics=settings.monitoring, access_log=settings.monitoring,
                        errors_only=settings.access_log == "errors")
     return app
