@@ -295,7 +295,7 @@ def test_coupons_paused_refuses_redemption_not_orders(api: Api) -> None:
         code = coupon.code
     flip(api, "coupons.paused", reason="abuse being looked into")
     r = api.place(coupon_code=code)
-    assert r.status_code == 409 and r.json()["error"]["code"] == "coupons_paused"  # type: ignore[attr-defined]
+    assert r.status_code == 503 and r.json()["error"]["code"] == "coupons_paused"  # type: ignore[attr-defined]
     assert api.place().status_code == 201  # type: ignore[attr-defined]
     flip(api, "coupons.paused", on=False)
     assert api.place(coupon_code=code).status_code == 201  # type: ignore[attr-defined]

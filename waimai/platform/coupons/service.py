@@ -22,7 +22,6 @@ from waimai.core import audit
 from waimai.core.database import utcnow
 from waimai.core.errors import Conflict, NotFound, Unprocessable
 from waimai.core.outbox import emit
-from waimai.firewall.switches import flags
 from waimai.platform.coupons.models import Coupon
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read out over the phone without mistakes
@@ -93,9 +92,6 @@ _REDEEM = (update(Coupon)
 def check(conn: Connection, *, code: str, customer_id: int, merchant_id: int, subtotal_fen: int, payable_fen: int,
           now: dt.datetime) -> tuple[int, int]:
     """(coupon id, discount in fen) if the coupon may pay for this order, else a clear 422/409."""
-    if flags.enabled("coupons.paused"):
-        raise Conflict("Coupons are paused by the campus team for now (switch coupons.paused); place the order "
-                       "without one, or try again later.", code="coupons_paused", details={"switch": "coupons.paused"})
     row: Any = conn.execute(_SEL, {"code": code.strip().upper()}).first()
     if row is None or row.user_id != customer_id:  # someone else's code is simply unknown
         raise NotFound("No such coupon in your account.", code="coupon_unknown")
