@@ -223,8 +223,10 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.include_router(support_api)
     app.include_router(support_pages)
     from waimai.firewall.recovery.routes import router as backup_routes
+    from waimai.web.ops_backups import router as backup_pages
 
     app.include_router(backup_routes)
+    app.include_router(backup_pages)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
 
     roles = ordered(settings.role_set)

@@ -131,3 +131,22 @@ def test_backup_command(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     get_settings.cache_clear()
     out = _ok(["backup", "list"], 2)
     assert "32 random bytes" in out and "too-short" not in out
+
+
+def test_backups_console_page(ops_api: Api) -> None:
+    c = ops_api.c
+    c.cookies.set("waimai_token", ops_api.token("ops"))
+    r = c.post("/ops/backups", data={"note": "from the console"}, follow_redirects=False)
+    assert r.status_code == 303 and "msg=" in r.headers["location"], r.headers["location"]
+    page = c.get("/ops/backups")
+    assert page.status_code == 200 and "from the console" in page.text and "data-backup=" in page.text
+    bid = page.text.split('data-backup="', 1)[1].split('"', 1)[0]
+    r = c.post(f"/ops/backups/{bid}/verify", follow_redirects=False)
+    assert "msg=" in r.headers["location"]
+    r = c.post(f"/ops/backups/{bid}/restore", data={"confirm": "nope"}, follow_redirects=False)
+    assert "err=" in r.headers["location"]  # the id must be typed again
+    r = c.post(f"/ops/backups/{bid}/restore", data={"confirm": bid}, follow_redirects=False)
+    assert "msg=" in r.headers["location"] and "Restored" in c.get(r.headers["location"]).text
+    assert "restored" in c.get("/ops/backups").text
+    c.cookies.set("waimai_token", ops_api.token("customer"))
+    assert c.get("/ops/backups", follow_redirects=False).status_code == 303

@@ -34,7 +34,14 @@ from waimai.firewall.recovery.catalog import (
     file_lock,
 )
 from waimai.firewall.recovery.engines import Stats, compare, engine_for, scratch_dir
-from waimai.firewall.recovery.errors import BackupBusy, BackupError, ChecksumMismatch, KeyMissing, TargetError
+from waimai.firewall.recovery.errors import (
+    BackupBusy,
+    BackupError,
+    ChecksumMismatch,
+    KeyMissing,
+    TargetError,
+    driver_errors,
+)
 from waimai.firewall.recovery.schedule import Cron
 from waimai.firewall.recovery.targets import LocalTarget, S3Config, S3Target, Target
 
@@ -148,6 +155,7 @@ def create_backup(cfg: BackupConfig, database_url: str, *, kind: str = "manual",
         return make_backup(cfg, database_url, kind=kind, reporter=reporter, note=note)
 
 
+@driver_errors("The backup failed")
 def make_backup(cfg: BackupConfig, database_url: str, *, kind: str = "manual",
                 reporter: Reporter = SILENT, note: str = "") -> Manifest:
     """`create_backup` for callers already holding `exclusive(cfg)` (restore's safety backup)."""
@@ -265,6 +273,7 @@ def verify_backup(cfg: BackupConfig, database_url: str, ref: str, *, reporter: R
         return check_backup(cfg, database_url, ref, reporter=reporter)
 
 
+@driver_errors("The verification could not run")
 def check_backup(cfg: BackupConfig, database_url: str, ref: str, *, reporter: Reporter = SILENT) -> Manifest:
     """Restore the backup into a scratch database and check it; the result goes into its manifest."""
     catalog = cfg.catalog()

@@ -34,6 +34,9 @@ def _clean_errors(fn: F) -> F:
         except ValueError as exc:  # settings that do not parse (schedule, key, …)
             console.print(f"[red]Configuration error:[/red] {exc}")
             raise typer.Exit(2) from None
+        except OSError as exc:  # the backup directory is not writable, the disk is full, …
+            console.print(f"[red]{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}[/red]")
+            raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -3,6 +3,12 @@ and the CLI prints its message (never a traceback)."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+
+from sqlalchemy.exc import SQLAlchemyError
+
 from waimai.core.errors import AppError
 
 
@@ -32,3 +38,15 @@ class BackupRefused(BackupError):
 
 class TargetError(BackupError):
     status, code = 502, "backup_target_failed"
+
+
+@contextlib.contextmanager
+def driver_errors(what: str) -> Iterator[None]:
+    """A database driver's error (unreachable, no privilege, …) as a BackupError naming what failed."""
+    import psycopg
+
+    try:
+        yield
+    except (sqlite3.Error, SQLAlchemyError, psycopg.Error) as exc:
+        first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [exc.__class__.__name__])[0]
+        raise BackupError(f"{what}: {first[:300]}") from None

@@ -43,7 +43,7 @@ from waimai.firewall.recovery.backup import (
 )
 from waimai.firewall.recovery.catalog import Manifest
 from waimai.firewall.recovery.engines import engine_for
-from waimai.firewall.recovery.errors import BackupError, BackupRefused
+from waimai.firewall.recovery.errors import BackupError, BackupRefused, driver_errors
 from waimai.firewall.switches.service import set_switch
 
 log = structlog.get_logger(__name__)
@@ -260,6 +260,7 @@ def restore_backup(cfg: BackupConfig, db: Database, ref: str, *, actor_id: int |
         return _restore(cfg, db, ref, actor_id=actor_id, actor_role=actor_role, force=force, reporter=reporter)
 
 
+@driver_errors("The restore failed")
 def _restore(cfg: BackupConfig, db: Database, ref: str, *, actor_id: int | None, actor_role: str,
              force: bool, reporter: Reporter) -> RestoreResult:
     catalog = cfg.catalog()

@@ -1,0 +1,69 @@
+"""Console: backups (list, back up now, verify) and the one-click rollback with its confirmation.
+
+The forms call the JSON API's functions (/api/v1/backups), so they are audited alike."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from waimai.core.deps import Principal
+from waimai.core.errors import AppError
+from waimai.firewall.recovery import routes as api
+from waimai.firewall.recovery.restore import restores
+from waimai.web.i18n import gettext
+from waimai.web.routes import _need, back, render
+
+router = APIRouter(include_in_schema=False)
+PAGE = "/ops/backups"
+
+
+def _act(request: Request, fn: Callable[[Principal], str]) -> Response:
+    p = _need(request, "ops")
+    if isinstance(p, RedirectResponse):
+        return p
+    try:
+        return back(PAGE, msg=fn(p))
+    except AppError as exc:
+        return back(PAGE, err=exc.message)
+
+
+@router.get(PAGE)
+def backups_page(request: Request) -> Response:
+    p = _need(request, "ops")
+    if isinstance(p, RedirectResponse):
+        return p
+    cfg = api.config(request)
+    return render(request, "ops_backups.html", {"backups": cfg.catalog().all(), "restores": restores(cfg)[:10],
+                                                "retention": cfg.retention, "schedule": cfg.schedule,
+                                                "targets": [t.describe() for t in cfg.targets()]})
+
+
+@router.post(PAGE)
+def back_up_now(request: Request, note: str = Form("", max_length=200)) -> Response:
+    def go(p: Principal) -> str:
+        m = api.create(api.CreateIn(note=note), request, p)
+        return gettext("Backup {id}: {status}, verification {v}.").format(id=m.id, status=m.status,
+                                                                         v=m.verification.status)
+    return _act(request, go)
+
+
+@router.post(PAGE + "/{backup_id}/verify")
+def verify(request: Request, backup_id: api.BackupId) -> Response:
+    def go(p: Principal) -> str:
+        m = api.verify(backup_id, request, p)
+        return gettext("Backup {id}: verification {v}.").format(id=m.id, v=m.verification.status)
+    return _act(request, go)
+
+
+@router.post(PAGE + "/{backup_id}/restore")
+def restore(request: Request, backup_id: api.BackupId, confirm: str = Form("", max_length=60)) -> Response:
+    def go(p: Principal) -> str:
+        r = api.restore(backup_id, api.RestoreIn(confirm=confirm or "-"), request, p)
+        return gettext("Restored {id}; safety backup {safety}; {new} order(s) after the backup and {changed} changed "
+                       "exported to {file}.").format(id=r.backup_id, safety=r.safety_backup_id, new=r.orders_new,
+                                                     changed=r.orders_changed,
+                                                     file=(r.export_csv or "").rsplit("/", 1)[-1])
+    return _act(request, go)
