@@ -311,3 +311,19 @@ def test_subscribe_from_the_status_page(sqlite_url: str) -> None:
         assert "You are subscribed" in c.get("/status?lang=en").text
         c.post("/status/subscription", data={"action": "unsubscribe"})
         assert "Subscribe to updates" in c.get("/status?lang=en").text
+
+
+def test_a_restore_lands_on_the_incident_timeline(sqlite_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(make_settings(sqlite_url, backup_dir=str(tmp_path / "backups")), background=False)
+    with TestClient(app) as c:
+        api = Api(c)
+        m = c.post("/api/v1/backups", json={}, headers=api.h("ops")).json()
+        r = c.post("/api/v1/incidents", headers=api.h("ops"),
+                   json={"title": "Menu prices wiped", "severity": "P2", "components": ["ordering"]})
+        assert r.status_code == 201
+        r = c.post(f"/api/v1/backups/{m['id']}/restore", json={"confirm": m["id"]}, headers=api.h("ops"))
+        assert r.status_code == 200, r.text
+        found = [e for i in incidents_of(c, api)
+                 for e in c.get(f"/api/v1/incidents/{i['id']}", headers=api.h("ops")).json()["timeline"]
+                 if e["kind"] == "restore"]
+        assert found and m["id"] in found[0]["text"] and "orders written after it" in found[0]["text"]

@@ -33,6 +33,30 @@ def switch_on_timeline(db: Session, sw: Switch, previous: bool, actor: str) -> N
                              actor=actor, details={"switch": sw.name, "enabled": bool(sw.enabled)})
 
 
+def install_restore_hook(db: Any, sop: incidents.Sop) -> None:
+    """A restore is a line on every open incident's timeline; with none open it opens an internal one,
+    so a rollback is never off the record. (The newest app in a process owns the hook.)"""
+    from waimai.firewall.recovery.restore import RESTORE_HOOKS
+
+    def restore_on_timeline(result: Any) -> None:
+        lost = len(result.orders_after_backup)
+        text = (f"database restore {result.status}: back to backup {result.backup_id} "
+                f"({result.backup_created_at:%Y-%m-%d %H:%M} UTC); {lost} orders written after it exported for "
+                f"re-entry; safety backup {result.safety_backup_id or '–'}")
+        details = {"restore_id": result.id, "backup_id": result.backup_id, "orders_after_backup": lost,
+                   "status": result.status}
+        with db.session() as s:
+            if not incidents.record_on_open(s, "restore", text, actor=result.actor, details=details):
+                inc = incidents.open_incident(s, sop, title=f"Database restored from backup {result.backup_id}",
+                                              severity="P3", components=[], actor=result.actor, public=False)
+                incidents.record(s, inc, "restore", text, actor=result.actor, details=details)
+            s.commit()
+
+    restore_on_timeline.waimai_incidents = True  # type: ignore[attr-defined]
+    RESTORE_HOOKS[:] = [h for h in RESTORE_HOOKS if not getattr(h, "waimai_incidents", False)]
+    RESTORE_HOOKS.append(restore_on_timeline)
+
+
 def build_sms(settings: Settings) -> dict[str, Any]:
     if not settings.notice_sms_url:
         return {}
@@ -77,6 +101,7 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
         alerting.incidents = manager
     if switch_on_timeline not in SWITCH_HOOKS:
         SWITCH_HOOKS.append(switch_on_timeline)
+    install_restore_hook(db, sop)
 
     def tick() -> None:
         watcher = getattr(app.state, "anomalies", None)
