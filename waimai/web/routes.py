@@ -125,7 +125,7 @@ def login_submit(request: Request, phone: str = Form(""), password: str = Form("
                                    password=password, client=request.client.host if request.client else "?")
     except AppError as exc:
         return back("/login", err=gettext(exc.message))
-    home = {"merchant": "/merchant", "rider": "/rider", "ops": "/merchant", "support": "/"}.get(token.role, "/")
+    home = {"merchant": "/merchant", "rider": "/rider", "ops": "/merchant", "support": "/support"}.get(token.role, "/")
     target = next if next.startswith("/") and not next.startswith("//") else home
     resp = RedirectResponse(target, status_code=303)
     resp.set_cookie(TOKEN_COOKIE, token.access_token, httponly=True, samesite="lax",

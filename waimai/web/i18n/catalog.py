@@ -10,6 +10,8 @@ from pathlib import Path
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import write_po
 
+from waimai.web.i18n import support_strings
+
 STATUS = {
     "created": ("Awaiting payment", "待支付"), "paid": ("Paid", "已支付"),
     "cod_confirmed": ("Cash on delivery", "货到付款"), "accepted": ("Accepted", "商家已接单"),
@@ -155,11 +157,11 @@ def build() -> None:
         cat = Catalog(locale=locale, project="waimai", charset="utf-8")
         for prefix, table in (("status.", STATUS), ("step.", STEP), ("pay.", PAY), ("alert.", ALERT),
                               ("component.", COMPONENT), ("stage.", STAGE), ("indicator.", INDICATOR),
-                              ("role.", ROLE)):
+                              ("role.", ROLE), *support_strings.PREFIXED.items()):
             for k, (en, zh) in table.items():
                 cat.add(prefix + k, en if locale == "en" else zh)
         if locale == "zh_CN":
-            for en, zh in ZH.items():
+            for en, zh in {**support_strings.ZH, **ZH}.items():
                 cat.add(en, zh)
         with (here / f"{locale}.po").open("wb") as f:
             write_po(f, cat, omit_header=False, sort_output=True)
