@@ -115,3 +115,16 @@ def test_only_support_and_ops_order_for_others(api: Api) -> None:
     assert assisted(api, 1, items=[{"item_id": 5, "quantity": 1000}]).status_code == 422
     assert api.c.get("/api/v1/support/customers", params={"phone": "abc123"},
                      headers=api.h("support")).status_code == 422
+
+
+def test_a_coupon_read_out_on_the_phone_is_redeemed(api: Api) -> None:
+    from waimai.platform.coupons import service as coupons
+
+    with api.c.app.state.db.session() as s:  # type: ignore[attr-defined]
+        c, _ = coupons.issue(s, user_id=1, amount_fen=200, source="promo", actor="ops:5")
+        code = c.code
+        s.commit()
+    r = assisted(api, 1, coupon_code=code)
+    assert r.status_code == 201, r.text
+    assert r.json()["order"]["discount_fen"] == 200
+    assert assisted(api, 1, coupon_code=code).json()["error"]["code"] == "coupon_used"

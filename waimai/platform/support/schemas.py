@@ -32,6 +32,8 @@ class AssistedOrderIn(Strict):
     payment_method: Literal["cod", "gateway"] = Field(description="cash on delivery, or a payment link to send")
     note: str = Field(default="", max_length=200)
     contact_phone: str | None = Field(default=None, pattern=r"^\+?\d{6,15}$")
+    coupon_code: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{4,24}$",
+                                    description="a coupon of the customer's, if they read one out")
 
 
 class AssistedOrderOut(BaseModel):
