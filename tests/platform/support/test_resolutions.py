@@ -220,3 +220,23 @@ def test_redelivery_key_is_per_attempt(api: Api) -> None:
     api.c.post(f"/api/v1/tickets/{tid}/reopen", json={"reason": "still missing"}, headers=api.h("support"))
     second = resolve(api, tid, resolution="redelivery").json()["redelivery_order_id"]
     assert first != second  # a reopened ticket's second re-delivery is a new order, not a replay
+
+
+def test_compensation_skips_an_order_a_ticket_made_good(api: Api) -> None:
+    from waimai.firewall import compensation
+    from waimai.firewall.incidents.models import Incident
+
+    r = api.c.post("/api/v1/incidents", json={"title": "Kitchen printer down", "severity": "P2",
+                                              "components": ["ordering"]}, headers=api.h("ops"))
+    iid = r.json()["id"]
+    made_good = api.place().json()["id"]  # type: ignore[attr-defined]
+    other = api.place().json()["id"]  # type: ignore[attr-defined]
+    for oid in (made_good, other):
+        assert api.c.post(f"/api/v1/orders/{oid}/reject", json={"reason": "printer"},
+                          headers=api.h("merchant")).status_code == 200
+    tid = ticket(api, made_good, "wrong_item")
+    assert resolve(api, tid, resolution="redelivery").status_code == 200
+    with api.c.app.state.db.read_session() as s:  # type: ignore[attr-defined]
+        plan = compensation.plan(s, s.get(Incident, iid), budget_fen=100_00)
+    [user] = plan.users
+    assert user.orders == [other] and plan.skipped_orders == 1

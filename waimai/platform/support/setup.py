@@ -40,11 +40,9 @@ def publish_signals(db: Database, store: MetricStore, now: float | None = None) 
 
 def register_hooks() -> None:
     """Complaints in the root-cause report; orders a ticket already made good are skipped by compensation."""
-    try:
-        from waimai.firewall import compensation
-        from waimai.firewall.incidents import report
-    except ImportError:  # pragma: no cover - an older tree without the report
-        return
+    from waimai.firewall import compensation
+    from waimai.firewall.incidents import report
+
     if tickets.report_section not in report.EXTRA_SECTIONS:
         report.EXTRA_SECTIONS.append(tickets.report_section)
     if tickets.compensated_orders not in compensation.ALREADY_COMPENSATED:
