@@ -28,12 +28,15 @@ time.sleep(120)
 
 
 def _holder(url: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, url], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, url], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
+    seen = []
     for line in proc.stdout:  # (log lines come first)
         if line.strip() == "leading":
             return proc
-    raise AssertionError("the holder never led")
+        seen.append(line)
+    raise AssertionError(f"the holder never led (exit {proc.wait()}): {''.join(seen)[-2000:]}")
 
 
 def _takeover_after_kill9(url: str) -> float:

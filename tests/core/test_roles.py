@@ -114,7 +114,10 @@ def test_a_failing_job_marks_its_role_failing_not_the_process(tmp_path: Path) ->
         s = Scheduler([Job("alerts", 0.05, boom, role="notifier"), Job("ok", 0.05, lambda: None, role="dispatcher")],
                       frozenset({"notifier", "dispatcher"}), f"sqlite:///{tmp_path / 'w.db'}")
         s.start()
-        await asyncio.sleep(2.0)
+        for _ in range(200):  # three failed runs in a row (a few ticks; longer on a loaded machine)
+            if s.loops["notifier"].jobs[0].consecutive_failures >= 3:
+                break
+            await asyncio.sleep(0.05)
         st = s.status()
         await s.stop()
         return st
