@@ -273,6 +273,9 @@ def _register_plugins() -> None:
     from waimai.firewall.incidents.cli import incident_app
 
     app.add_typer(incident_app, name="incident")
+    from waimai.drill.cli import drill_app
+
+    app.add_typer(drill_app, name="drill")
 
 
 _register_plugins()

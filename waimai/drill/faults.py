@@ -1,0 +1,253 @@
+"""The faults a drill injects, what it then expects to see, and its targets.
+
+Each fault: `inject` / `remove` (through the stand-ins' admin endpoints or the service's fault
+injection, `WAIMAI_CHAOS`), a steady-state check, the steps to time (name, target) and `observe`,
+which marks steps from what a person would look at. The same actions are exposed to Chaos Toolkit
+(`waimai.drill.chaos`, experiments in `drills/experiments/`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+
+def _ts(s: str) -> float:
+    return dt.datetime.fromisoformat(s).timestamp()
+
+
+def gateway_config(base: str, **change: Any) -> None:
+    cfg = httpx.get(f"{base}/admin/config", timeout=5).json()
+    httpx.put(f"{base}/admin/config", json={**cfg, **change}, timeout=5).raise_for_status()
+
+
+def standin_fail(base: str, times: int = 1_000_000, status: int = 503) -> None:
+    httpx.post(f"{base}/_standin/fail", json={"times": times, "status": status}, timeout=5).raise_for_status()
+
+
+def standin_heal(base: str) -> None:
+    """Drop the pending injected failures (the stand-in forgets what it received, too)."""
+    httpx.post(f"{base}/_standin/reset", timeout=5).raise_for_status()
+
+
+def db_delay(d: Any, ms: int) -> None:
+    httpx.put(f"{d.base}/api/v1/chaos/db", json={"delay_ms": ms}, headers=d.ops, timeout=10).raise_for_status()
+
+
+# --- observations shared by the faults ------------------------------------------------------------------
+
+def see_incident(d: Any, c: httpx.Client, component: str | None) -> dict[str, Any] | None:
+    inc = d.incident(c)
+    if inc is None or (component and component not in inc["components"] and inc["components"]):
+        return None
+    d._mark("detected", True, _ts(inc["detected_at"]), f"{inc['severity']} {', '.join(a['name'] for a in inc['alerts'])}")
+    d._mark("incident opened", True, _ts(inc["created_at"]), f"#{inc['id']} {inc['title']}")
+    return inc
+
+
+def see_alert_delivered(d: Any) -> None:
+    state = httpx.get(f"{d.dingtalk}/_standin/state", timeout=5).json()
+    got = [a for a in state["accepted"] if a["at"] >= d.t0]
+    if got:
+        d._mark("alert delivered to DingTalk", True, got[0]["at"], "")
+
+
+def see_status(d: Any, c: httpx.Client, component: str) -> None:
+    comps = {x["id"]: x for x in c.get("/api/v1/status").json()["components"]}
+    x = comps.get(component)
+    if x and x["status"] != "operational":
+        d._mark("status page updated", True, _ts(x["updated_at"]), f"{component}: {x['status']}")
+
+
+def see_banner(d: Any, c: httpx.Client, component: str) -> None:
+    import time
+
+    page = c.get("/", cookies={"waimai_token": d.customer["Authorization"].split()[1]}).text
+    if f'data-banner="{component}"' in page:
+        d._mark("banner shown", True, time.time(), "")
+
+
+def see_notified(d: Any, c: httpx.Client, inc: dict[str, Any] | None) -> None:
+    if inc is None:
+        return
+    mine = [n for n in c.get("/api/v1/notices", headers=d.customer).json()["notices"] if n["incident_id"] == inc["id"]]
+    if mine:
+        first = min(_ts(n["created_at"]) for n in mine)
+        d._mark("users notified", True, first, f"{first - _ts(inc['created_at']):.1f} s after the incident opened; "
+                f"SMS {mine[-1]['sms']}")
+
+
+def see_switch(d: Any, c: httpx.Client, name: str, on: bool, step: str, after: float) -> None:
+    for s in c.get("/api/v1/switches", headers=d.ops).json():
+        if s["name"] == name and bool(s["enabled"]) == on and _ts(s["updated_at"]) >= after:
+            d._mark(step, True, _ts(s["updated_at"]), f"by {s['updated_by']}: {s['reason']}")
+
+
+def see_recovery(d: Any, c: httpx.Client) -> None:
+    """The firewall knows the fault is gone: a guarding breaker closed again, or the incident moved on."""
+    for b in c.get("/api/v1/breakers", headers=d.ops).json():
+        if b["state"] == "closed" and _ts(b["changed_at"]) >= d.t1 and b["dependency"] in d.fault.breakers:
+            d._mark("recovery detected", True, _ts(b["changed_at"]), f"breaker {b['dependency']} closed")
+            return
+    inc = d.incident(c)
+    if inc is None:
+        return
+    detail = c.get(f"/api/v1/incidents/{inc['id']}", headers=d.ops).json()
+    for e in detail["timeline"]:
+        if e["kind"] == "status" and e["details"].get("to") in ("monitoring", "resolved") and _ts(e["at"]) >= d.t1 - 5:
+            d._mark("recovery detected", True, _ts(e["at"]), f"incident {e['details']['to']}")
+            return
+
+
+def see_component_green(d: Any, c: httpx.Client, component: str) -> None:
+    comps = {x["id"]: x for x in c.get("/api/v1/status").json()["components"]}
+    if comps[component]["status"] in ("operational", "degraded_performance") and d.card.step("recovery detected").ok:
+        d._mark("status page recovered", True, _ts(comps[component]["updated_at"]), comps[component]["status"])
+
+
+def see_undelivered(d: Any, c: httpx.Client) -> None:
+    inc = d.incident(c)
+    if inc is None:
+        return
+    for e in c.get(f"/api/v1/incidents/{inc['id']}", headers=d.ops).json()["timeline"]:
+        if e["kind"] == "notified" and "NOT delivered" in e["text"]:
+            d._mark("failed delivery on the timeline", True, _ts(e["at"]), e["text"])
+            return
+
+
+def steady_ok(d: Any) -> bool:
+    st = httpx.get(f"{d.base}/api/v1/status", timeout=5).json()
+    return bool(st["status"]["indicator"] == "none" and httpx.get(f"{d.base}/readyz", timeout=5).status_code == 200)
+
+
+# --- the faults ------------------------------------------------------------------------------------------
+
+TAIL = [("fault removed", ""), ("recovery detected", "after removal"), ("compensation issued", ""),
+        ("root-cause report written", "")]
+
+
+@dataclass
+class Fault:
+    name: str
+    description: str
+    inject: Callable[[Any], None]
+    remove: Callable[[Any], None]
+    observe: Callable[[Any, httpx.Client, str], None]
+    steps: list[tuple[str, str]]
+    recovery_steps: tuple[str, ...] = ("recovery detected",)
+    steady: Callable[[Any], bool] = steady_ok
+    breakers: tuple[str, ...] = ()  # breakers whose closing shows recovery
+    extra_targets: Callable[[Any], dict[str, bool]] = field(default=lambda d: {})
+
+    def targets(self, d: Any) -> dict[str, bool]:
+        o = d.card.orders
+        return {"0 orders lost": o.get("lost", 1) == 0, "0 orders duplicated": o.get("duplicated", 1) == 0,
+                "detected": bool(d.card.step("detected").ok), **self.extra_targets(d)}
+
+
+def _payment_observe(d: Any, c: httpx.Client, phase: str) -> None:
+    if phase == "fault":
+        inc = see_incident(d, c, "payment")
+        see_alert_delivered(d)
+        see_switch(d, c, "payment.cod_only", True, "COD switched on", d.t0)
+        see_status(d, c, "payment")
+        see_banner(d, c, "payment")
+        see_notified(d, c, inc)
+    else:
+        see_recovery(d, c)
+        see_switch(d, c, "payment.cod_only", False, "COD switched off", d.t1)
+        see_notified(d, c, d.incident(c))
+
+
+def _payment_targets(d: Any) -> dict[str, bool]:
+    s, o = d.card.step, d.card.orders
+    det, cod, note = s("detected"), s("COD switched on"), s("users notified")
+    opened = s("incident opened")
+    return {
+        "MTTD ≤ 15 s": det.at_s is not None and det.at_s <= 15,
+        "COD on ≤ 10 s after detection": cod.at_s is not None and det.at_s is not None and cod.at_s - det.at_s <= 10,
+        "≥ 99% of orders attempted during the fault completed": (o.get("completed_during_fault_pct") or 0) >= 99,
+        "users notified ≤ 60 s after the incident opened": note.at_s is not None and opened.at_s is not None
+        and note.at_s - opened.at_s <= 60,
+    }
+
+
+PAYMENT_STEPS = [("detected", "MTTD ≤ 15 s"), ("alert delivered to DingTalk", ""), ("incident opened", ""),
+                 ("COD switched on", "≤ 10 s after detection"), ("status page updated", ""), ("banner shown", ""),
+                 ("users notified", "≤ 60 s after the incident opened"), *TAIL[:2],
+                 ("COD switched off", "after recovery"), *TAIL[2:]]
+
+
+def _generic(component: str, *, switch: str | None = None) -> Callable[[Any, httpx.Client, str], None]:
+    def observe(d: Any, c: httpx.Client, phase: str) -> None:
+        if phase == "fault":
+            inc = see_incident(d, c, component)
+            see_alert_delivered(d)
+            see_status(d, c, component)
+            see_notified(d, c, inc)
+            if switch:
+                see_switch(d, c, switch, True, f"{switch} on", d.t0)
+        else:
+            see_recovery(d, c)
+            if switch:
+                see_switch(d, c, switch, False, f"{switch} off", d.t1)
+    return observe
+
+
+def _steps(*middle: tuple[str, str]) -> list[tuple[str, str]]:
+    return [("detected", "found by the firewall"), ("alert delivered to DingTalk", ""), ("incident opened", ""),
+            *middle, *TAIL]
+
+
+def _channel_observe(d: Any, c: httpx.Client, phase: str) -> None:
+    if phase == "fault":
+        inc = see_incident(d, c, "payment")
+        see_undelivered(d, c)
+        see_status(d, c, "payment")
+        see_notified(d, c, inc)
+    else:
+        see_recovery(d, c)
+
+
+def _both(a: Callable[[], None], b: Callable[[], None]) -> None:
+    a()
+    b()
+
+
+FAULTS: dict[str, Fault] = {
+    "payment-outage": Fault(
+        "payment-outage", "the payment gateway answers every call with 503",
+        inject=lambda d: gateway_config(d.gateway, failure_rate=1.0),
+        remove=lambda d: gateway_config(d.gateway, failure_rate=0.0),
+        observe=_payment_observe, steps=PAYMENT_STEPS, recovery_steps=("recovery detected", "COD switched off"),
+        extra_targets=_payment_targets, breakers=("payment_gateway",)),
+    "payment-slow": Fault(
+        "payment-slow", "the payment gateway takes 5 s per call (past our 3 s timeout)",
+        inject=lambda d: gateway_config(d.gateway, latency_ms=5000),
+        remove=lambda d: gateway_config(d.gateway, latency_ms=0),
+        observe=_payment_observe, steps=PAYMENT_STEPS, recovery_steps=("recovery detected", "COD switched off"),
+        breakers=("payment_gateway",)),
+    "database-slow": Fault(
+        "database-slow", "every database statement takes 300 ms longer",
+        inject=lambda d: db_delay(d, 300), remove=lambda d: db_delay(d, 0),
+        observe=_generic("ordering", switch="ordering.simple_mode"),
+        steps=_steps(("status page updated", ""), ("users notified", ""), ("ordering.simple_mode on", ""),
+                     ("ordering.simple_mode off", "after recovery"))),
+    "sms-down": Fault(
+        "sms-down", "the SMS provider answers 503",
+        inject=lambda d: standin_fail(d.sms), remove=lambda d: standin_heal(d.sms),
+        observe=_generic("notifications"),
+        steps=_steps(("status page updated", ""), ("users notified", "in the inbox"))),
+    "channel-down": Fault(
+        "channel-down", "the DingTalk robot answers 503 while the payment gateway fails: the firewall must work "
+                        "without its pager",
+        inject=lambda d: _both(lambda: standin_fail(d.dingtalk), lambda: gateway_config(d.gateway, failure_rate=1.0)),
+        remove=lambda d: _both(lambda: gateway_config(d.gateway, failure_rate=0.0), lambda: standin_heal(d.dingtalk)),
+        observe=_channel_observe, breakers=("payment_gateway",),
+        steps=[("detected", ""), ("incident opened", ""), ("failed delivery on the timeline", ""),
+               ("status page updated", ""), ("users notified", ""), *TAIL]),
+}
