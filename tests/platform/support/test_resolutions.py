@@ -24,11 +24,14 @@ class StubGateway:
 
     name: str = "gateway"
     failing: bool = False
+    refusing: bool = False
     refunds: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def refund(self, *, provider_ref: str, amount_fen: int, refund_no: str) -> RefundResult:
         if self.failing:
             raise PaymentError("gateway down")
+        if self.refusing:
+            raise PaymentError("refund not possible", retryable=False)
         self.refunds.setdefault(refund_no, (provider_ref, amount_fen))
         return RefundResult(refund_ref=f"rf-{refund_no}", status="succeeded")
 
@@ -79,7 +82,10 @@ def test_refund_through_the_gateway_partial_and_safe_to_retry(api: Api, gateway:
     assert r.status_code == 503 and r.headers["Retry-After"] == "30"
     t = api.c.get(f"/api/v1/tickets/{tid}", headers=api.h("support")).json()
     assert t["status"] == "open" and t["events"][-1]["kind"] == "refund_failed"
-    gateway.failing = False
+    gateway.failing, gateway.refusing = False, True
+    r = resolve(api, tid, resolution="refund", amount_fen=300)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "refund_refused"
+    gateway.refusing = False
     r = resolve(api, tid, resolution="refund", amount_fen=300, note="egg missing")
     assert r.status_code == 200, r.text
     assert (r.json()["status"], r.json()["resolution"], r.json()["refund_fen"]) == ("resolved", "refund", 300)

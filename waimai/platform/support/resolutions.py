@@ -110,6 +110,9 @@ def refund(database: Database, providers: Mapping[str, PaymentProvider], staff: 
                 tickets.event(db, t2, staff, "refund_failed", str(exc)[:200], public=False,
                               details={"amount_fen": amount, "refund_no": refund_no})
                 db.commit()
+        if not exc.retryable:
+            raise Conflict(f"The payment gateway refused the refund ({str(exc)[:120]}); resolve with a coupon.",
+                           code="refund_refused") from exc
         raise payments.GatewayUnavailable("The refund did not go through (the payment gateway is failing); "
                                           "retry in a moment or resolve with a coupon.",
                                           headers={"Retry-After": "30"}) from exc

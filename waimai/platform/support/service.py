@@ -300,9 +300,13 @@ def link_recent(db: Session, now: dt.datetime | None = None) -> int:
     if not open_:
         return 0
     since = min(i.onset_at for i in open_) - LEAD
+    affected = {c for i in open_ for c in (i.components or [])}
+    kinds = [k for k, c in CATEGORIES.items() if affected & set(c.components)]
+    if not kinds:
+        return 0
     n = 0
-    for t in db.scalars(select(Ticket).where(Ticket.incident_id.is_(None), Ticket.created_at >= since)
-                        .order_by(Ticket.id)):
+    for t in db.scalars(select(Ticket).where(Ticket.incident_id.is_(None), Ticket.created_at >= since,
+                                             Ticket.category.in_(kinds)).order_by(Ticket.id)):
         n += link_incident(db, t, now=now) is not None
     return n
 
