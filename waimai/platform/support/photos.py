@@ -73,6 +73,7 @@ def add(db: Session, p: Principal, t: Ticket, data: bytes) -> TicketPhoto:
     db.add(photo)
     db.flush()
     tickets.event(db, t, p, "photo", "", details={"photo_id": photo.id, "bytes": len(blob)})
+    tickets.audit_staff(db, p, "photo", t, photo_id=photo.id)
     return photo
 
 

@@ -109,6 +109,7 @@ def refund(database: Database, providers: Mapping[str, PaymentProvider], staff: 
             if (t2 := db.get(Ticket, ticket_id)) is not None:
                 tickets.event(db, t2, staff, "refund_failed", str(exc)[:200], public=False,
                               details={"amount_fen": amount, "refund_no": refund_no})
+                tickets.audit_staff(db, staff, "refund_failed", t2, amount_fen=amount, refund_no=refund_no)
                 db.commit()
         if not exc.retryable:
             raise Conflict(f"The payment gateway refused the refund ({str(exc)[:120]}); resolve with a coupon.",

@@ -171,7 +171,7 @@ def events(db: Session, p: Principal, t: Ticket) -> list[TicketEvent]:
     return list(db.scalars(q.order_by(TicketEvent.at, TicketEvent.id)))
 
 
-def _audit(db: Session, p: Principal, action: str, t: Ticket, **details: Any) -> None:
+def audit_staff(db: Session, p: Principal, action: str, t: Ticket, **details: Any) -> None:
     """Every staff action on a ticket is in the audit log, committed with the action."""
     if p.role in STAFF:
         audit.record(db, actor_id=p.user_id, actor_role=p.role, action=f"ticket.{action}", target=f"ticket:{t.id}",
@@ -244,7 +244,7 @@ def create(db: Session, p: Principal, *, order_id: int, category: str, descripti
     db.add(t)
     db.flush()
     event(db, t, p, "created", t.description, details={"category": category, "source": t.source}, now=now)
-    _audit(db, p, "create", t, category=category)
+    audit_staff(db, p, "create", t, category=category)
     emit(db, "ticket.created", key=str(t.id), ticket_id=t.id, order_id=order.id, category=category,
          reporter_role=t.reporter_role)
     link_incident(db, t, order=order, now=now)
@@ -328,7 +328,7 @@ def set_incident(db: Session, p: Principal, t: Ticket, incident_id: int | None) 
         inc = incidents.get(db, incident_id)
         t.incident_id = None
         _link(db, t, inc, actor=actor_name(p), now=now)
-    _audit(db, p, "link", t, incident_id=incident_id)
+    audit_staff(db, p, "link", t, incident_id=incident_id)
 
 
 def tickets_for_incident(db: Session, incident_id: int) -> list[Ticket]:
@@ -384,7 +384,7 @@ def take(db: Session, p: Principal, t: Ticket) -> Ticket:
     t.status, t.assignee_id = "in_progress", p.user_id
     _responded(t, p, now)
     event(db, t, p, "status", "in_progress", details={"from": previous, "to": "in_progress"}, now=now)
-    _audit(db, p, "take", t)
+    audit_staff(db, p, "take", t)
     return t
 
 
@@ -399,7 +399,7 @@ def reply(db: Session, p: Principal, t: Ticket, text: str, *, internal: bool = F
     if not internal:
         _responded(t, p, now)
     ev = event(db, t, p, "note" if internal else "reply", text, public=not internal, now=now)
-    _audit(db, p, "note" if internal else "reply", t)
+    audit_staff(db, p, "note" if internal else "reply", t)
     return ev
 
 
@@ -411,7 +411,7 @@ def reopen(db: Session, p: Principal, t: Ticket, reason: str = "") -> Ticket:
     t.status, t.resolved_at = "in_progress", None
     t.resolution_due = max(t.resolution_due, now + CATEGORIES[t.category].resolution)
     event(db, t, p, "status", reason or "reopened", details={"from": "resolved", "to": "in_progress"}, now=now)
-    _audit(db, p, "reopen", t, reason=reason)
+    audit_staff(db, p, "reopen", t, reason=reason)
     return t
 
 
@@ -434,7 +434,7 @@ def mark_resolved(db: Session, p: Principal, t: Ticket, resolution: str, note: s
     _responded(t, p, now)
     event(db, t, p, "resolved", t.resolution_note or resolution,
           details={"from": previous, "to": "resolved", "resolution": resolution, **details}, now=now)
-    _audit(db, p, "resolve", t, resolution=resolution, **details)
+    audit_staff(db, p, "resolve", t, resolution=resolution, **details)
     emit(db, "ticket.resolved", key=str(t.id), ticket_id=t.id, order_id=t.order_id, resolution=resolution)
     if t.incident_id is not None and (inc := db.get(Incident, t.incident_id)) is not None:
         incidents.record(db, inc, "ticket", f"ticket #{t.id} resolved: {resolution}", actor=actor_name(p),
