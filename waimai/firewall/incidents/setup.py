@@ -112,5 +112,8 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
             p.close()
 
     app.state.notices_close = close
-    return [Job("incident_tick", 2.0, tick), Job("incident_notices", 2.0, app.state.notifier.run_once),
-            Job("component_status", 10.0, manager.refresh_components)]
+    # Singletons: one process resolves, reminds and fans out notices (the unique (user, update) key would
+    # refuse a second copy anyway, but not before it had been tried).
+    return [Job("incident_tick", 2.0, tick, role="notifier", singleton=True),
+            Job("incident_notices", 2.0, app.state.notifier.run_once, role="notifier", singleton=True),
+            Job("component_status", 10.0, manager.refresh_components, role="worker", singleton=True)]
