@@ -189,6 +189,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     from waimai.firewall.incidents.routes import router as incident_routes
     from waimai.firewall.monitoring.routes import api as monitoring_api
     from waimai.firewall.monitoring.routes import router as metrics_router
+    from waimai.firewall.runbook_routes import router as runbook_routes
     from waimai.firewall.statuspage.routes import feed as status_feed
     from waimai.firewall.statuspage.routes import notices as notice_routes
     from waimai.firewall.statuspage.routes import public as status_api
@@ -204,6 +205,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     from waimai.platform.tracking.routes import router as tracking
     from waimai.web.ops import router as ops_pages
     from waimai.web.ops_incidents import router as incident_pages
+    from waimai.web.ops_runbooks import router as runbook_pages
     from waimai.web.routes import router as web
     from waimai.web.status import router as status_pages
 
@@ -211,11 +213,12 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     # (what the metrics label shows).
     for r in (accounts, catalog, ordering, payments, delivery, ops, monitoring_api, metrics_router, alerting_routes,
               intake, switches, tracking, incident_routes, ops_status, status_api, status_feed, notice_routes,
-              coupon_routes):
+              coupon_routes, runbook_routes):
         app.include_router(r)
     app.include_router(web)
     app.include_router(ops_pages)
     app.include_router(incident_pages)
+    app.include_router(runbook_pages)
     app.include_router(status_pages)
     from waimai.platform.support.routes import router as support_api
     from waimai.web.support import router as support_pages

@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     campus_origin_lng: float = Field(default=121.0, ge=-180, le=180)
     incident_sop_file: str | None = Field(default=None, description="incident SOP YAML (default: shipped SOP)")
     incident_auto_open: bool = Field(default=True, description="open incidents from firing P1/P2 alerts")
+    remediation_file: str | None = Field(default=None, description="remediation policies YAML (default: shipped)")
     notice_sms_url: str | None = Field(default=None, description="Alibaba Cloud SMS endpoint for user notices "
                                                                  "(unset: in-app inbox only)")
     notice_sms_key_id: str = ""

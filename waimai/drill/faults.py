@@ -25,7 +25,7 @@ def gateway_config(base: str, **change: Any) -> None:
     httpx.put(f"{base}/admin/config", json={**cfg, **change}, timeout=5).raise_for_status()
 
 
-def standin_fail(base: str, times: int = 1_000_000, status: int = 503) -> None:
+def standin_fail(base: str, times: int = 1000, status: int = 503) -> None:
     httpx.post(f"{base}/_standin/fail", json={"times": times, "status": status}, timeout=5).raise_for_status()
 
 

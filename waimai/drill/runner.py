@@ -264,9 +264,15 @@ class Drill:
         self.say(f"steady state: {'ok' if self.steady else 'NOT ok'}; injecting {cfg.fault}")
         self.t0 = time.time()
         self.marks.append((self.t0, f"{cfg.fault} injected"))
-        self.fault.inject(self)
+        try:
+            self.fault.inject(self)
+        except httpx.HTTPError as exc:
+            raise RuntimeError(f"could not inject {cfg.fault}: {exc}") from None
         self._watch(until=self.t0 + cfg.fault_s, phase="fault")
-        self.fault.remove(self)
+        try:
+            self.fault.remove(self)
+        except httpx.HTTPError as exc:
+            raise RuntimeError(f"could not remove {cfg.fault}: {exc} — heal it by hand") from None
         self.t1 = time.time()
         self.marks.append((self.t1, "fault removed"))
         self.say("fault removed; waiting for recovery")

@@ -58,6 +58,7 @@ class AlertingService:
         self._lock = threading.RLock()
         self._logged = 0
         self.incidents: Any = None  # an IncidentManager: told about alerts, acknowledgements and notifications
+        self.remediation: Any = None  # a Remediator: told about alerts
 
     def _receiver(self, name: str) -> list[NotificationChannel]:
         chans = self.channels.get(name, [])
@@ -82,12 +83,19 @@ class AlertingService:
 
     def _tell_incidents(self, sent: list[Any]) -> None:
         m = self.incidents
-        if m is None:
-            return
         p = self.pipeline
         now = self.clock()
+        states = [(st.alert, p.muted_by(st.alert, now)) for st in p.alerts.values()] \
+            if m is not None or self.remediation is not None else []
+        if self.remediation is not None:
+            try:
+                self.remediation.on_alerts(states)
+            except Exception:  # noqa: BLE001 - remediation must never stop alerting
+                log.exception("remediation_listener_failed")
+        if m is None:
+            return
         try:
-            m.on_alerts([(st.alert, p.muted_by(st.alert, now)) for st in p.alerts.values()])
+            m.on_alerts(states)
             m.on_notified([(sorted(p.groups[n.group].members) if n.group in p.groups else [], n.receiver, n.reason,
                             bool(n.receipt and n.receipt.ok)) for n in sent])
         except Exception:  # noqa: BLE001 - incidents must never stop alerting

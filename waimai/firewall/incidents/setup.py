@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -112,8 +113,16 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
             p.close()
 
     app.state.notices_close = close
+    from waimai.firewall.runbooks import Remediator
+
+    remediation = Remediator.from_file(app.state, Path(settings.remediation_file) if settings.remediation_file
+                                       else None)
+    app.state.remediation = remediation
+    if alerting is not None:
+        alerting.remediation = remediation
     # Singletons: one process resolves, reminds and fans out notices (the unique (user, update) key would
     # refuse a second copy anyway, but not before it had been tried).
     return [Job("incident_tick", 2.0, tick, role="notifier", singleton=True),
             Job("incident_notices", 2.0, app.state.notifier.run_once, role="notifier", singleton=True),
-            Job("component_status", 10.0, manager.refresh_components, role="worker", singleton=True)]
+            Job("component_status", 10.0, manager.refresh_components, role="worker", singleton=True),
+            Job("remediation_verify", 5.0, remediation.tick, role="notifier", singleton=True)]

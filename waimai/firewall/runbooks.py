@@ -1,0 +1,456 @@
+"""Runbooks: prepared Python actions with typed parameters, a dry-run plan and an undo.
+
+A runbook declares its parameters as a pydantic model, says what it would do (`plan`, the dry run),
+does it (`run`, returning what it did and what `rollback` needs), can tell whether the platform is
+back to its steady state (`steady`), and can undo itself. Destructive ones need the runbook's name
+repeated as confirmation. Runs are ops-only, one at a time, and every run is on the audit log and the
+open incidents' timelines.
+
+Remediation policies (`remediation.yml`, `WAIMAI_REMEDIATION_FILE`) run a runbook by themselves when
+an alert fires, with guard rails: a cooldown per policy, at most N runs per hour, never two runs at
+once, and an automatic rollback when the steady state has not returned `verify_after` the run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import structlog
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+
+from waimai.core import audit
+from waimai.core.errors import AppError, Conflict, NotFound, Unprocessable
+from waimai.firewall.incidents import service as incidents
+
+log = structlog.get_logger(__name__)
+POLICIES_FILE = Path(__file__).with_name("remediation.yml")
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class Context:
+    """What a runbook may touch: the app's state (database, settings, scheduler, caches) and who runs it."""
+
+    state: Any
+    actor: str
+    actor_id: int | None = None
+
+    @property
+    def db(self) -> Any:
+        return self.state.db
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    lines: list[str]
+    undo: dict[str, Any] = field(default_factory=dict)  # what rollback needs
+
+
+class Runbook:
+    name: ClassVar[str]
+    title: ClassVar[str]
+    description: ClassVar[str]
+    Params: ClassVar[type[BaseModel]] = NoParams
+    destructive: ClassVar[bool] = False
+
+    def plan(self, ctx: Context, p: Any) -> list[str]:
+        raise NotImplementedError
+
+    def run(self, ctx: Context, p: Any) -> Outcome:
+        raise NotImplementedError
+
+    def steady(self, ctx: Context, p: Any) -> bool:
+        return True
+
+    def rollback(self, ctx: Context, p: Any, undo: dict[str, Any]) -> list[str]:
+        return ["nothing to undo"]
+
+
+REGISTRY: dict[str, Runbook] = {}
+
+
+def register(cls: type[Runbook]) -> type[Runbook]:
+    REGISTRY[cls.name] = cls()
+    return cls
+
+
+# --- the built-in runbooks ---------------------------------------------------------------------------------
+
+def _flip(ctx: Context, name: str, on: bool, reason: str) -> bool:
+    from waimai.firewall.switches import service as switches
+
+    with ctx.db.session() as s:
+        before = switches.is_on(s, name)
+        if before == on:
+            return False
+        switches.set_switch(s, name, enabled=on, actor_id=ctx.actor_id, actor_role=ctx.actor.split(":")[0][:16],
+                            reason=reason)
+        s.commit()
+    return True
+
+
+class ReasonParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="runbook", max_length=200)
+
+
+@register
+class SwitchToCod(Runbook):
+    name = "switch_to_cod"
+    title = "Switch new orders to cash on delivery"
+    description = "Turn payment.cod_only on: checkout offers cash only. Undo turns it off again."
+    Params = ReasonParams
+
+    def plan(self, ctx: Context, p: Any) -> list[str]:
+        return [f"turn the switch payment.cod_only ON (reason: {p.reason})",
+                "new orders are offered cash on delivery only; paid orders are not touched"]
+
+    def run(self, ctx: Context, p: Any) -> Outcome:
+        changed = _flip(ctx, "payment.cod_only", True, p.reason)
+        return Outcome(True, ["payment.cod_only turned ON" if changed else "payment.cod_only was already on"],
+                       {"changed": changed})
+
+    def steady(self, ctx: Context, p: Any) -> bool:
+        """Steady = orders are being placed again (one in the last minute)."""
+        from waimai.platform.ordering.models import Order
+
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+        with ctx.db.read_session() as s:
+            return bool(s.scalar(select(func.count()).select_from(Order).where(Order.created_at >= since)))
+
+    def rollback(self, ctx: Context, p: Any, undo: dict[str, Any]) -> list[str]:
+        if not undo.get("changed"):
+            return ["payment.cod_only was on before the run: left on"]
+        _flip(ctx, "payment.cod_only", False, "rollback of switch_to_cod")
+        return ["payment.cod_only turned OFF"]
+
+
+class MerchantParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    merchant_id: int = Field(ge=1, le=2**31 - 1)
+    reason: str = Field(default="runbook", max_length=200)
+
+
+@register
+class PauseMerchant(Runbook):
+    name = "pause_merchant"
+    title = "Pause a merchant"
+    description = "Turn merchant.<id>.paused on: the shop takes no new orders; its menu stays visible."
+    Params = MerchantParams
+
+    def plan(self, ctx: Context, p: Any) -> list[str]:
+        from waimai.platform.catalog.models import Merchant
+
+        with ctx.db.read_session() as s:
+            m = s.get(Merchant, p.merchant_id)
+        if m is None:
+            raise NotFound(f"No merchant {p.merchant_id}.")
+        return [f"turn merchant.{p.merchant_id}.paused ON for 「{m.name}」 (reason: {p.reason})",
+                "orders already placed continue"]
+
+    def run(self, ctx: Context, p: Any) -> Outcome:
+        self.plan(ctx, p)
+        changed = _flip(ctx, f"merchant.{p.merchant_id}.paused", True, p.reason)
+        return Outcome(True, [f"merchant {p.merchant_id} paused" if changed else "already paused"],
+                       {"changed": changed})
+
+    def rollback(self, ctx: Context, p: Any, undo: dict[str, Any]) -> list[str]:
+        if undo.get("changed"):
+            _flip(ctx, f"merchant.{p.merchant_id}.paused", False, "rollback of pause_merchant")
+            return [f"merchant {p.merchant_id} resumed"]
+        return ["it was paused before the run: left paused"]
+
+
+@register
+class DrainReplica(Runbook):
+    name = "drain_replica"
+    title = "Drain this replica"
+    description = ("/readyz answers 503 so the load balancer stops sending new requests here; requests in "
+                   "flight finish. Undo makes it ready again. Run it on the replica to take out.")
+    destructive = True
+
+    def plan(self, ctx: Context, p: Any) -> list[str]:
+        return ["mark this process as draining: /readyz → 503 (the load balancer takes it out in ~2 s)",
+                "requests in flight and live-tracking streams are not cut", "background jobs keep running"]
+
+    def run(self, ctx: Context, p: Any) -> Outcome:
+        before = bool(getattr(ctx.state, "draining", False))
+        ctx.state.draining = True
+        return Outcome(True, ["draining: /readyz answers 503"], {"before": before})
+
+    def rollback(self, ctx: Context, p: Any, undo: dict[str, Any]) -> list[str]:
+        ctx.state.draining = bool(undo.get("before", False))
+        return ["ready again" if not ctx.state.draining else "was draining before the run: left draining"]
+
+
+class JobParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    job: str = Field(min_length=1, max_length=60)
+
+
+@register
+class RestartJob(Runbook):
+    name = "restart_job"
+    title = "Restart a background job"
+    description = "Clear a background job's failure streak and run it at the next tick of its loop."
+    Params = JobParams
+
+    def _job(self, ctx: Context, name: str) -> Any:
+        sched = getattr(ctx.state, "scheduler", None)
+        for loop in (sched.loops.values() if sched is not None else []):
+            for j in loop.jobs:
+                if j.name == name:
+                    return j
+        known = sorted(j.name for loop in (sched.loops.values() if sched else []) for j in loop.jobs)
+        raise NotFound(f"No background job {name!r} in this process; jobs: {', '.join(known) or 'none'}.")
+
+    def plan(self, ctx: Context, p: Any) -> list[str]:
+        j = self._job(ctx, p.job)
+        return [f"job {j.name} ({j.role}{', singleton' if j.singleton else ''}): {j.failures} failures so far, "
+                f"{j.consecutive_failures} in a row", "reset its streak and run it at the next tick"]
+
+    def run(self, ctx: Context, p: Any) -> Outcome:
+        j = self._job(ctx, p.job)
+        streak = j.consecutive_failures
+        j.consecutive_failures, j.last_run = 0, 0.0
+        return Outcome(True, [f"job {j.name}: streak of {streak} cleared, runs at the next tick"])
+
+
+@register
+class RebuildCaches(Runbook):
+    name = "rebuild_caches"
+    title = "Rebuild caches"
+    description = "Drop the per-process caches (menus and hot reads, switches, status snapshot): the next read refills them."
+
+    def plan(self, ctx: Context, p: Any) -> list[str]:
+        return ["drop the ordering hot-read caches", "reload switches from the database",
+                "drop the status-page snapshot"]
+
+    def run(self, ctx: Context, p: Any) -> Outcome:
+        from waimai.firewall.switches import flags
+        from waimai.platform.ordering import service as ordering
+
+        ordering._HOT.clear()  # noqa: SLF001 - the owner's cache, dropped wholesale
+        flags.invalidate()
+        cache = getattr(ctx.state, "status_cache", None)
+        if cache is not None:
+            cache.invalidate()
+        return Outcome(True, ["caches dropped; they refill on the next read"])
+
+
+class RestoreParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    backup_id: str = Field(default="latest-verified", max_length=80,
+                           description="a backup id, or latest-verified")
+
+
+@register
+class RestoreBackup(Runbook):
+    name = "restore_latest_verified_backup"
+    title = "Restore the latest verified backup"
+    description = ("Roll the database back to the newest complete backup whose verification passed (safety "
+                   "backup first, read-only while it runs; orders written after it are exported for re-entry).")
+    Params = RestoreParams
+    destructive = True
+
+    def _pick(self, ctx: Context, ref: str) -> Any:
+        from waimai.firewall.recovery.backup import BackupConfig
+
+        cfg = getattr(ctx.state, "backup_config", None) or BackupConfig.from_settings(ctx.state.settings)
+        ctx.state.backup_config = cfg
+        if ref != "latest-verified":
+            return cfg, cfg.catalog().get(ref)
+        for m in cfg.catalog().all():
+            if m.status == "complete" and m.verification.status == "passed":
+                return cfg, m
+        raise Conflict("No verified backup to restore.", code="no_verified_backup")
+
+    def plan(self, ctx: Context, p: Any) -> list[str]:
+        _cfg, m = self._pick(ctx, p.backup_id)
+        return [f"restore backup {m.id} taken {m.created_at:%Y-%m-%d %H:%M} UTC (verified)",
+                "take a safety backup of the current database first", "system.read_only ON while restoring",
+                "orders written after the backup are exported and listed for re-entry"]
+
+    def run(self, ctx: Context, p: Any) -> Outcome:
+        from waimai.firewall.recovery.restore import restore_backup
+
+        cfg, m = self._pick(ctx, p.backup_id)
+        r = restore_backup(cfg, ctx.db, m.id, actor_id=ctx.actor_id, actor_role=ctx.actor.split(":")[0][:16])
+        return Outcome(r.status == "restored", [f"restore {r.status}: backup {m.id}",
+                                                f"{len(r.orders_after_backup)} orders after it exported",
+                                                f"safety backup {r.safety_backup_id}"],
+                       {"safety_backup_id": r.safety_backup_id})
+
+
+# --- running one ---------------------------------------------------------------------------------------------
+
+_RUNNING = threading.Lock()  # never two runs at once in this process
+
+
+def get(name: str) -> Runbook:
+    rb = REGISTRY.get(name)
+    if rb is None:
+        raise NotFound(f"No runbook {name!r}; runbooks: {', '.join(sorted(REGISTRY))}.")
+    return rb
+
+
+def parse(rb: Runbook, params: dict[str, Any]) -> BaseModel:
+    from pydantic import ValidationError
+
+    try:
+        return rb.Params.model_validate(params or {})
+    except ValidationError as exc:
+        raise Unprocessable(f"Parameters for {rb.name} are not valid.", code="runbook_params_invalid",
+                            details=exc.errors(include_url=False, include_context=False)) from None
+
+
+def _record(ctx: Context, action: str, rb: Runbook, details: dict[str, Any], text: str) -> None:
+    with ctx.db.session() as s:
+        audit.record(s, actor_id=ctx.actor_id, actor_role=ctx.actor.split(":")[0][:16], action=action,
+                     target=rb.name, details=details)
+        incidents.record_on_open(s, "runbook", text, actor=ctx.actor, details={"runbook": rb.name, **details})
+        s.commit()
+
+
+def execute(ctx: Context, name: str, params: dict[str, Any], *, confirm: str = "", dry_run: bool = False
+            ) -> dict[str, Any]:
+    rb = get(name)
+    p = parse(rb, params)
+    if dry_run:
+        return {"runbook": name, "dry_run": True, "plan": rb.plan(ctx, p), "destructive": rb.destructive}
+    if rb.destructive and confirm.strip() != name:
+        raise Unprocessable(f"{name} is destructive: repeat its name as confirmation.", code="confirmation_required")
+    if not _RUNNING.acquire(blocking=False):
+        raise Conflict("Another runbook is running; try again when it has finished.", code="runbook_busy")
+    t0 = time.monotonic()
+    try:
+        plan = rb.plan(ctx, p)
+        try:
+            out = rb.run(ctx, p)
+        except AppError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failed run is reported and recorded, never a 500
+            log.exception("runbook_failed", runbook=name)
+            out = Outcome(False, [f"failed: {exc.__class__.__name__}: {str(exc)[:200]}"])
+    finally:
+        _RUNNING.release()
+    result = {"runbook": name, "ok": out.ok, "plan": plan, "lines": out.lines, "undo": out.undo,
+              "params": p.model_dump(mode="json"), "seconds": round(time.monotonic() - t0, 3)}
+    _record(ctx, "runbook.run", rb, result, f"runbook {name} {'done' if out.ok else 'FAILED'}: {'; '.join(out.lines)}")
+    return result
+
+
+def undo(ctx: Context, name: str, params: dict[str, Any], undo_info: dict[str, Any], why: str) -> list[str]:
+    rb = get(name)
+    p = parse(rb, params)
+    lines = rb.rollback(ctx, p, undo_info)
+    _record(ctx, "runbook.rollback", rb, {"params": params, "lines": lines, "why": why},
+            f"runbook {name} rolled back ({why}): {'; '.join(lines)}")
+    return lines
+
+
+def describe() -> list[dict[str, Any]]:
+    return [{"name": rb.name, "title": rb.title, "description": rb.description, "destructive": rb.destructive,
+             "params": rb.Params.model_json_schema()} for rb in REGISTRY.values()]
+
+
+# --- remediation policies ------------------------------------------------------------------------------------
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    alert: str = Field(description="alert name that triggers it")
+    runbook: str
+    params: dict[str, Any] = {}
+    cooldown_s: float = Field(default=600, ge=0)
+    max_per_hour: int = Field(default=3, ge=1)
+    verify_after_s: float = Field(default=120, ge=1)
+    rollback_if_not_steady: bool = True
+
+
+class PolicyFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    policies: list[Policy] = []
+
+
+@dataclass
+class _Pending:
+    policy: Policy
+    due: float
+    result: dict[str, Any]
+
+
+class Remediator:
+    """Told about alerts by the alerting service; runs the matching policy's runbook within its guard
+    rails, and later checks the steady state (rolling back if it did not return)."""
+
+    def __init__(self, state: Any, policies: Sequence[Policy], *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.state, self.policies, self.clock = state, list(policies), clock
+        self.runs: dict[str, list[float]] = {p.name: [] for p in self.policies}
+        self.pending: list[_Pending] = []
+        self.history: list[dict[str, Any]] = []
+        self._firing: set[str] = set()
+
+    @classmethod
+    def from_file(cls, state: Any, path: Path | None = None) -> Remediator:
+        pf = PolicyFile.model_validate(yaml.safe_load((path or POLICIES_FILE).read_text(encoding="utf-8")) or {})
+        for p in pf.policies:
+            rb = get(p.runbook)  # unknown runbook: refuse at start-up
+            parse(rb, p.params)
+        return cls(state, pf.policies)
+
+    def on_alerts(self, states: Sequence[tuple[Any, str | None]]) -> None:
+        firing = {a.name for a, muted in states if a.status == "firing" and not muted}
+        new = firing - self._firing
+        self._firing = firing
+        for pol in self.policies:
+            if pol.alert in new:
+                self._trigger(pol)
+
+    def _trigger(self, pol: Policy) -> None:
+        now = self.clock()
+        runs = [t for t in self.runs[pol.name] if now - t < 3600]
+        self.runs[pol.name] = runs
+        why = None
+        if runs and now - runs[-1] < pol.cooldown_s:
+            why = f"cooldown ({pol.cooldown_s:.0f} s)"
+        elif len(runs) >= pol.max_per_hour:
+            why = f"{pol.max_per_hour} runs in the last hour"
+        ctx = Context(self.state, "system:remediation")
+        if why is not None:
+            self.history.append({"policy": pol.name, "skipped": why, "at": dt.datetime.now(dt.UTC)})
+            log.warning("remediation_skipped", policy=pol.name, why=why)
+            return
+        try:
+            result = execute(ctx, pol.runbook, pol.params, confirm=pol.runbook)
+        except AppError as exc:  # busy, or the runbook refused: noted, retried on the next firing
+            self.history.append({"policy": pol.name, "skipped": exc.message, "at": dt.datetime.now(dt.UTC)})
+            return
+        self.runs[pol.name].append(now)
+        self.history.append({"policy": pol.name, "ran": result["lines"], "at": dt.datetime.now(dt.UTC)})
+        if pol.rollback_if_not_steady and result["ok"]:
+            self.pending.append(_Pending(pol, now + pol.verify_after_s, result))
+
+    def tick(self) -> None:
+        now = self.clock()
+        due, self.pending = [p for p in self.pending if p.due <= now], [p for p in self.pending if p.due > now]
+        for p in due:
+            rb = get(p.policy.runbook)
+            ctx = Context(self.state, "system:remediation")
+            if rb.steady(ctx, parse(rb, p.policy.params)):
+                self.history.append({"policy": p.policy.name, "verified": True, "at": dt.datetime.now(dt.UTC)})
+                continue
+            lines = undo(ctx, p.policy.runbook, p.policy.params, p.result["undo"], "steady state did not return")
+            self.history.append({"policy": p.policy.name, "rolled_back": lines, "at": dt.datetime.now(dt.UTC)})

@@ -1,0 +1,53 @@
+"""Console: runbooks (dry run, run with confirmation), remediation policies and recent runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from waimai.core.errors import AppError
+from waimai.firewall import runbooks
+from waimai.web.i18n import gettext
+from waimai.web.routes import _need, back, render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/ops/runbooks")
+def runbooks_page(request: Request) -> Response:
+    p = _need(request, "ops")
+    if isinstance(p, RedirectResponse):
+        return p
+    from waimai.firewall.runbook_routes import remediation
+
+    with request.app.state.db.read_session() as db:
+        rem = remediation(p, request, db)
+    plan = request.query_params.get("plan")
+    return render(request, "ops_runbooks.html", {"books": runbooks.describe(), "rem": rem,
+                                                 "plan": plan.split("\n") if plan else None})
+
+
+@router.post("/ops/runbooks/{name}")
+async def run_from_console(request: Request, name: str) -> Response:
+    p = _need(request, "ops")
+    if isinstance(p, RedirectResponse):
+        return p
+    form = await request.form()
+    action = str(form.get("action", "plan"))
+    confirm = str(form.get("confirm", ""))
+    params: dict[str, Any] = {k[2:]: v for k, v in form.items() if k.startswith("p_") and v != ""}
+    ctx = runbooks.Context(request.app.state, f"{p.role}:{p.user_id}", p.user_id)
+    try:
+        if action == "plan":
+            out = runbooks.execute(ctx, name[:60], params, dry_run=True)
+            from urllib.parse import quote
+
+            return RedirectResponse(f"/ops/runbooks?plan={quote(chr(10).join(out['plan']))}#rb-{name}",
+                                    status_code=303)
+        out = runbooks.execute(ctx, name[:60], params, confirm=confirm)
+    except AppError as exc:
+        return back("/ops/runbooks", err=exc.message)
+    msg = "; ".join(out["lines"])
+    return back("/ops/runbooks", msg=(gettext("Done: ") if out["ok"] else gettext("Failed: ")) + msg)
