@@ -1,6 +1,6 @@
 """Backup, verify and restore a database of a million orders, beside the raw tools doing the bare copy.
 
-    python bench/backup_restore.py [--orders 1000000] [--engines sqlite,postgresql] [--pg URL]
+    python bench/backup_restore.py [--orders 1000000] [--engines sqlite,postgresql] [--repeat 3] [--pg URL]
 
 For each engine: fill a scratch database (orders, one line and two transitions each, by set-based SQL),
 then in the same run
@@ -12,7 +12,9 @@ then in the same run
   our restore  `restore_backup` over the live database; the ratio uses its fetch + restore steps
                (checksum, decompress, load); the whole rollback adds the safety backup, the export of
                later orders and the switch flips.
-Targets: backup ≤ 30 s, restore ≤ 60 s, both within 1.5× of the raw tools. PostgreSQL uses a scratch
+Each measurement runs --repeat times, the raw tool right before ours each time (so a busy shared machine
+weighs on both alike); medians are printed. Targets: backup ≤ 30 s, restore ≤ 60 s, both within 1.5× of
+the raw tools. PostgreSQL uses a scratch
 database on the server of --pg (dropped at the end).
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,41 +60,81 @@ def run(cmd: list[str], env: dict[str, str] | None = None) -> float:
     return time.perf_counter() - t
 
 
-def ours(cfg: BackupConfig, url: str) -> dict[str, Any]:
-    t_backup, m = timed(create_backup, cfg, url)
-    assert m.status == "complete"
-    t_verify, m = timed(verify_backup, cfg, url, m.id)
-    assert m.verification.status == "passed", m.verification.checks
-    db = Database(url)
-    try:
-        t_rollback, r = timed(restore_backup, cfg, db, m.id)
-    finally:
-        db.dispose()
-    return {"backup": t_backup, "verify": t_verify, "rollback": t_rollback,
-            "restore": r.durations["fetch"] + r.durations["restore"], "size": m.size, "raw_size": m.raw_size,
-            "orders": m.tables["orders"], "durations": r.durations}
+def med(xs: list[float]) -> float:
+    return statistics.median(xs)
 
 
-def bench_sqlite(n: int, work: Path) -> dict[str, Any]:
+class Run:
+    """Our backup, verify and restore, each measured `repeat` times; `raw_backup` / `raw_restore` are
+    called right before each of ours, so both see the same load on a shared machine."""
+
+    def __init__(self, cfg: BackupConfig, url: str, repeat: int) -> None:
+        self.cfg, self.url, self.repeat = cfg, url, repeat
+        self.t: dict[str, list[float]] = {k: [] for k in ("backup", "raw_backup", "raw_backup_api", "verify",
+                                                          "restore", "raw_restore", "rollback")}
+        self.out: dict[str, Any] = {}
+
+    def backups(self, raw: Any, raw_api: Any = None) -> None:
+        for _ in range(self.repeat):
+            self.t["raw_backup"].append(raw())
+            if raw_api is not None:
+                self.t["raw_backup_api"].append(raw_api())
+            t, m = timed(create_backup, self.cfg, self.url)
+            assert m.status == "complete"
+            self.t["backup"].append(t)
+        t, m = timed(verify_backup, self.cfg, self.url, m.id)
+        assert m.verification.status == "passed", m.verification.checks
+        self.t["verify"].append(t)
+        self.out.update(size=m.size, raw_size=m.raw_size, orders=m.tables["orders"], id=m.id)
+
+    def restores(self, raw: Any) -> None:
+        db = Database(self.url)
+        try:
+            for _ in range(self.repeat):
+                self.t["raw_restore"].append(raw())
+                t, r = timed(restore_backup, self.cfg, db, self.out["id"])
+                self.t["rollback"].append(t)
+                self.t["restore"].append(r.durations["fetch"] + r.durations["restore"])
+                self.out["durations"] = r.durations
+        finally:
+            db.dispose()
+
+    def result(self) -> dict[str, Any]:
+        return {**self.out, **{k: med(v) for k, v in self.t.items() if v}, "n": self.repeat}
+
+
+def bench_sqlite(n: int, work: Path, repeat: int) -> dict[str, Any]:
     live = work / "live.db"
     url = f"sqlite:///{live}"
     t_fill, _ = timed(fill, url, n)
     console.print(f"sqlite: {n:,} orders in {t_fill:.1f} s, {live.stat().st_size / 1e6:,.0f} MB")
-    raw_cli = run(["sqlite3", str(live), f".backup {work / 'raw-cli.db'}"])
-    src, dst = sqlite3.connect(live), sqlite3.connect(work / "raw-api.db")
-    raw_api, _ = timed(src.backup, dst)
-    src.close()
-    dst.close()
-    cfg = BackupConfig(directory=work / "backups")
-    res = ours(cfg, url)
+    raw_file, api_file = work / "raw-cli.db", work / "raw-api.db"
+
+    def raw_cli() -> float:
+        raw_file.unlink(missing_ok=True)
+        return run(["sqlite3", str(live), f".backup {raw_file}"])
+
+    def raw_api() -> float:
+        api_file.unlink(missing_ok=True)
+        src, dst = sqlite3.connect(live), sqlite3.connect(api_file)
+        t, _ = timed(src.backup, dst)
+        src.close()
+        dst.close()
+        return t
+
     target = work / "restore-target.db"
-    shutil.copy(live, target)
-    raw_restore = run(["sqlite3", str(target), f".restore {work / 'raw-cli.db'}"])
-    return {**res, "raw_backup": raw_cli, "raw_backup_api": raw_api, "raw_restore": raw_restore,
-            "raw_size_file": (work / "raw-cli.db").stat().st_size}
+
+    def raw_restore() -> float:
+        shutil.copy(live, target)
+        return run(["sqlite3", str(target), f".restore {raw_file}"])
+
+    r = Run(BackupConfig(directory=work / "backups"), url, repeat)
+    r.backups(raw_cli, raw_api)
+    r.restores(raw_restore)
+    return {**r.result(), "raw_size_file": raw_file.stat().st_size}
 
 
-def bench_pg(n: int, work: Path, admin_url: str) -> dict[str, Any]:
+def bench_pg(n: int, work: Path, admin_url: str, repeat: int) -> dict[str, Any]:
     name = f"waimai_bench_backup_{uuid.uuid4().hex[:8]}"
     url = admin_url.rsplit("/", 1)[0] + "/" + name
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
@@ -106,12 +149,20 @@ def bench_pg(n: int, work: Path, admin_url: str) -> dict[str, Any]:
         pg = PostgresEngine(url)
         env = pg._env()
         dump = work / "raw.dump"
-        raw_backup = run(["pg_dump", "--format=custom", "-f", str(dump), "-d", pg.conninfo(password=False)], env)
-        res = ours(BackupConfig(directory=work / "backups"), url)
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{scratch}"'))
-        raw_restore = run(["pg_restore", "-d", pg.conninfo(scratch, password=False), str(dump)], env)
-        return {**res, "raw_backup": raw_backup, "raw_restore": raw_restore, "raw_size_file": dump.stat().st_size}
+
+        def raw_backup() -> float:
+            return run(["pg_dump", "--format=custom", "-f", str(dump), "-d", pg.conninfo(password=False)], env)
+
+        def raw_restore() -> float:
+            with admin.connect() as c:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{scratch}"'))
+                c.execute(text(f'CREATE DATABASE "{scratch}"'))
+            return run(["pg_restore", "-d", pg.conninfo(scratch, password=False), str(dump)], env)
+
+        r = Run(BackupConfig(directory=work / "backups"), url, repeat)
+        r.backups(raw_backup)
+        r.restores(raw_restore)
+        return {**r.result(), "raw_size_file": dump.stat().st_size}
     finally:
         with admin.connect() as c:
             for db in (name, scratch):
@@ -120,7 +171,8 @@ def bench_pg(n: int, work: Path, admin_url: str) -> dict[str, Any]:
 
 
 def report(results: dict[str, dict[str, Any]]) -> None:
-    t = Table(title="Backup and restore, 1 run each (seconds, sizes in MB)")
+    n = next(iter(results.values()))["n"]
+    t = Table(title=f"Backup and restore, median of {n} run(s) each, raw tool and ours alternating (seconds, MB)")
     for col in ("engine", "orders", "backup", "raw backup", "ratio", "verify", "restore", "raw restore", "ratio",
                 "whole rollback", "artefact", "raw tool's file"):
         t.add_column(col, justify="right")
@@ -144,6 +196,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--orders", type=int, default=1_000_000)
     ap.add_argument("--engines", default="sqlite,postgresql")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each measurement (medians are shown)")
     ap.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                     help="an admin URL; a scratch database is created beside it")
     args = ap.parse_args()
@@ -151,9 +204,9 @@ def main() -> None:
     for engine in args.engines.split(","):
         with tempfile.TemporaryDirectory(prefix=f"waimai-bench-{engine}-") as tmp:
             if engine == "sqlite":
-                results[engine] = bench_sqlite(args.orders, Path(tmp))
+                results[engine] = bench_sqlite(args.orders, Path(tmp), args.repeat)
             elif engine == "postgresql":
-                results[engine] = bench_pg(args.orders, Path(tmp), args.pg)
+                results[engine] = bench_pg(args.orders, Path(tmp), args.pg, args.repeat)
             else:
                 raise SystemExit(f"unknown engine {engine}")
     report(results)
