@@ -183,6 +183,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     from waimai.platform.support import setup as support_setup
 
     monitoring_jobs += support_setup.install(app, settings)  # customer service: re-delivery, complaint signals
+    from waimai.platform.payroll import setup as payroll_setup
+
+    monitoring_jobs += payroll_setup.install(app, settings)  # rider pay: the shift log, draft pay periods
 
     from waimai.firewall.alerting.routes import router as alerting_routes
     from waimai.firewall.incidents.routes import ops_status

@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     backup_keep_daily: int = Field(default=14, ge=0)
     backup_keep_weekly: int = Field(default=8, ge=0)
     backup_pg_bindir: str | None = Field(default=None, description="where pg_dump/pg_restore/psql are (default: PATH)")
+    # Rider pay (waimai/platform/payroll, docs/operations.md "Rider pay").
+    payroll_interval_s: float = Field(default=300.0, ge=0, le=86400, description="how often the open pay periods' "
+                                      "drafts are recomputed (0: only by ops and the CLI)")
+    payroll_auto_close_hours: float | None = Field(default=None, ge=0, le=24 * 31, description="close a finished "
+                                                   "draft period this many hours after it ends (unset: ops close)")
     log_json: bool | None = Field(default=None, description="JSON log lines (default: on outside development)")
     log_level: str = "INFO"
 

@@ -24,11 +24,12 @@ from waimai.platform.delivery.models import Rider
 from waimai.platform.integrations.models import ExternalOrderLink, PlatformCallback, PlatformShop
 from waimai.platform.ordering.models import IdempotencyRecord, Order, OrderLine, OrderTransition
 from waimai.platform.payments.models import Payment, PaymentCallback
+from waimai.platform.payroll.models import PayAdjustment, PayLine, PayPeriod, PayRules, Payslip, RiderShift
 from waimai.platform.support.models import Rating, Ticket, TicketEvent, TicketPhoto
 
 __all__ = [
     "AlertHistory", "AlertRuleSet", "AuditEntry", "Base", "BreakerRow", "ComponentStatus", "ComponentStatusChange", "Coupon", "IncidentAction", "IncidentReview", "Incident",
     "IncidentEvent", "Maintenance", "Notice", "StatusSubscriber", "ExternalOrderLink", "PlatformCallback", "PlatformShop", "Campus", "DeliveryPoint", "IdempotencyRecord", "LoginAttempt", "MenuCategory",
     "MenuItem", "Merchant", "Order", "OrderLine", "OrderTransition", "OutboxEvent", "Payment",
-    "PaymentCallback", "Rating", "Rider", "Switch", "Ticket", "TicketEvent", "TicketPhoto", "User", "Zone",
+    "PaymentCallback", "PayAdjustment", "PayLine", "PayPeriod", "PayRules", "Payslip", "Rating", "Rider", "RiderShift", "Switch", "Ticket", "TicketEvent", "TicketPhoto", "User", "Zone",
 ]

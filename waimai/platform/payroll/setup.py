@@ -1,0 +1,27 @@
+"""Wire rider pay into the app: the shift log listener and the job that keeps the open periods' drafts current
+(and closes finished ones when WAIMAI_PAYROLL_AUTO_CLOSE_HOURS is set)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from waimai.config import Settings
+from waimai.core.background import Job
+from waimai.core.database import Database
+from waimai.platform.payroll import service, shifts
+
+
+def run_once(db: Database, *, close_after_h: float | None = None) -> list[service.ComputeResult]:
+    with db.session() as s:
+        out = service.auto_run(s, close_after_h=close_after_h)
+        s.commit()
+    return out
+
+
+def install(app: FastAPI, settings: Settings) -> list[Job]:
+    shifts.install()
+    if settings.payroll_interval_s <= 0:
+        return []
+    db: Database = app.state.db
+    return [Job("payroll", settings.payroll_interval_s,
+                lambda: run_once(db, close_after_h=settings.payroll_auto_close_hours), role="worker", singleton=True)]
