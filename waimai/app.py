@@ -233,6 +233,11 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
 
     app.include_router(backup_routes)
     app.include_router(backup_pages)
+    from waimai.platform.payroll.routes import router as payroll_api
+    from waimai.web.payroll import router as payroll_pages
+
+    app.include_router(payroll_api)
+    app.include_router(payroll_pages)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
 
     roles = ordered(settings.role_set)

@@ -276,6 +276,9 @@ def _register_plugins() -> None:
     from waimai.drill.cli import drill_app
 
     app.add_typer(drill_app, name="drill")
+    from waimai.platform.payroll.cli import payroll_app
+
+    app.add_typer(payroll_app, name="payroll")
 
 
 _register_plugins()
