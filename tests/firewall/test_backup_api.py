@@ -16,6 +16,7 @@ from waimai.app import create_app
 from waimai.cli import app as cli
 from waimai.config import get_settings
 from waimai.firewall.recovery import artefact
+from waimai.firewall.recovery import restore as restore_mod
 
 runner = CliRunner()
 
@@ -96,6 +97,7 @@ def _only_id(directory: Path) -> str:
 
 
 def test_backup_command(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(restore_mod, "RESTORE_HOOKS", [])  # hooks other tests' apps left behind
     out = _ok(["backup", "create"])
     assert "passed" in out and "complete" in out and "integrity" in out
     bid = _only_id(env)

@@ -348,17 +348,19 @@ def _finish(cfg: BackupConfig, db: Database, m: Manifest, result: RestoreResult,
             s.commit()
     except Exception as exc:  # noqa: BLE001 - the restore happened; say so even if the audit write fails
         result.warnings.append(f"could not write the audit entry: {exc.__class__.__name__}")
+    for hook in list(RESTORE_HOOKS):
+        name = getattr(hook, "__qualname__", repr(hook))
+        try:
+            hook(result)
+        except Exception as exc:  # noqa: BLE001 - a hook must not undo or hide the restore
+            result.warnings.append(f"restore hook {name} failed: {exc.__class__.__name__}: {exc}"[:300])
+            log.error("restore_hook_failed", hook=name, error=f"{exc.__class__.__name__}: {exc}"[:300])
     out = cfg.directory / "restores"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{result.id}.json").write_text(result.model_dump_json(indent=1))
     log.info("backup_restored" if result.status == "restored" else "backup_restore_failed", restore=result.id,
              backup=m.id, safety_backup=result.safety_backup_id, orders_new=result.orders_new,
              orders_changed=result.orders_changed, error=result.error)
-    for hook in list(RESTORE_HOOKS):
-        try:
-            hook(result)
-        except Exception:  # noqa: BLE001 - a hook must not undo or hide the restore
-            log.exception("restore_hook_failed", hook=getattr(hook, "__name__", repr(hook)))
     if result.status != "restored":
         raise RestoreFailed(result)
     return result
