@@ -15,7 +15,8 @@ console = Console()
 
 @drill_app.command("lunch-rush")
 def lunch_rush(
-    fault: Annotated[str, typer.Option(help="payment-outage, payment-slow, database-slow, sms-down, channel-down")
+    fault: Annotated[str, typer.Option(help="payment-outage, payment-slow, database-slow, sms-down, channel-down, "
+                                            "replica-kill")
                      ] = "payment-outage",
     out: Annotated[Path, typer.Option(help="where the drill's folder is written")] = Path("var/drills"),
     users: Annotated[int, typer.Option(min=1, max=500, help="simulated customers (Locust users)")] = 12,
@@ -26,6 +27,10 @@ def lunch_rush(
     recover_timeout: Annotated[float, typer.Option(min=10, max=1800, help="how long to wait for recovery")] = 90.0,
     budget: Annotated[int, typer.Option(min=1, help="compensation budget in yuan")] = 500,
     short: Annotated[bool, typer.Option(help="the ~2-minute version (as in make test)")] = False,
+    replicas: Annotated[int, typer.Option(min=1, max=8, help="service processes behind HAProxy (needs postgres)")
+                        ] = 1,
+    database: Annotated[str | None, typer.Option(
+        help="sqlite or postgres (a scratch database on WAIMAI_DRILL_PG); default: what the fault needs")] = None,
 ) -> None:
     """Start the service and the stand-ins, ramp the lunch rush, inject the fault, time every step of the
     response, remove it, time the recovery, compensate, write the reports — then print the scorecard."""
@@ -35,14 +40,18 @@ def lunch_rush(
     if fault not in FAULTS:
         console.print(f"[red]Unknown fault {fault!r}.[/red] Known: {', '.join(sorted(FAULTS))}")
         raise typer.Exit(2)
+    database = database or ("postgres" if replicas > 1 else FAULTS[fault].database)
     if short:
         warmup, fault_seconds, recover_timeout = 12.0, 35.0, 40.0
     cfg = DrillConfig(fault=fault, out=out, users=users, pacing_s=pacing, warmup_s=warmup, fault_s=fault_seconds,
-                      recover_timeout_s=recover_timeout, budget_yuan=budget,
+                      recover_timeout_s=recover_timeout, budget_yuan=budget, replicas=replicas, database=database,
                       progress=lambda m: console.print(f"[dim]{m}[/dim]"))
+    if database not in ("sqlite", "postgres"):
+        console.print("[red]--database is sqlite or postgres.[/red]")
+        raise typer.Exit(2)
     try:
         card = Drill(cfg).run()
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:
         console.print(f"[red]The drill could not run:[/red] {exc}")
         raise typer.Exit(2) from None
     t = Table("step", "result", "at (from injection)", "target", "detail", title=f"Drill {fault}")

@@ -35,7 +35,7 @@ def standin_heal(base: str) -> None:
 
 
 def db_delay(d: Any, ms: int) -> None:
-    httpx.put(f"{d.base}/api/v1/chaos/db", json={"delay_ms": ms}, headers=d.ops, timeout=10).raise_for_status()
+    httpx.put(f"{d.base}/api/v1/chaos/db", json={"delay_ms": ms}, headers=d.ops, timeout=90).raise_for_status()
 
 
 # --- observations shared by the faults ------------------------------------------------------------------
@@ -141,9 +141,16 @@ class Fault:
     recovery_steps: tuple[str, ...] = ("recovery detected",)
     steady: Callable[[Any], bool] = steady_ok
     breakers: tuple[str, ...] = ()  # breakers whose closing shows recovery
+    min_replicas: int = 1
+    platform: bool = False  # set up Meituan intake (a stand-in and a linked shop)
+    # On SQLite, database work runs on the event loop: a database slowed on purpose stalls the whole
+    # process, the firewall's own writes included. Such faults default to PostgreSQL.
+    database: str = "sqlite"
     extra_targets: Callable[[Any], dict[str, bool]] = field(default=lambda d: {})
 
     def targets(self, d: Any) -> dict[str, bool]:
+        if self.name == "replica-kill":
+            return _replica_targets(d)
         o = d.card.orders
         return {"0 orders lost": o.get("lost", 1) == 0, "0 orders duplicated": o.get("duplicated", 1) == 0,
                 "detected": bool(d.card.step("detected").ok), **self.extra_targets(d)}
@@ -191,7 +198,8 @@ def _generic(component: str, *, switch: str | None = None) -> Callable[[Any, htt
             see_notified(d, c, inc)
             if switch:
                 see_switch(d, c, switch, True, f"{switch} on", d.t0)
-        else:
+        else:  # a late detection still counts, with its real time
+            see_notified(d, c, see_incident(d, c, component))
             see_recovery(d, c)
             if switch:
                 see_switch(d, c, switch, False, f"{switch} off", d.t1)
@@ -213,6 +221,109 @@ def _channel_observe(d: Any, c: httpx.Client, phase: str) -> None:
         see_recovery(d, c)
 
 
+# --- replica-kill: kill -9 the replica that leads the dispatcher, restart it after -----------------------
+
+KILL_ROLE = "dispatcher"
+
+
+def _kill_leader(d: Any) -> None:
+    import os
+    import signal
+
+    i = d.leader(KILL_ROLE)
+    if i is None:
+        raise httpx.HTTPError(f"no replica leads {KILL_ROLE}")
+    d.killed = i
+    os.killpg(d.replicas[i][1].pid, signal.SIGKILL)
+    d.say(f"  killed replica {i} (port {d.replicas[i][0]}), the {KILL_ROLE} leader")
+
+
+def _restart(d: Any) -> None:
+    port, _ = d.replicas[d.killed]
+    d.start_replica(d.killed, port, d.env)
+
+
+def _replica_observe(d: Any, c: httpx.Client, phase: str) -> None:
+    import time
+
+    if phase == "fault":
+        if c.get("/readyz").status_code == 200 and c.get("/api/v1/merchants").status_code == 200:
+            d._mark("load balancer routes around it", True, time.time(), "requests answered by the others")
+        i = d.leader(KILL_ROLE)
+        if i is not None and i != d.killed:
+            d._mark("singleton jobs taken over", True, time.time(), f"replica {i} leads {KILL_ROLE}")
+    else:
+        port, p = d.replicas[d.killed]
+        if p.poll() is None and httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+            d._mark("replica back in rotation", True, time.time(), f"port {port}")
+
+
+def _replica_targets(d: Any) -> dict[str, bool]:
+    o, take = d.card.orders, d.card.step("singleton jobs taken over")
+    return {"0 orders lost": o.get("lost", 1) == 0, "0 orders duplicated": o.get("duplicated", 1) == 0,
+            "singleton jobs resumed ≤ 10 s": take.at_s is not None and take.at_s <= 10,
+            "≥ 99% of orders attempted during the fault completed": (o.get("completed_during_fault_pct") or 0) >= 99}
+
+
+# --- platform-flood: Meituan pushes orders at ~15/s; the commander pauses intake with a runbook ---------
+
+def _flood(d: Any) -> None:
+    import threading
+
+    d.flood_stop = threading.Event()
+    hook = f"{d.base}/api/v1/intake/meituan/orders"
+    items = [{"name": "卤蛋", "sku": "EGG", "quantity": 1, "price": "3"}]
+    points = [p["name"] for p in httpx.get(f"{d.base}/api/v1/delivery-points", timeout=10).json()
+              if p.get("kind") != "locker"]
+    address = f"{points[0]} 302室" if points else "北苑3号楼 302室"
+
+    def pusher() -> None:
+        with httpx.Client(timeout=10) as c:
+            while not d.flood_stop.is_set():
+                with suppress_http():
+                    c.post(f"{d.meituan}/admin/push_order", json={"webhook_url": hook, "items": items, "address": address})
+                d.flood_stop.wait(0.3)
+
+    d.flood_threads = [threading.Thread(target=pusher, daemon=True) for _ in range(5)]
+    for t in d.flood_threads:
+        t.start()
+
+
+def _unflood(d: Any) -> None:
+    d.flood_stop.set()
+    for t in d.flood_threads:
+        t.join(timeout=15)
+    httpx.put(f"{d.base}/api/v1/switches/intake.meituan.paused", json={"enabled": False, "reason": "flood over"},
+              headers=d.ops, timeout=30).raise_for_status()
+
+
+def suppress_http() -> Any:
+    from contextlib import suppress
+
+    return suppress(httpx.HTTPError)
+
+
+def _flood_observe(d: Any, c: httpx.Client, phase: str) -> None:
+    import time
+
+    if phase != "fault":
+        see_recovery(d, c)
+        return
+    inc = see_incident(d, c, "ordering")
+    see_alert_delivered(d)
+    see_status(d, c, "ordering")
+    if inc is not None and not d.card.step("intake paused by runbook").ok:
+        r = c.post("/api/v1/runbooks/pause_intake/run", json={"params": {"platform": "meituan",
+                                                                          "reason": "drill: order flood"}},
+                   headers=d.ops, timeout=30)
+        if r.status_code == 200 and r.json()["ok"]:
+            d._mark("intake paused by runbook", True, time.time(), "; ".join(r.json()["lines"]))
+    if d.card.step("intake paused by runbook").ok:
+        acks = httpx.get(f"{d.meituan}/admin/state", timeout=5).json()["acks"]
+        if acks and not acks[-1].get("accepted"):
+            d._mark("pushes refused in the platform's format", True, time.time(), str(acks[-1]["body"])[:80])
+
+
 def _both(a: Callable[[], None], b: Callable[[], None]) -> None:
     a()
     b()
@@ -232,11 +343,12 @@ FAULTS: dict[str, Fault] = {
         observe=_payment_observe, steps=PAYMENT_STEPS, recovery_steps=("recovery detected", "COD switched off"),
         breakers=("payment_gateway",)),
     "database-slow": Fault(
-        "database-slow", "every database statement takes 300 ms longer",
-        inject=lambda d: db_delay(d, 300), remove=lambda d: db_delay(d, 0),
+        "database-slow", "every database statement takes 150 ms longer",
+        inject=lambda d: db_delay(d, 150), remove=lambda d: db_delay(d, 0),
         observe=_generic("ordering", switch="ordering.simple_mode"),
         steps=_steps(("status page updated", ""), ("users notified", ""), ("ordering.simple_mode on", ""),
-                     ("ordering.simple_mode off", "after recovery"))),
+                     ("ordering.simple_mode off", "")),
+        database="postgres"),
     "sms-down": Fault(
         "sms-down", "the SMS provider answers 503",
         inject=lambda d: standin_fail(d.sms), remove=lambda d: standin_heal(d.sms),
@@ -250,4 +362,18 @@ FAULTS: dict[str, Fault] = {
         observe=_channel_observe, breakers=("payment_gateway",),
         steps=[("detected", ""), ("incident opened", ""), ("failed delivery on the timeline", ""),
                ("status page updated", ""), ("users notified", ""), *TAIL]),
+    "replica-kill": Fault(
+        "replica-kill", f"kill -9 the replica that leads the {KILL_ROLE} (several replicas on PostgreSQL behind HAProxy)",
+        inject=_kill_leader, remove=_restart, observe=_replica_observe,
+        steps=[("load balancer routes around it", ""), ("singleton jobs taken over", "≤ 10 s"), ("fault removed", ""),
+               ("replica back in rotation", "after removal")],
+        recovery_steps=("replica back in rotation",), steady=lambda d: d.leader(KILL_ROLE) is not None,
+        min_replicas=2),
+    "platform-flood": Fault(
+        "platform-flood", "Meituan pushes orders at about 15 a second; the commander pauses its intake by runbook",
+        inject=_flood, remove=_unflood, observe=_flood_observe,
+        steps=[("detected", ""), ("alert delivered to DingTalk", ""), ("incident opened", ""),
+               ("status page updated", ""), ("intake paused by runbook", ""),
+               ("pushes refused in the platform's format", ""), *TAIL],
+        platform=True),
 }

@@ -56,8 +56,9 @@ class Customer(HttpUser):
         for _ in range(3):
             with self.client.post("/api/v1/orders", json=body, headers={**self.auth, "Idempotency-Key": key},
                                   name=f"place ({body['payment_method']})", catch_response=True) as r:
-                if r.status_code == 0:  # no answer: the order may or may not exist — same key again
-                    r.failure("connection error")
+                if r.status_code in (0, 502, 504):  # no answer (a replica died mid-request): the order may or
+                    r.failure(f"no answer ({r.status_code})")  # may not exist — the same key again
+                    time.sleep(0.2)
                     continue
                 data = r.json() if r.content else {}
                 if r.status_code in (201, 409, 422, 503):

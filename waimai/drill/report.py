@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import html
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +29,22 @@ def _series(folder: Path, name: str, start: float, end: float) -> list[tuple[flo
         store.dispose()
 
 
-def _switches(folder: Path) -> list[tuple[float, str, bool]]:
-    con = sqlite3.connect(f"file:{folder / 'waimai.db'}?mode=ro", uri=True)
-    try:
-        rows = con.execute("SELECT at, target, details FROM audit_log WHERE action = 'switch.set' ORDER BY at").fetchall()
-    finally:
-        con.close()
-    import json
+def _switches(db_url: str) -> list[tuple[float, str, bool]]:
+    from sqlalchemy import select
 
-    out = []
-    for at, target, details in rows:
-        t = dt.datetime.fromisoformat(str(at)).replace(tzinfo=dt.UTC) if "+" not in str(at) else \
-            dt.datetime.fromisoformat(str(at))
-        out.append((t.timestamp(), target, bool(json.loads(details).get("to"))))
-    return out
+    from waimai.core.audit import AuditEntry
+    from waimai.core.database import Database
+
+    db = Database(db_url)
+    try:
+        with db.read_session() as s:
+            rows = list(s.scalars(select(AuditEntry).where(AuditEntry.action == "switch.set")
+                                  .order_by(AuditEntry.at)))
+            return [(r.at.timestamp(), r.target, bool(r.details.get("to"))) for r in rows]
+    except Exception:  # noqa: BLE001 - the scratch database is gone (PostgreSQL, dropped): no switch lane
+        return []
+    finally:
+        db.dispose()
 
 
 def chart(d: Any, path: Path) -> None:
@@ -79,9 +80,10 @@ def chart(d: Any, path: Path) -> None:
     axes[2].plot(px, py, color="#1a7f37", marker=".", ls="-")
     axes[2].set_ylim(-0.05, 1.05)
     axes[2].set_title("Payment success rate", loc="left", fontsize=10)
-    names = sorted({n for _, n, _ in _switches(d.folder)})
+    flips = _switches(d.db_url)
+    names = sorted({n for _, n, _ in flips})
     for i, name in enumerate(names):
-        pts = [(t, on) for t, n, on in _switches(d.folder) if n == name]
+        pts = [(t, on) for t, n, on in flips if n == name]
         xs, ys = [x(start)], [float(i)]
         for t, on in pts:
             xs += [x(t), x(t)]

@@ -19,7 +19,6 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -39,6 +38,7 @@ from waimai.drill.faults import FAULTS, Fault
 CUSTOMER, RIDER, OPS = "13800000001", "13800000003", "13800000009"
 PASSWORD = "waimai-demo"  # noqa: S105 - the demo campus's printed password
 DT_TOKEN, DT_SECRET = "drill-robot", "SECdrill0123456789"
+MT_APP, MT_SECRET = "drill-meituan", "drill-meituan-secret"
 SMS_KEY, SMS_SECRET = "LTAI-drill", "drill-sms-secret"
 PY = [sys.executable, "-c", "from waimai.cli import main; main()"]
 
@@ -104,6 +104,8 @@ class DrillConfig:
     fault_s: float = 45.0
     recover_timeout_s: float = 60.0
     budget_yuan: int = 500
+    replicas: int = 1  # > 1: that many service processes behind HAProxy (PostgreSQL needed)
+    database: str = "sqlite"  # or "postgres": a scratch database on WAIMAI_DRILL_PG, dropped afterwards
     progress: Callable[[str], None] = print
 
 
@@ -111,6 +113,10 @@ class Drill:
     def __init__(self, cfg: DrillConfig) -> None:
         if cfg.fault not in FAULTS:
             raise ValueError(f"unknown fault {cfg.fault!r}; known: {', '.join(sorted(FAULTS))}")
+        if cfg.replicas > 1 and cfg.database != "postgres":
+            raise ValueError("several replicas share one database: use --database postgres")
+        if FAULTS[cfg.fault].min_replicas > cfg.replicas:
+            raise ValueError(f"{cfg.fault} needs --replicas {FAULTS[cfg.fault].min_replicas} or more")
         self.cfg = cfg
         self.fault: Fault = FAULTS[cfg.fault]
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
@@ -123,6 +129,8 @@ class Drill:
         self.t0 = 0.0  # injection, wall clock
         self.t1 = 0.0  # removal
         self.marks: list[tuple[float, str]] = []
+        self.replicas: list[tuple[int, subprocess.Popen[bytes]]] = []
+        self.pg_name: str | None = None
 
     # --- plumbing --------------------------------------------------------------------------------------
 
@@ -143,14 +151,18 @@ class Drill:
                 if httpx.get(url, timeout=2).status_code == 200:
                     return
             time.sleep(0.2)
-        raise RuntimeError(f"{url} did not become ready in {timeout:.0f} s (see the logs in {self.folder})")
+        tails = []
+        for log in sorted(self.folder.glob("*.log")):
+            lines = log.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]
+            tails.append(f"--- {log.name}: " + " | ".join(line[:200] for line in lines))
+        raise RuntimeError(f"{url} did not become ready in {timeout:.0f} s (logs in {self.folder})\n" + "\n".join(tails))
 
     def _env(self) -> dict[str, str]:
         w = self.folder
         env = {k: v for k, v in os.environ.items() if not k.startswith("WAIMAI_")}
         env.update({
             "WAIMAI_ENV": "development", "WAIMAI_LOG_JSON": "true", "WAIMAI_LOG_LEVEL": "INFO",
-            "WAIMAI_DATABASE_URL": f"sqlite:///{w / 'waimai.db'}", "WAIMAI_METRICS_URL": f"sqlite:///{w / 'metrics.db'}",
+            "WAIMAI_DATABASE_URL": self.db_url, "WAIMAI_METRICS_URL": f"sqlite:///{w / 'metrics.db'}",
             "WAIMAI_LOG_FILE": str(w / "waimai.jsonl"), "WAIMAI_GATEWAY_URL": self.gateway,
             "WAIMAI_PUBLIC_URL": self.base, "WAIMAI_PORT": str(self.port), "WAIMAI_HOST": "127.0.0.1",
             "WAIMAI_SAMPLE_INTERVAL_S": "1", "WAIMAI_ALERTING_CONFIG_FILE": str(w / "alerting.yml"),
@@ -158,7 +170,13 @@ class Drill:
             "WAIMAI_SMS_PROVIDER_URL": self.sms, "WAIMAI_NOTICE_SMS_URL": self.sms,
             "WAIMAI_NOTICE_SMS_KEY_ID": SMS_KEY, "WAIMAI_NOTICE_SMS_KEY_SECRET": SMS_SECRET,
             "WAIMAI_NOTICE_SMS_TEMPLATES": json.dumps({"zh_CN": "SMS_DRILL_ZH", "en": "SMS_DRILL_EN"}),
-            "PYTHONUNBUFFERED": "1"})
+            "PYTHONUNBUFFERED": "1",
+            # the processes run the same code as this one (not whatever copy the environment would import)
+            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
+                                           *filter(None, [os.environ.get("PYTHONPATH")])])})
+        if self.fault.platform:
+            env["WAIMAI_PLATFORMS"] = json.dumps({"meituan": {"app_id": MT_APP, "secret": MT_SECRET,
+                                                              "api_base": f"{self.meituan}/api/v1"}})
         return env
 
     def _alerting_config(self) -> None:
@@ -174,10 +192,14 @@ class Drill:
         from waimai.core.migrate import upgrade
         from waimai.seed import seed_demo
 
-        db = Database(f"sqlite:///{self.folder / 'waimai.db'}")
+        db = Database(self.db_url)
         upgrade(db.engine)
         with db.session() as s:
             seed_demo(s)
+            if self.fault.platform:
+                from waimai.platform.integrations.models import PlatformShop
+
+                s.add(PlatformShop(platform="meituan", external_shop_id="1001", merchant_id=1))
             s.commit()
         db.dispose()
 
@@ -214,14 +236,18 @@ class Drill:
             create_dingtalk_standin,
         )
 
-        self.port, gw_port = free_port(), free_port()
+        self.port, gw_port = free_port(), free_port()  # with replicas, self.port is the load balancer's
         self.base, self.gateway = f"http://127.0.0.1:{self.port}", f"http://127.0.0.1:{gw_port}"
         dt_app = create_dingtalk_standin(access_token=DT_TOKEN, secret=DT_SECRET)
         sms_app = create_aliyun_sms_standin(access_keys={SMS_KEY: SMS_SECRET}, sign_names=["外卖"],
                                             templates={"SMS_DRILL_ZH": ["component", "status", "eta"],
                                                        "SMS_DRILL_EN": ["component", "status", "eta"]},
                                             per_number_limit=None)
-        with serve_in_thread(dt_app, free_port()) as self.dingtalk, serve_in_thread(sms_app, free_port()) as self.sms:
+        from waimai.platform.integrations.standins import create_meituan_standin
+
+        mt_app = create_meituan_standin(app_id=MT_APP, secret=MT_SECRET)
+        with serve_in_thread(dt_app, free_port()) as self.dingtalk, serve_in_thread(sms_app, free_port()) as self.sms, \
+                serve_in_thread(mt_app, free_port()) as self.meituan:
             try:
                 self._run()
             finally:
@@ -234,21 +260,101 @@ class Drill:
                         p.wait(timeout=15)
                     except subprocess.TimeoutExpired:
                         os.killpg(p.pid, signal.SIGKILL)
-        self._write()
+                self._write()
+                self._drop_pg()
         return self.card
+
+    # --- the database and the replicas ------------------------------------------------------------------
+
+    def _make_db(self) -> None:
+        if self.cfg.database != "postgres":
+            self.db_url = f"sqlite:///{self.folder / 'waimai.db'}"
+            return
+        from sqlalchemy import create_engine, text
+
+        admin = os.environ.get("WAIMAI_DRILL_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+        self.pg_name = "waimai_drill_" + self.folder.name.replace("-", "_")[-40:]
+        eng = create_engine(admin, isolation_level="AUTOCOMMIT")
+        try:
+            with eng.connect() as c:
+                c.execute(text(f'CREATE DATABASE "{self.pg_name}"'))
+        except Exception as exc:  # noqa: BLE001 - no server, no rights: say so plainly
+            raise RuntimeError(f"cannot create a scratch PostgreSQL database on {admin.split('@')[-1]}: "
+                               f"{exc.__class__.__name__}") from None
+        finally:
+            eng.dispose()
+        self.db_url = admin.rsplit("/", 1)[0] + "/" + self.pg_name
+        self.pg_admin = admin
+
+    def _drop_pg(self) -> None:
+        if self.pg_name is None:
+            return
+        from sqlalchemy import create_engine, text
+
+        eng = create_engine(self.pg_admin, isolation_level="AUTOCOMMIT")
+        with suppress(Exception), eng.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)'))
+        eng.dispose()
+
+    def start_replica(self, i: int, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        p = self._spawn([*PY, "serve"], {**env, "WAIMAI_PORT": str(port),
+                                         "WAIMAI_LOG_FILE": str(self.folder / f"waimai-{i}.jsonl")},
+                        f"service-{i}.log")
+        if i < len(self.replicas):
+            self.replicas[i] = (port, p)
+        else:
+            self.replicas.append((port, p))
+        return p
+
+    def _haproxy(self) -> None:
+        import shutil
+
+        binary = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
+        if binary is None:
+            raise RuntimeError("several replicas need HAProxy in front (apt-get install haproxy)")
+        servers = "\n".join(f"    server app{i} 127.0.0.1:{port} check" for i, (port, _) in enumerate(self.replicas))
+        cfg = (f"global\n    maxconn 4096\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 60s\n"
+               f"    timeout server 60s\n    timeout tunnel 1h\n    retries 3\n    retry-on conn-failure\n"
+               f"    option redispatch 1\nfrontend waimai\n    bind 127.0.0.1:{self.port}\n"
+               f"    default_backend app\nbackend app\n    balance leastconn\n    option httpchk\n"
+               f"    http-check send meth GET uri /readyz\n    http-check expect status 200\n"
+               f"    default-server inter 1s fastinter 500ms downinter 1s fall 2 rise 2\n{servers}\n")
+        (self.folder / "haproxy.cfg").write_text(cfg)
+        self._spawn([binary, "-f", str(self.folder / "haproxy.cfg")], dict(os.environ), "haproxy.log")
+
+    def leader(self, role: str) -> int | None:
+        """Index of the replica that leads `role` now (None if nobody answers as leader)."""
+        for i, (port, p) in enumerate(self.replicas):
+            if p.poll() is not None:
+                continue
+            with suppress(httpx.HTTPError, KeyError, ValueError):
+                roles = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).json()["roles"]
+                if roles.get(role, {}).get("leader"):
+                    return i
+        return None
 
     def _run(self) -> None:
         cfg = self.cfg
         self.say(f"drill {cfg.fault}: folder {self.folder}")
         self._alerting_config()
+        self._make_db()
         self._prepare_db()
         env = self._env()
+        self.env = env
         self._spawn([*PY, "fake-gateway", "--port", self.gateway.rsplit(":", 1)[1], "--auto-confirm"], env,
                     "gateway.log")
-        self._spawn([*PY, "serve"], env, "service.log")
+        if cfg.replicas == 1:
+            self.start_replica(0, self.port, env)
+        else:
+            for i in range(cfg.replicas):
+                self.start_replica(i, free_port(), env)
+            for port, _p in self.replicas:
+                self._wait_http(f"http://127.0.0.1:{port}/readyz", timeout=120)
+            self._haproxy()
         self._wait_http(f"{self.gateway}/healthz")
-        self._wait_http(f"{self.base}/readyz", timeout=60)
-        self.say(f"service up at {self.base}; ramping {cfg.users} users")
+        self._wait_http(f"{self.base}/readyz", timeout=120)
+        self.say(f"service up at {self.base} ({cfg.replicas} replica{'s' if cfg.replicas > 1 else ''}, "
+                 f"{cfg.database}); ramping {cfg.users} users")
         self.ops, self.customer = self.login(OPS), self.login(CUSTOMER)
         bots = threading.Thread(target=self._bots, daemon=True)
         bots.start()
@@ -341,11 +447,14 @@ class Drill:
     def _ledger(self, ledger: Path) -> None:
         entries = [json.loads(line) for line in ledger.read_text(encoding="utf-8").splitlines() if line.strip()] \
             if ledger.exists() else []
-        con = sqlite3.connect(f"file:{self.folder / 'waimai.db'}?mode=ro", uri=True)
+        from sqlalchemy import create_engine, text
+
+        eng = create_engine(self.db_url)
         counts: dict[str, int] = {}
-        for (note,) in con.execute("SELECT note FROM orders WHERE note LIKE 'drill:%'"):
-            counts[note[6:]] = counts.get(note[6:], 0) + 1
-        con.close()
+        with eng.connect() as con:
+            for (note,) in con.execute(text("SELECT note FROM orders WHERE note LIKE 'drill:%'")):
+                counts[note[6:]] = counts.get(note[6:], 0) + 1
+        eng.dispose()
         acked = [e for e in entries if e.get("acked")]
         lost = [e["attempt"] for e in acked if counts.get(e["attempt"], 0) == 0]
         dup = [a for a, n in counts.items() if n > 1]

@@ -173,6 +173,35 @@ class PauseMerchant(Runbook):
         return ["it was paused before the run: left paused"]
 
 
+class PlatformParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    platform: str = Field(pattern=r"^(meituan|eleme|jd)$")
+    reason: str = Field(default="runbook", max_length=200)
+
+
+@register
+class PauseIntake(Runbook):
+    name = "pause_intake"
+    title = "Pause orders from a delivery platform"
+    description = ("Turn intake.<platform>.paused on: that platform's pushes are refused in its own format (it "
+                   "retries later and shows the shop busy); our own app keeps ordering.")
+    Params = PlatformParams
+
+    def plan(self, ctx: Context, p: Any) -> list[str]:
+        return [f"turn intake.{p.platform}.paused ON (reason: {p.reason})",
+                "orders already taken in continue; status callbacks keep flowing"]
+
+    def run(self, ctx: Context, p: Any) -> Outcome:
+        changed = _flip(ctx, f"intake.{p.platform}.paused", True, p.reason)
+        return Outcome(True, [f"{p.platform} intake paused" if changed else "already paused"], {"changed": changed})
+
+    def rollback(self, ctx: Context, p: Any, undo: dict[str, Any]) -> list[str]:
+        if undo.get("changed"):
+            _flip(ctx, f"intake.{p.platform}.paused", False, "rollback of pause_intake")
+            return [f"{p.platform} intake resumed"]
+        return ["it was paused before the run: left paused"]
+
+
 @register
 class DrainReplica(Runbook):
     name = "drain_replica"
