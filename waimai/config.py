@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -83,6 +84,8 @@ class Settings(BaseSettings):
     incident_sop_file: str | None = Field(default=None, description="incident SOP YAML (default: shipped SOP)")
     incident_auto_open: bool = Field(default=True, description="open incidents from firing P1/P2 alerts")
     remediation_file: str | None = Field(default=None, description="remediation policies YAML (default: shipped)")
+    forecast_extra_holidays: list[dt.date] = Field(default_factory=list, description="campus days off the order "
+                                                    "forecast treats like public holidays (JSON list of dates)")
     notice_sms_url: str | None = Field(default=None, description="Alibaba Cloud SMS endpoint for user notices "
                                                                  "(unset: in-app inbox only)")
     notice_sms_key_id: str = ""

@@ -112,7 +112,7 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
     app.state.forecast = None
 
     def forecast() -> None:
-        app.state.forecast = forecast_orders(store)
+        app.state.forecast = forecast_orders(store, extra_holidays=frozenset(settings.forecast_extra_holidays))
 
     # Roles (waimai/core/roles.py): one leader samples, watches for anomalies, rolls up and evaluates alerts;
     # the forecast only reads the store for the ops page, so every api process computes its own; each process

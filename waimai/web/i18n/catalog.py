@@ -118,7 +118,7 @@ ZH = {
     "Kinds: threshold, change, absence, anomaly, burn_rate. Saved rules apply at once and survive restarts.":
     "类型：threshold、change、absence、anomaly、burn_rate。保存后立即生效，重启后仍保留。",
     "Order forecast": "订单预测", "Surge ahead: staff up now.": "即将迎来高峰：请立即增派骑手。",
-    "Next 30 min": "未来 30 分钟", "Next 60 min": "未来 60 分钟", "orders": "单", "Riders needed": "需要骑手",
+    "Next 30 min": "未来 30 分钟", "Next 15 min": "未来 15 分钟", "Next 60 min": "未来 60 分钟", "orders": "单", "Riders needed": "需要骑手",
     "on shift": "在岗", "Not enough history yet: the forecast needs a week of samples.": "历史数据不足：预测需要一周的采样。",
     "Anomaly signals": "异常信号", "expected": "预期", "over": "已结束",
     "Where your order is": "订单位置", "Campus map": "校园地图", "shop": "商家", "you": "你", "rider": "骑手",
