@@ -266,6 +266,9 @@ def _register_plugins() -> None:
     bench_app.command("mdrp", help="Run the dispatcher on Grubhub's MDRP instances and score it.")(
         bench_mdrp_command)
     app.command("simulate", help="Simulate a campus day through the dispatcher.")(simulate_command)
+    from waimai.platform.delivery.lunch import lunch_hour_command
+
+    app.command("lunch-hour", help="A simulated lunch hour on a running service, to follow live.")(lunch_hour_command)
 
     from waimai.firewall.recovery.cli import backup_app
 
