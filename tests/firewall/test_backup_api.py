@@ -106,6 +106,13 @@ def test_backup_command(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "No backup 'nope-1234'" in _ok(["backup", "verify", "nope-1234"], 2)
     out = _ok(["backup", "restore", bid, "--yes"])
     assert "Restored backup" in out and "safety backup" in out and ".csv" in out
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(get_settings().database_url)
+    with eng.connect() as con:  # the restore is on record: an internal incident, since none was open
+        kinds = [r[0] for r in con.execute(text("SELECT kind FROM incident_events ORDER BY id"))]
+    eng.dispose()
+    assert "restore" in kinds
     assert "Nothing restored" in runner.invoke(cli, ["backup", "restore", bid], input="n\n").output
     assert "Kept" in _ok(["backup", "prune", "--dry-run"])
 

@@ -210,6 +210,10 @@ def restore_cmd(
         console.print("Nothing restored.")
         raise typer.Exit(1)
     db = Database(settings.database_url)
+    from waimai.firewall.incidents.service import load_sop
+    from waimai.firewall.incidents.setup import install_restore_hook
+
+    install_restore_hook(db, load_sop(settings.incident_sop_file))  # the restore goes on the incident timeline
     try:
         with _progress() as p:
             r = RichReporter(p)
