@@ -284,3 +284,23 @@ def test_a_simulated_day_reconciles_exactly_and_pays_out_once(db: Database) -> N
     assert all(r["amount_yuan"] == f"{int(r['amount_fen']) // 100}.{int(r['amount_fen']) % 100:02d}" for r in parsed)
     assert len({r["reference"] for r in parsed}) == len(parsed) and all("****" in r["account"] for r in parsed)
     assert {r["batch_ref"] for r in parsed} == {f"WM-demo-D{day:%Y%m%d}"}
+
+
+def test_the_job_keeps_drafts_current_and_closes_finished_periods_when_told(db: Database) -> None:
+    now = local(DAY + dt.timedelta(days=1), 9)  # Thursday morning
+    with db.session() as s:
+        on_shift(s, 8, local(DAY, 11), local(DAY, 13))
+        deliver(s, 8, local(DAY, 12))
+        s.commit()
+        out = service.auto_run(s, now=now)
+        s.commit()
+        assert {(r.kind, r.start) for r in out} == {("day", DAY), ("day", DAY + dt.timedelta(days=1)),
+                                                    ("week", dt.date(2026, 3, 2)), ("week", dt.date(2026, 2, 23))}
+        assert all(r.status == "draft" for r in out)
+        assert not any(r.changed for r in service.auto_run(s, now=now))  # the next run writes nothing
+        service.auto_run(s, now=now, close_after_h=6)  # Wednesday ended 9 h ago; the weeks have not
+        s.commit()
+        status = {(p.kind, p.start_date): p.status for p in service.periods(s)}
+        assert status[("day", DAY)] == "closed" and status[("week", dt.date(2026, 3, 2))] == "draft"
+        assert status[("week", dt.date(2026, 2, 23))] == "closed"  # an empty week long over
+        assert s.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "payroll.close")) == 2
