@@ -70,8 +70,13 @@ def test_lunch_hour_followed_live_in_the_browser(browser, site: str) -> None:  #
     h = {"Authorization": f"Bearer {ops['access_token']}"}
     lines = 0
     for day in sorted({first_day, local_today()}):
-        first = httpx.post(f"{site}/api/v1/payroll/periods", json={"kind": "day", "date": str(day)}, headers=h).json()
-        again = httpx.post(f"{site}/api/v1/payroll/periods", json={"kind": "day", "date": str(day)}, headers=h).json()
+        for _ in range(2):  # an open shift accrues by the minute: a pair straddling a minute boundary is redone
+            first = httpx.post(f"{site}/api/v1/payroll/periods", json={"kind": "day", "date": str(day)},
+                               headers=h).json()
+            again = httpx.post(f"{site}/api/v1/payroll/periods", json={"kind": "day", "date": str(day)},
+                               headers=h).json()
+            if not again[0]["changed"]:
+                break
         assert not again[0]["changed"] and again[0]["unchanged"] == first[0]["written"] + first[0]["unchanged"]
         rec = httpx.get(f"{site}/api/v1/payroll/periods/{first[0]['period_id']}/reconciliation", headers=h).json()
         assert rec["ok"], rec

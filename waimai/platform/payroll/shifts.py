@@ -65,7 +65,9 @@ def install() -> None:
 
 def intervals(db: Session, rider_ids: list[int], start: dt.datetime, end: dt.datetime,
               now: dt.datetime) -> dict[int, list[tuple[dt.datetime, dt.datetime]]]:
-    """Each rider's time on shift inside [start, end), never past `now`, overlapping shifts merged."""
+    """Each rider's time on shift inside [start, end), never past `now`, overlapping shifts merged. A shift
+    still open counts in whole minutes, so computing twice within a minute gives the same pay."""
+    now = now.replace(second=0, microsecond=0)
     out: dict[int, list[tuple[dt.datetime, dt.datetime]]] = {r: [] for r in rider_ids}
     if not rider_ids:
         return out
