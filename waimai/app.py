@@ -228,10 +228,12 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
 
     app.include_router(support_api)
     app.include_router(support_pages)
+    from waimai.firewall.recovery.routes import chaos as disk_chaos
     from waimai.firewall.recovery.routes import router as backup_routes
     from waimai.web.ops_backups import router as backup_pages
 
     app.include_router(backup_routes)
+    app.include_router(disk_chaos)
     app.include_router(backup_pages)
     from waimai.platform.payroll.routes import router as payroll_api
     from waimai.web.payroll import router as payroll_pages

@@ -16,7 +16,7 @@ console = Console()
 @drill_app.command("lunch-rush")
 def lunch_rush(
     fault: Annotated[str, typer.Option(help="payment-outage, payment-slow, database-slow, sms-down, channel-down, "
-                                            "replica-kill")
+                                            "replica-kill, platform-flood, backup-disk-full")
                      ] = "payment-outage",
     out: Annotated[Path, typer.Option(help="where the drill's folder is written")] = Path("var/drills"),
     users: Annotated[int, typer.Option(min=1, max=500, help="simulated customers (Locust users)")] = 12,

@@ -324,6 +324,33 @@ def _flood_observe(d: Any, c: httpx.Client, phase: str) -> None:
             d._mark("pushes refused in the platform's format", True, time.time(), str(acks[-1]["body"])[:80])
 
 
+# --- backup-disk-full: the backup directory looks nearly full --------------------------------------------
+
+def _disk(d: Any, leave_mb: int | None) -> None:
+    httpx.put(f"{d.base}/api/v1/chaos/disk", json={"leave_mb": leave_mb}, headers=d.ops, timeout=30
+              ).raise_for_status()
+
+
+def _disk_observe(d: Any, c: httpx.Client, phase: str) -> None:
+    import time
+
+    if phase == "fault":
+        see_incident(d, c, None)
+        see_alert_delivered(d)
+        if d.card.step("detected").ok and not d.card.step("backup refused cleanly").ok:
+            before = len(c.get("/api/v1/backups", headers=d.ops).json())
+            r = c.post("/api/v1/backups", json={}, headers=d.ops, timeout=60)
+            after = len(c.get("/api/v1/backups", headers=d.ops).json())
+            if r.status_code == 507 and r.json()["error"]["code"] == "backup_disk_full" and after == before:
+                d._mark("backup refused cleanly", True, time.time(), r.json()["error"]["message"][:80])
+    else:
+        see_recovery(d, c)
+        if d.card.step("fault removed").ok and not d.card.step("backup works again").ok:
+            r = c.post("/api/v1/backups", json={"verify": False}, headers=d.ops, timeout=120)
+            if r.status_code == 201:
+                d._mark("backup works again", True, time.time(), r.json()["id"])
+
+
 def _both(a: Callable[[], None], b: Callable[[], None]) -> None:
     a()
     b()
@@ -376,4 +403,12 @@ FAULTS: dict[str, Fault] = {
                ("status page updated", ""), ("intake paused by runbook", ""),
                ("pushes refused in the platform's format", ""), *TAIL],
         platform=True),
+    "backup-disk-full": Fault(
+        "backup-disk-full", "the backup directory has 10 MB left",
+        inject=lambda d: _disk(d, 10), remove=lambda d: _disk(d, None), observe=_disk_observe,
+        steps=[("detected", "BackupDiskNearlyFull"), ("alert delivered to DingTalk", ""), ("incident opened", ""),
+               ("backup refused cleanly", "nothing half-written"), ("fault removed", ""),
+               ("recovery detected", "after removal"), ("backup works again", "after removal"),
+               ("root-cause report written", "")],
+        recovery_steps=("recovery detected", "backup works again")),
 }

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import secrets
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -155,10 +156,47 @@ def create_backup(cfg: BackupConfig, database_url: str, *, kind: str = "manual",
         return make_backup(cfg, database_url, kind=kind, reporter=reporter, note=note)
 
 
+# Drills make the backup disk look fuller than it is (WAIMAI_CHAOS only): directory -> bytes to pretend used.
+CHAOS_FILL: dict[str, int] = {}
+SPACE_MARGIN = 64 * 1024 * 1024  # never fill the disk to the last byte: the database and the logs live there too
+
+
+def disk_free(path: Path) -> int:
+    probe = path if path.exists() else path.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return max(0, shutil.disk_usage(probe).free - CHAOS_FILL.get(str(path), 0))
+
+
+def space_needed(cfg: BackupConfig, database_url: str) -> int:
+    """About what the next backup writes: the last complete artefact, or the database file; and a margin."""
+    last = next((m for m in cfg.catalog().all() if m.status == "complete"), None)
+    if last is not None:
+        return int(last.size * 1.5) + SPACE_MARGIN
+    if database_url.startswith("sqlite"):
+        raw = Path(database_url.split("///", 1)[-1].split("?", 1)[0])
+        return (raw.stat().st_size if raw.exists() else 0) + SPACE_MARGIN
+    return SPACE_MARGIN
+
+
+def disk_check(cfg: BackupConfig, database_url: str) -> list[tuple[str, int, int]]:
+    """Local targets short of space: (directory, free bytes, bytes needed)."""
+    need = space_needed(cfg, database_url)
+    dirs = [cfg.directory] + ([cfg.mirror] if cfg.mirror is not None else [])
+    return [(str(d), free, need) for d in dirs if (free := disk_free(d)) < need]
+
+
 @driver_errors("The backup failed")
 def make_backup(cfg: BackupConfig, database_url: str, *, kind: str = "manual",
                 reporter: Reporter = SILENT, note: str = "") -> Manifest:
-    """`create_backup` for callers already holding `exclusive(cfg)` (restore's safety backup)."""
+    """`create_backup` for callers already holding `exclusive(cfg)` (restore's safety backup).
+    Refuses before writing anything when a local target lacks the space (`backup_disk_full`)."""
+    short = disk_check(cfg, database_url)
+    if short:
+        d, free, need = short[0]
+        raise BackupError(f"Not enough space for a backup in {d}: {free // 2**20} MB free, about {need // 2**20} MB "
+                          "needed. Free some space or prune old backups (waimai backup prune).",
+                          code="backup_disk_full", status=507)
     engine = engine_for(database_url, pg_bindir=cfg.pg_bindir)
     catalog = cfg.catalog()
     compression = artefact.best_compression(cfg.compression)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from waimai.core import audit
 from waimai.core.database import Database
 from waimai.core.deps import API_PREFIX, OpsDep, Principal
-from waimai.core.errors import AppError, Unprocessable
+from waimai.core.errors import AppError, NotFound, Unprocessable
 from waimai.firewall.recovery.backup import BackupConfig, check_backup, exclusive, make_backup, prune
 from waimai.firewall.recovery.catalog import Manifest
 from waimai.firewall.recovery.restore import RestoreResult, restore_backup, restores
@@ -147,3 +147,27 @@ def restore(backup_id: BackupId, body: RestoreIn, request: Request, p: OpsDep) -
         if exc.code != "restore_failed":  # refused before anything was touched
             _record(db, p, "backup.restore_refused", m.id, {"error": exc.message, "code": exc.code})
         raise
+
+
+class DiskFillIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    leave_mb: int | None = Field(default=None, ge=0, description="pretend only this much is free; null: heal")
+
+
+chaos = APIRouter(prefix=API_PREFIX + "/chaos", tags=["resilience"], include_in_schema=False)
+
+
+@chaos.put("/disk")
+def disk_fill(body: DiskFillIn, request: Request, _p: OpsDep) -> dict[str, Any]:
+    """Make the backup directories look nearly full (only with WAIMAI_CHAOS=true, never in production)."""
+    from waimai.firewall.recovery.backup import CHAOS_FILL, disk_free
+
+    if not request.app.state.settings.chaos:
+        raise NotFound("Fault injection is off (WAIMAI_CHAOS).")
+    cfg = config(request)
+    dirs = [cfg.directory] + ([cfg.mirror] if cfg.mirror is not None else [])
+    for d in dirs:
+        CHAOS_FILL.pop(str(d), None)
+        if body.leave_mb is not None:
+            CHAOS_FILL[str(d)] = max(0, disk_free(d) - body.leave_mb * 2**20)
+    return {"directories": [str(d) for d in dirs], "free_mb": [disk_free(d) // 2**20 for d in dirs]}
