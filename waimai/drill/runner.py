@@ -56,8 +56,8 @@ def serve_in_thread(app: Any, port: int) -> Iterator[str]:
     t.start()
     deadline = time.time() + 15
     while not server.started:
-        if time.time() > deadline:
-            raise RuntimeError("stand-in did not start")
+        if time.time() > deadline or not t.is_alive():
+            raise RuntimeError(f"the server on port {port} did not start")
         time.sleep(0.02)
     try:
         yield f"http://127.0.0.1:{port}"

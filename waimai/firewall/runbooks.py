@@ -106,21 +106,43 @@ class ReasonParams(BaseModel):
     reason: str = Field(default="runbook", max_length=200)
 
 
+class SwitchRunbook(Runbook):
+    """A runbook that turns one switch on; undo turns it off again, unless it was already on before."""
+
+    def switch(self, p: Any) -> str:
+        raise NotImplementedError
+
+    def effect(self, ctx: Context, p: Any) -> list[str]:
+        return []
+
+    def plan(self, ctx: Context, p: Any) -> list[str]:
+        return [f"turn the switch {self.switch(p)} ON (reason: {p.reason})", *self.effect(ctx, p)]
+
+    def run(self, ctx: Context, p: Any) -> Outcome:
+        self.effect(ctx, p)  # refuses bad parameters (an unknown merchant …) before anything changes
+        changed = _flip(ctx, self.switch(p), True, p.reason)
+        return Outcome(True, [f"{self.switch(p)} turned ON" if changed else f"{self.switch(p)} was already on"],
+                       {"changed": changed})
+
+    def rollback(self, ctx: Context, p: Any, undo: dict[str, Any]) -> list[str]:
+        if not undo.get("changed"):
+            return [f"{self.switch(p)} was on before the run: left on"]
+        _flip(ctx, self.switch(p), False, f"rollback of {self.name}")
+        return [f"{self.switch(p)} turned OFF"]
+
+
 @register
-class SwitchToCod(Runbook):
+class SwitchToCod(SwitchRunbook):
     name = "switch_to_cod"
     title = "Switch new orders to cash on delivery"
     description = "Turn payment.cod_only on: checkout offers cash only. Undo turns it off again."
     Params = ReasonParams
 
-    def plan(self, ctx: Context, p: Any) -> list[str]:
-        return [f"turn the switch payment.cod_only ON (reason: {p.reason})",
-                "new orders are offered cash on delivery only; paid orders are not touched"]
+    def switch(self, p: Any) -> str:
+        return "payment.cod_only"
 
-    def run(self, ctx: Context, p: Any) -> Outcome:
-        changed = _flip(ctx, "payment.cod_only", True, p.reason)
-        return Outcome(True, ["payment.cod_only turned ON" if changed else "payment.cod_only was already on"],
-                       {"changed": changed})
+    def effect(self, ctx: Context, p: Any) -> list[str]:
+        return ["new orders are offered cash on delivery only; paid orders are not touched"]
 
     def steady(self, ctx: Context, p: Any) -> bool:
         """Steady = orders are being placed again (one in the last minute)."""
@@ -130,12 +152,6 @@ class SwitchToCod(Runbook):
         with ctx.db.read_session() as s:
             return bool(s.scalar(select(func.count()).select_from(Order).where(Order.created_at >= since)))
 
-    def rollback(self, ctx: Context, p: Any, undo: dict[str, Any]) -> list[str]:
-        if not undo.get("changed"):
-            return ["payment.cod_only was on before the run: left on"]
-        _flip(ctx, "payment.cod_only", False, "rollback of switch_to_cod")
-        return ["payment.cod_only turned OFF"]
-
 
 class MerchantParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -144,33 +160,23 @@ class MerchantParams(BaseModel):
 
 
 @register
-class PauseMerchant(Runbook):
+class PauseMerchant(SwitchRunbook):
     name = "pause_merchant"
     title = "Pause a merchant"
     description = "Turn merchant.<id>.paused on: the shop takes no new orders; its menu stays visible."
     Params = MerchantParams
 
-    def plan(self, ctx: Context, p: Any) -> list[str]:
+    def switch(self, p: Any) -> str:
+        return f"merchant.{p.merchant_id}.paused"
+
+    def effect(self, ctx: Context, p: Any) -> list[str]:
         from waimai.platform.catalog.models import Merchant
 
         with ctx.db.read_session() as s:
             m = s.get(Merchant, p.merchant_id)
         if m is None:
             raise NotFound(f"No merchant {p.merchant_id}.")
-        return [f"turn merchant.{p.merchant_id}.paused ON for 「{m.name}」 (reason: {p.reason})",
-                "orders already placed continue"]
-
-    def run(self, ctx: Context, p: Any) -> Outcome:
-        self.plan(ctx, p)
-        changed = _flip(ctx, f"merchant.{p.merchant_id}.paused", True, p.reason)
-        return Outcome(True, [f"merchant {p.merchant_id} paused" if changed else "already paused"],
-                       {"changed": changed})
-
-    def rollback(self, ctx: Context, p: Any, undo: dict[str, Any]) -> list[str]:
-        if undo.get("changed"):
-            _flip(ctx, f"merchant.{p.merchant_id}.paused", False, "rollback of pause_merchant")
-            return [f"merchant {p.merchant_id} resumed"]
-        return ["it was paused before the run: left paused"]
+        return [f"「{m.name}」 takes no new orders; orders already placed continue"]
 
 
 class PlatformParams(BaseModel):
@@ -180,26 +186,18 @@ class PlatformParams(BaseModel):
 
 
 @register
-class PauseIntake(Runbook):
+class PauseIntake(SwitchRunbook):
     name = "pause_intake"
     title = "Pause orders from a delivery platform"
     description = ("Turn intake.<platform>.paused on: that platform's pushes are refused in its own format (it "
                    "retries later and shows the shop busy); our own app keeps ordering.")
     Params = PlatformParams
 
-    def plan(self, ctx: Context, p: Any) -> list[str]:
-        return [f"turn intake.{p.platform}.paused ON (reason: {p.reason})",
-                "orders already taken in continue; status callbacks keep flowing"]
+    def switch(self, p: Any) -> str:
+        return f"intake.{p.platform}.paused"
 
-    def run(self, ctx: Context, p: Any) -> Outcome:
-        changed = _flip(ctx, f"intake.{p.platform}.paused", True, p.reason)
-        return Outcome(True, [f"{p.platform} intake paused" if changed else "already paused"], {"changed": changed})
-
-    def rollback(self, ctx: Context, p: Any, undo: dict[str, Any]) -> list[str]:
-        if undo.get("changed"):
-            _flip(ctx, f"intake.{p.platform}.paused", False, "rollback of pause_intake")
-            return [f"{p.platform} intake resumed"]
-        return ["it was paused before the run: left paused"]
+    def effect(self, ctx: Context, p: Any) -> list[str]:
+        return ["orders already taken in continue; status callbacks keep flowing"]
 
 
 @register
