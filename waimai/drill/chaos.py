@@ -14,7 +14,7 @@ import httpx
 
 from waimai.drill.faults import gateway_config, standin_fail, standin_heal
 
-__all__ = ["component_status", "database_delay", "gateway_failure", "gateway_latency", "incident_open",
+__all__ = ["component_status", "component_up", "database_delay", "gateway_failure", "gateway_latency", "incident_open",
            "standin_down", "standin_up", "switch_enabled"]
 
 
@@ -64,6 +64,11 @@ def component_status(base_url: str, component: str) -> str:
     """The public status page's status of one component (no login)."""
     comps = httpx.get(f"{base_url}/api/v1/status", timeout=10).json()["components"]
     return str(next(c["status"] for c in comps if c["id"] == component))
+
+
+def component_up(base_url: str, component: str) -> bool:
+    """Not in an outage: operational, or recovering (degraded while its incident is monitored)."""
+    return component_status(base_url, component) in ("operational", "degraded_performance", "under_maintenance")
 
 
 def switch_enabled(base_url: str, name: str, ops_phone: str = "13800000009",
