@@ -12,6 +12,16 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def as_utc(t: dt.datetime) -> dt.datetime:
+    """A time from outside (a query string, an ISO text without offset): naive means UTC."""
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def parse_iso(text: str) -> dt.datetime:
+    """ISO 8601 as people and tools write it ('Z' included) → an aware time; ValueError if it is not one."""
+    return as_utc(dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")))
+
+
 def local(t: dt.datetime | None, tz: ZoneInfo = LOCAL) -> dt.datetime | None:
     return None if t is None else t.astimezone(tz)
 

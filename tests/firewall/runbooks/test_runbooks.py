@@ -88,7 +88,7 @@ def test_remediation_guard_rails_and_rollback(sqlite_url: str) -> None:
         pol = runbooks.Policy(name="cod", alert="PaymentsFailing", runbook="switch_to_cod", cooldown_s=300,
                               max_per_hour=2, verify_after_s=60)
         rem = runbooks.Remediator(app.state, [pol], clock=lambda: now[0])
-        app.state.alerting.remediation = rem
+        app.state.alerting.listeners[:] = [app.state.incidents, rem]
         app.state.alerting.ingest([_alert("PaymentsFailing")])
         assert switch_on(c, api, "payment.cod_only")
         # Steady state did not return (no order in the last minute): rolled back after verify_after.

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from waimai.core.database import Database
+from waimai.core.timeutil import parse_iso
 from waimai.firewall.alerting.channels.base import DeliveryLog, NotificationChannel, build_channel
 from waimai.firewall.alerting.models import AlertHistory, AlertRuleSet
 from waimai.firewall.alerting.pipeline import AlertPipeline, PipelineConfig
@@ -57,8 +58,9 @@ class AlertingService:
         self.clock = clock
         self._lock = threading.RLock()
         self._logged = 0
-        self.incidents: Any = None  # an IncidentManager: told about alerts, acknowledgements and notifications
-        self.remediation: Any = None  # a Remediator: told about alerts
+        # Told after every round (incidents, remediation): any of on_alerts(states), on_notified(deliveries),
+        # on_ack(fingerprints, by) a listener defines. A failing listener is logged and never stops alerting.
+        self.listeners: list[Any] = []
 
     def _receiver(self, name: str) -> list[NotificationChannel]:
         chans = self.channels.get(name, [])
@@ -72,44 +74,40 @@ class AlertingService:
             self.pipeline.ingest(self.evaluator.evaluate(self.clock()))
             sent = self.pipeline.tick()
             self._record(sent)
-            self._tell_incidents(sent)
+            self._tell_listeners(sent)
 
     def ingest(self, alerts: list[Alert]) -> None:
         with self._lock:
             self.pipeline.ingest(alerts)
             sent = self.pipeline.tick()
             self._record(sent)
-            self._tell_incidents(sent)
+            self._tell_listeners(sent)
 
-    def _tell_incidents(self, sent: list[Any]) -> None:
-        m = self.incidents
+    def _tell(self, event: str, *args: Any) -> None:
+        for listener in self.listeners:
+            fn = getattr(listener, event, None)
+            if fn is None:
+                continue
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001 - a listener must never stop alerting
+                log.exception("alert_listener_failed", listener=type(listener).__name__, event=event)
+
+    def _tell_listeners(self, sent: list[Any]) -> None:
+        if not self.listeners:
+            return
         p = self.pipeline
         now = self.clock()
-        states = [(st.alert, p.muted_by(st.alert, now)) for st in p.alerts.values()] \
-            if m is not None or self.remediation is not None else []
-        if self.remediation is not None:
-            try:
-                self.remediation.on_alerts(states)
-            except Exception:  # noqa: BLE001 - remediation must never stop alerting
-                log.exception("remediation_listener_failed")
-        if m is None:
-            return
-        try:
-            m.on_alerts(states)
-            m.on_notified([(sorted(p.groups[n.group].members) if n.group in p.groups else [], n.receiver, n.reason,
-                            bool(n.receipt and n.receipt.ok)) for n in sent])
-        except Exception:  # noqa: BLE001 - incidents must never stop alerting
-            log.exception("incident_listener_failed")
+        self._tell("on_alerts", [(st.alert, p.muted_by(st.alert, now)) for st in p.alerts.values()])
+        if sent:
+            self._tell("on_notified", [(sorted(p.groups[n.group].members) if n.group in p.groups else [],
+                                        n.receiver, n.reason, bool(n.receipt and n.receipt.ok)) for n in sent])
 
     def acknowledge(self, group_key: str, by: str) -> None:
         with self._lock:
             g = self.pipeline.acknowledge(group_key, by=by)
             self._history([AlertHistory(event="acknowledged", group_key=g.key[:300], details={"by": by})])
-            if self.incidents is not None:
-                try:
-                    self.incidents.on_ack(sorted(g.members), by)
-                except Exception:  # noqa: BLE001 - incidents must never stop alerting
-                    log.exception("incident_listener_failed")
+            self._tell("on_ack", sorted(g.members), by)
 
     def update_rules(self, text: str, *, by: str) -> RuleFile:
         """Validate a rule set edited in the console, swap it in (keeping state of unchanged rules), keep it."""
@@ -178,8 +176,7 @@ class AlertingService:
 def _parse_time(v: Any) -> dt.datetime | None:
     if not v or str(v).startswith("0001-01-01"):
         return None
-    t = dt.datetime.fromisoformat(str(v).replace("Z", "+00:00"))
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+    return parse_iso(v)
 
 
 def from_alertmanager(payload: dict[str, Any]) -> list[Alert]:

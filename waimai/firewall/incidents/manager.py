@@ -20,6 +20,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 from waimai.core.database import Database
+from waimai.core.timeutil import parse_iso
 from waimai.firewall.alerting.rules import Alert
 from waimai.firewall.incidents import service as incidents
 from waimai.firewall.incidents.models import Incident
@@ -210,8 +211,7 @@ def _onset(a: Alert) -> dt.datetime:
     raw = a.annotations.get("onset_at")
     if raw:
         try:
-            t = dt.datetime.fromisoformat(raw)
-            return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+            return parse_iso(raw)
         except ValueError:
             pass
     return a.starts_at

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from waimai.core import audit
 from waimai.core.database import utcnow
 from waimai.core.deps import API_PREFIX, IdPath, OpsDep, Principal, ReadSessionDep, SessionDep
+from waimai.core.timeutil import as_utc
 from waimai.firewall.incidents import service as incidents
 from waimai.firewall.incidents.models import Incident, IncidentEvent, Maintenance
 
@@ -111,7 +112,7 @@ def _text(zh: str, en: str) -> dict[str, str] | None:
 
 
 def _aware(t: dt.datetime | None) -> dt.datetime | None:
-    return t if t is None or t.tzinfo else t.replace(tzinfo=dt.UTC)
+    return None if t is None else as_utc(t)
 
 
 @router.get("")

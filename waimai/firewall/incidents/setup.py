@@ -99,7 +99,7 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
     except SQLAlchemyError:  # not migrated yet (/readyz says so); the periodic job retries
         log.warning("component_status_unavailable")
     if alerting is not None:
-        alerting.incidents = manager
+        alerting.listeners.append(manager)
     if switch_on_timeline not in SWITCH_HOOKS:
         SWITCH_HOOKS.append(switch_on_timeline)
     install_restore_hook(db, sop)
@@ -119,7 +119,7 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
                                        else None)
     app.state.remediation = remediation
     if alerting is not None:
-        alerting.remediation = remediation
+        alerting.listeners.append(remediation)
     # Singletons: one process resolves, reminds and fans out notices (the unique (user, update) key would
     # refuse a second copy anyway, but not before it had been tried).
     return [Job("incident_tick", 2.0, tick, role="notifier", singleton=True),

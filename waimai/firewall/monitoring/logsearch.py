@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from waimai.core.timeutil import parse_iso
+
 
 def _files(path: Path) -> list[Path]:
     out = [path] if path.exists() else []
@@ -43,8 +45,7 @@ def _reverse_lines(path: Path, chunk: int = 1 << 16) -> Iterator[str]:
 
 def _parse_ts(value: Any) -> dt.datetime | None:
     try:
-        t = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+        return parse_iso(value)
     except ValueError:
         return None
 

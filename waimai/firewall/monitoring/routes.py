@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from waimai.core.deps import API_PREFIX, OpsDep
 from waimai.core.errors import Unprocessable
+from waimai.core.timeutil import as_utc
 from waimai.firewall.monitoring import logsearch
 from waimai.firewall.monitoring.sampler import SERIES, registry
 
@@ -49,8 +50,8 @@ def query(request: Request, _p: OpsDep, name: Annotated[str, Query(min_length=1,
           to: Annotated[dt.datetime | None, Query()] = None,
           step: Annotated[int | None, Query(ge=1, le=86400)] = None) -> QueryOut:
     """Points of one series; `from`/`to` are ISO times (default: the last hour)."""
-    end = _aware(to) if to else dt.datetime.now(dt.UTC)
-    start = _aware(from_) if from_ else end - dt.timedelta(hours=1)
+    end = as_utc(to) if to else dt.datetime.now(dt.UTC)
+    start = as_utc(from_) if from_ else end - dt.timedelta(hours=1)
     if start >= end:
         raise Unprocessable("`from` must be before `to`.")
     if end - start > dt.timedelta(days=400):
@@ -59,8 +60,6 @@ def query(request: Request, _p: OpsDep, name: Annotated[str, Query(min_length=1,
     return QueryOut(name=name, step=step, points=[(p.ts, p.value) for p in pts])
 
 
-def _aware(t: dt.datetime) -> dt.datetime:
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 class DependencyOut(BaseModel):
@@ -92,7 +91,7 @@ def logs(request: Request, _p: OpsDep,
     if not file:
         return []
     return logsearch.search(Path(file), request_id=request_id, order_id=order_id, text=text,
-                            since=_aware(since) if since else None, until=_aware(until) if until else None,
+                            since=as_utc(since) if since else None, until=as_utc(until) if until else None,
                             level=level, limit=limit)
 
 

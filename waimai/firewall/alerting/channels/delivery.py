@@ -66,6 +66,23 @@ class PermanentError(Exception):
         self.status_code = status_code
 
 
+def http_call(client: httpx.Client, method: str, url: str, *, body_in_error: bool = True,
+              **kw: Any) -> httpx.Response:
+    """One HTTP call with the outcomes every sender classifies alike: no answer or a timeout, 429 and 5xx
+    are transient (with the server's Retry-After); anything else is returned for the caller to judge."""
+    try:
+        resp = client.request(method, url, **kw)
+    except httpx.TimeoutException as exc:
+        raise TransientError(f"timed out ({type(exc).__name__})") from None
+    except httpx.TransportError as exc:
+        # Never str(exc): some carry the URL, and some URLs carry the token.
+        raise TransientError(f"unreachable ({type(exc).__name__})") from None
+    if resp.status_code == 429 or resp.status_code >= 500:
+        raise TransientError(f"HTTP {resp.status_code}" + (f": {resp.text[:120]}" if body_in_error else ""),
+                             resp.status_code, parse_retry_after(resp.headers.get("retry-after")))
+    return resp
+
+
 @dataclass(frozen=True)
 class Sent:
     status_code: int | None
@@ -326,17 +343,7 @@ class HttpChannel(ManagedChannel):
                  headers: dict[str, str] | None = None) -> httpx.Response:
         hdrs = {"content-type": "application/json; charset=utf-8"} if body is not None else {}
         hdrs.update(headers or {})
-        try:
-            resp = self._http.request(method, url, params=params, content=body, headers=hdrs)
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"timed out ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            # Never str(exc): some carry the URL, and some URLs carry the token.
-            raise TransientError(f"unreachable ({type(exc).__name__})") from None
-        if resp.status_code == 429 or resp.status_code >= 500:
-            raise TransientError(f"HTTP {resp.status_code}: {resp.text[:120]}", resp.status_code,
-                                 parse_retry_after(resp.headers.get("retry-after")))
-        return resp
+        return http_call(self._http, method, url, params=params, content=body, headers=hdrs)
 
     @staticmethod
     def json_of(resp: httpx.Response) -> dict[str, Any]:

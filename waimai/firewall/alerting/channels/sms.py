@@ -48,7 +48,7 @@ from waimai.firewall.alerting.channels.delivery import (
     PermanentError,
     Sent,
     TransientError,
-    parse_retry_after,
+    http_call,
 )
 
 STATUS_ZH = {"firing": "告警", "resolved": "恢复", "acknowledged": "已确认"}
@@ -120,15 +120,8 @@ class AliyunSmsProvider:
     def send_sms(self, phone_numbers: Sequence[str], template_params: Mapping[str, str], *, out_id: str) -> str:
         params = self.request_params(phone_numbers, template_params, out_id=out_id)
         query = "Signature=" + percent_encode(params.pop("Signature")) + "&" + canonical_query(params)
-        try:
-            resp = self._http.get(f"/?{query}")
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"timed out ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            raise TransientError(f"unreachable ({type(exc).__name__})") from None
-        if resp.status_code == 429 or resp.status_code >= 500:
-            raise TransientError(f"HTTP {resp.status_code}", resp.status_code,
-                                 parse_retry_after(resp.headers.get("retry-after")))
+        # the body is left out of errors: a signature error quotes the string to sign (numbers inside)
+        resp = http_call(self._http, "GET", f"/?{query}", body_in_error=False)
         try:
             data: dict[str, Any] = resp.json()
         except ValueError:
