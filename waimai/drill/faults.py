@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -280,7 +281,7 @@ def _flood(d: Any) -> None:
     def pusher() -> None:
         with httpx.Client(timeout=10) as c:
             while not d.flood_stop.is_set():
-                with suppress_http():
+                with suppress(httpx.HTTPError):
                     c.post(f"{d.meituan}/admin/push_order", json={"webhook_url": hook, "items": items, "address": address})
                 d.flood_stop.wait(0.3)
 
@@ -295,12 +296,6 @@ def _unflood(d: Any) -> None:
         t.join(timeout=15)
     httpx.put(f"{d.base}/api/v1/switches/intake.meituan.paused", json={"enabled": False, "reason": "flood over"},
               headers=d.ops, timeout=30).raise_for_status()
-
-
-def suppress_http() -> Any:
-    from contextlib import suppress
-
-    return suppress(httpx.HTTPError)
 
 
 def _flood_observe(d: Any, c: httpx.Client, phase: str) -> None:

@@ -6,15 +6,14 @@ from typing import Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select, update
 
-from waimai.core.database import utcnow
 from waimai.core.deps import IdPath
 from waimai.core.deps import principal_from as optional_principal
 from waimai.core.errors import NotFound
 from waimai.firewall.incidents import service as incidents
-from waimai.firewall.incidents.models import Incident, IncidentEvent, Notice, StatusSubscriber
+from waimai.firewall.incidents.models import Incident, IncidentEvent, StatusSubscriber
 from waimai.firewall.statuspage import service as status
+from waimai.firewall.statuspage.notices import inbox, read_all
 from waimai.web.i18n import current_locale, gettext
 from waimai.web.routes import TEMPLATES, _locale, _need, back, render
 
@@ -93,8 +92,7 @@ def notices_page(request: Request) -> Response:
     if isinstance(p, RedirectResponse):
         return p
     with request.app.state.db.read_session() as db:
-        rows = list(db.scalars(select(Notice).where(Notice.user_id == p.user_id).order_by(Notice.id.desc()).limit(50)))
-        return render(request, "notices.html", {"notices": rows})
+        return render(request, "notices.html", {"notices": inbox(db, p.user_id)})
 
 
 @router.post("/notices/read-all")
@@ -103,6 +101,6 @@ def notices_read(request: Request) -> Response:
     if isinstance(p, RedirectResponse):
         return p
     with request.app.state.db.session() as db:
-        db.execute(update(Notice).where(Notice.user_id == p.user_id, Notice.read_at.is_(None)).values(read_at=utcnow()))
+        read_all(db, p.user_id)
         db.commit()
     return back("/notices")

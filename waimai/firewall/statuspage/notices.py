@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 
 from waimai.core.database import Database
 from waimai.firewall.alerting.channels.sms import SmsProvider
@@ -71,6 +71,18 @@ def sms_params(sop: incidents.Sop, inc: Incident, ev: IncidentEvent, locale: str
     eta = inc.eta.astimezone(SHANGHAI).strftime("%H:%M") if inc.eta and ev.status != "resolved" else "-"
     return {"component": incidents.component_names(sop, list(inc.components), "zh_CN" if zh else "en")[:35],
             "status": STAGE.get(ev.status, (ev.status, ev.status))[1 if zh else 0][:35], "eta": eta}
+
+
+def inbox(db: Any, user_id: int, limit: int = 50) -> list[Notice]:
+    """A user's notices, newest first."""
+    return list(db.scalars(select(Notice).where(Notice.user_id == user_id).order_by(Notice.id.desc()).limit(limit)))
+
+
+def read_all(db: Any, user_id: int) -> int:
+    """Mark every unread notice of the user read (the caller commits); how many were."""
+    res = db.execute(update(Notice).where(Notice.user_id == user_id, Notice.read_at.is_(None))
+                     .values(read_at=_utcnow()))
+    return int(res.rowcount or 0)
 
 
 class Notifier:

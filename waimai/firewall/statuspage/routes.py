@@ -7,13 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select, update
 
 from waimai.core.database import utcnow
 from waimai.core.deps import API_PREFIX, IdPath, PrincipalDep, ReadSessionDep, SessionDep
 from waimai.core.errors import NotFound
 from waimai.firewall.incidents.models import Notice, StatusSubscriber
 from waimai.firewall.statuspage import service as status
+from waimai.firewall.statuspage.notices import inbox, read_all
 
 public = APIRouter(prefix=API_PREFIX + "/status", tags=["status page"])
 feed = APIRouter(include_in_schema=False)
@@ -71,8 +71,7 @@ def unsubscribe(p: PrincipalDep, db: SessionDep) -> dict[str, Any]:
 @notices.get("")
 def my_notices(p: PrincipalDep, db: ReadSessionDep, limit: Annotated[int, Query(ge=1, le=100)] = 30
                ) -> dict[str, Any]:
-    rows = list(db.scalars(select(Notice).where(Notice.user_id == p.user_id)
-                           .order_by(Notice.id.desc()).limit(limit)))
+    rows = inbox(db, p.user_id, limit)
     return {"unread": sum(1 for n in rows if n.read_at is None),
             "notices": [{"id": n.id, "incident_id": n.incident_id, "title": n.title, "body": n.body,
                          "created_at": n.created_at, "read_at": n.read_at, "sms": n.sms} for n in rows]}
@@ -90,7 +89,6 @@ def mark_read(notice_id: IdPath, p: PrincipalDep, db: SessionDep) -> dict[str, A
 
 @notices.post("/read-all")
 def mark_all_read(p: PrincipalDep, db: SessionDep) -> dict[str, int]:
-    res = db.execute(update(Notice).where(Notice.user_id == p.user_id, Notice.read_at.is_(None))
-                     .values(read_at=utcnow()))
+    marked = read_all(db, p.user_id)
     db.commit()
-    return {"marked": int(res.rowcount or 0)}  # type: ignore[attr-defined]
+    return {"marked": marked}
