@@ -38,6 +38,18 @@ def browser() -> Iterator[object]:
 _APPS: dict[str, object] = {}
 
 
+def signed_in(browser, site: str, phone: str, *, width: int = 390, height: int = 844):  # type: ignore[no-untyped-def]
+    """A new zh-CN page signed in through the login form (as a person would)."""
+    page = browser.new_page(viewport={"width": width, "height": height}, locale="zh-CN",
+                            extra_http_headers={"Accept-Language": "zh-CN"})
+    page.goto(f"{site}/login")
+    page.fill("#phone", phone)
+    page.fill("#password", "waimai-demo")
+    page.click("button[type=submit] >> text=登录")
+    page.wait_for_load_state()
+    return page
+
+
 @pytest.fixture
 def site(sqlite_url: str) -> Iterator[str]:
     port = free_port()
@@ -51,11 +63,7 @@ def site(sqlite_url: str) -> Iterator[str]:
 
 def test_customer_orders_with_cash_on_delivery(browser, site: str) -> None:  # type: ignore[no-untyped-def]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
-    page.goto(f"{site}/login")
-    page.fill("#phone", "13800000001")
-    page.fill("#password", "waimai-demo")
-    page.click("button[type=submit] >> text=登录")
+    page = signed_in(browser, site, "13800000001")
     page.goto(f"{site}/")
     assert page.locator("h1").inner_text() == "校园商家"
     page.screenshot(path=str(ARTIFACTS / "shops-390.png"), full_page=True)
@@ -91,12 +99,7 @@ def test_customer_orders_with_cash_on_delivery(browser, site: str) -> None:  # t
 
 def test_ops_overview_shows_health_and_live_charts(browser, site: str) -> None:  # type: ignore[no-untyped-def]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="zh-CN",
-                            extra_http_headers={"Accept-Language": "zh-CN"})
-    page.goto(f"{site}/login")
-    page.fill("#phone", "13800000009")
-    page.fill("#password", "waimai-demo")
-    page.click("button.primary")
+    page = signed_in(browser, site, "13800000009", width=1440, height=900)
     page.wait_for_timeout(2500)  # a couple of samples
     page.goto(f"{site}/ops")
     assert page.locator("h1").inner_text() == "运维总览"
@@ -113,12 +116,7 @@ def test_ops_alerts_page_acknowledge_and_silence(browser, site: str) -> None:  #
 
     from waimai.firewall.alerting.rules import Alert
 
-    page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="zh-CN",
-                            extra_http_headers={"Accept-Language": "zh-CN"})
-    page.goto(f"{site}/login")
-    page.fill("#phone", "13800000009")
-    page.fill("#password", "waimai-demo")
-    page.click("button.primary")
+    page = signed_in(browser, site, "13800000009", width=1440, height=900)
     page.goto(f"{site}/ops/alerts")
     assert "当前没有告警" in page.content()
     # An alert arrives (as the evaluator or Alertmanager intake would deliver it).

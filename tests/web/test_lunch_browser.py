@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from tests.web.test_browser import ARTIFACTS, browser, site  # noqa: F401 - fixtures
+from tests.web.test_browser import ARTIFACTS, browser, signed_in, site  # noqa: F401 - fixtures
 from waimai.platform.delivery.lunch import LunchConfig, LunchHour, LunchReport
 from waimai.platform.payroll.service import local_today
 
@@ -35,11 +35,7 @@ def test_lunch_hour_followed_live_in_the_browser(browser, site: str) -> None:  #
 
     worker = threading.Thread(target=run, daemon=True)
     worker.start()
-    page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
-    page.goto(f"{site}/login")
-    page.fill("#phone", "13800000001")
-    page.fill("#password", "waimai-demo")
-    page.click("button[type=submit] >> text=登录")
+    page = signed_in(browser, site, "13800000001")
     deadline = time.time() + 60
     while (driver is None or driver.report.first_order is None) and time.time() < deadline:
         time.sleep(0.1)

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.servers import free_port, serve
-from tests.web.test_browser import ARTIFACTS, browser  # noqa: F401 - the fixture
+from tests.web.test_browser import ARTIFACTS, browser, signed_in  # noqa: F401 - the fixture
 from waimai.app import create_app
 from waimai.firewall.alerting.rules import Alert
 
@@ -75,11 +75,7 @@ def test_status_page_banner_and_commander_view_during_an_incident(browser, incid
     assert page.locator(".progress li.current").inner_text() == "Identified"
 
     # The customer sees the banner with the workaround and the expected time, on every page.
-    cust = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
-    cust.goto(f"{base}/login")
-    cust.fill("#phone", "13800000001")
-    cust.fill("#password", "waimai-demo")
-    cust.click("button[type=submit] >> text=登录")
+    cust = signed_in(browser, base, "13800000001")
     for path in ("/", "/shops/1", "/cart"):
         cust.goto(f"{base}{path}")
         banner = cust.locator("[data-banner=payment]")

@@ -111,17 +111,22 @@ def build_adapters(hook_base: str, standin: dict[str, str], **overrides: str) ->
     }
 
 
+def serve_standins(es: ExitStack) -> dict[str, str]:
+    """The three platforms' stand-ins over real HTTP for as long as `es` lives: platform -> base URL."""
+    return {
+        "meituan": es.enter_context(serve(create_meituan_standin(app_id=MT_APP_ID, secret=MT_SECRET))),
+        "eleme": es.enter_context(serve(create_eleme_standin(app_id=EL_APP_ID, app_key=EL_KEY, secret=EL_SECRET,
+                                                             access_token=EL_TOKEN))),
+        "jd": es.enter_context(serve(create_jd_standin(app_key=JD_KEY, secret=JD_SECRET, token=JD_TOKEN))),
+    }
+
+
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     hook_port = free_port()
     hook_base = f"http://127.0.0.1:{hook_port}"
     with ExitStack() as es:
-        standin = {
-            "meituan": es.enter_context(serve(create_meituan_standin(app_id=MT_APP_ID, secret=MT_SECRET))),
-            "eleme": es.enter_context(serve(create_eleme_standin(app_id=EL_APP_ID, app_key=EL_KEY, secret=EL_SECRET,
-                                                                 access_token=EL_TOKEN))),
-            "jd": es.enter_context(serve(create_jd_standin(app_key=JD_KEY, secret=JD_SECRET, token=JD_TOKEN))),
-        }
+        standin = serve_standins(es)
         adapters = build_adapters(hook_base, standin)
         received = {p: Received() for p in PLATFORMS}
         es.enter_context(serve(make_receiver(adapters, received), hook_port))

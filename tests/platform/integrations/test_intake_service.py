@@ -24,16 +24,12 @@ from tests.platform.integrations.conftest import (
     JD_TOKEN,
     MT_APP_ID,
     MT_SECRET,
+    serve_standins,
 )
 from tests.servers import free_port, serve
 from waimai.app import create_app
 from waimai.platform.accounts.models import Role
 from waimai.platform.integrations.models import ExternalOrderLink, PlatformShop
-from waimai.platform.integrations.standins import (
-    create_eleme_standin,
-    create_jd_standin,
-    create_meituan_standin,
-)
 from waimai.platform.ordering.models import Order
 
 ACTIONS = {"meituan": ["confirm", "delivering", "arrived"],
@@ -56,12 +52,7 @@ def env(sqlite_url: str) -> Iterator[Env]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with ExitStack() as es:
-        standin = {
-            "meituan": es.enter_context(serve(create_meituan_standin(app_id=MT_APP_ID, secret=MT_SECRET))),
-            "eleme": es.enter_context(serve(create_eleme_standin(app_id=EL_APP_ID, app_key=EL_KEY, secret=EL_SECRET,
-                                                                 access_token=EL_TOKEN))),
-            "jd": es.enter_context(serve(create_jd_standin(app_key=JD_KEY, secret=JD_SECRET, token=JD_TOKEN))),
-        }
+        standin = serve_standins(es)
         platforms = {
             "meituan": {"app_id": MT_APP_ID, "secret": MT_SECRET, "api_base": f"{standin['meituan']}/api/v1"},
             "eleme": {"app_key": EL_KEY, "secret": EL_SECRET, "app_id": EL_APP_ID, "access_token": EL_TOKEN,
