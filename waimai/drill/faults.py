@@ -149,12 +149,14 @@ class Fault:
     database: str = "sqlite"
     extra_targets: Callable[[Any], dict[str, bool]] = field(default=lambda d: {})
 
+    detects: bool = True  # the firewall is expected to detect this fault (an incident)
+
     def targets(self, d: Any) -> dict[str, bool]:
-        if self.name == "replica-kill":
-            return _replica_targets(d)
         o = d.card.orders
-        return {"0 orders lost": o.get("lost", 1) == 0, "0 orders duplicated": o.get("duplicated", 1) == 0,
-                "detected": bool(d.card.step("detected").ok), **self.extra_targets(d)}
+        out = {"0 orders lost": o.get("lost", 1) == 0, "0 orders duplicated": o.get("duplicated", 1) == 0}
+        if self.detects:
+            out["detected"] = bool(d.card.step("detected").ok)
+        return {**out, **self.extra_targets(d)}
 
 
 def _payment_observe(d: Any, c: httpx.Client, phase: str) -> None:
@@ -261,8 +263,7 @@ def _replica_observe(d: Any, c: httpx.Client, phase: str) -> None:
 
 def _replica_targets(d: Any) -> dict[str, bool]:
     o, take = d.card.orders, d.card.step("singleton jobs taken over")
-    return {"0 orders lost": o.get("lost", 1) == 0, "0 orders duplicated": o.get("duplicated", 1) == 0,
-            "singleton jobs resumed ≤ 10 s": take.at_s is not None and take.at_s <= 10,
+    return {"singleton jobs resumed ≤ 10 s": take.at_s is not None and take.at_s <= 10,
             "≥ 99% of orders attempted during the fault completed": (o.get("completed_during_fault_pct") or 0) >= 99}
 
 
@@ -390,7 +391,7 @@ FAULTS: dict[str, Fault] = {
         steps=[("load balancer routes around it", ""), ("singleton jobs taken over", "≤ 10 s"), ("fault removed", ""),
                ("replica back in rotation", "after removal")],
         recovery_steps=("replica back in rotation",), steady=lambda d: d.leader(KILL_ROLE) is not None,
-        min_replicas=2),
+        min_replicas=2, detects=False, extra_targets=_replica_targets),
     "platform-flood": Fault(
         "platform-flood", "Meituan pushes orders at about 15 a second; the commander pauses its intake by runbook",
         inject=_flood, remove=_unflood, observe=_flood_observe,
