@@ -33,7 +33,7 @@ def _holder(url: str) -> subprocess.Popen[str]:
     assert proc.stdout is not None
     seen = []
     for line in proc.stdout:  # (log lines come first)
-        if line.strip() == "leading":
+        if line.rstrip().endswith("leading"):  # a log line may share the pipe's line with the print
             return proc
         seen.append(line)
     raise AssertionError(f"the holder never led (exit {proc.wait()}): {''.join(seen)[-2000:]}")
