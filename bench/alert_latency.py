@@ -40,6 +40,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from waimai.core.benchenv import environment, header  # noqa: E402
 from waimai.firewall.alerting.channels.standins import create_dingtalk_standin  # noqa: E402
 from waimai.firewall.alerting.service import AlertingService  # noqa: E402
 from waimai.firewall.monitoring.store import MetricStore  # noqa: E402
@@ -236,7 +237,12 @@ def main() -> None:
     ap.add_argument("--spacing", type=float, default=3.5, help="seconds between breaches (DingTalk: 20/min)")
     ap.add_argument("--for", dest="for_s", type=int, default=5)
     ap.add_argument("--skip-prometheus", action="store_true")
+    ap.add_argument("--smoke", action="store_true",
+                    help="seconds-long run that only checks the bench works (3 alerts, no Prometheus)")
     args = ap.parse_args()
+    if args.smoke:
+        args.alerts, args.spacing, args.for_s, args.skip_prometheus = 3, 1.0, 1, True
+    console.print(header(environment(extra={"alerts": args.alerts, "for": f"{args.for_s} s"})))
     with tempfile.TemporaryDirectory() as d1, tempfile.TemporaryDirectory() as d2:
         console.print(f"ours: {args.alerts} breaches, rule for={args.for_s}s …")
         ours = run_ours(Path(d1), args)

@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bigdb import fill  # noqa: E402
+from waimai.core.benchenv import environment, header  # noqa: E402
 from waimai.core.database import Database  # noqa: E402
 from waimai.firewall.recovery.backup import BackupConfig, create_backup, verify_backup  # noqa: E402
 from waimai.firewall.recovery.engines import PostgresEngine  # noqa: E402
@@ -199,9 +200,15 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs of each measurement (medians are shown)")
     ap.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                     help="an admin URL; a scratch database is created beside it")
+    ap.add_argument("--smoke", action="store_true", help="2,000 orders, once: only checks the bench works")
     args = ap.parse_args()
+    if args.smoke:
+        args.orders, args.repeat = 2_000, 1
+    engines = args.engines.split(",")
+    console.print(header(environment({e: args.pg if e == "postgresql" else "sqlite://" for e in engines},
+                                     {"orders": f"{args.orders:,}", "repeat": args.repeat})))
     results: dict[str, dict[str, Any]] = {}
-    for engine in args.engines.split(","):
+    for engine in engines:
         with tempfile.TemporaryDirectory(prefix=f"waimai-bench-{engine}-") as tmp:
             if engine == "sqlite":
                 results[engine] = bench_sqlite(args.orders, Path(tmp), args.repeat)

@@ -25,19 +25,22 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.order_throughput import LUA, backend_url, measure, prepare  # noqa: E402
+from bench.order_throughput import LUA, backend_url, drop_backend, measure, prepare  # noqa: E402
+from waimai.core.benchenv import environment, header  # noqa: E402
 from waimai.firewall.monitoring.sampler import SERIES  # noqa: E402
 from waimai.firewall.monitoring.store import MINUTE, QUARTER, RAW, MetricStore, samples_t  # noqa: E402
 
 console = Console()
 
 
-def month_footprint(tmp: Path, interval_s: int = 5) -> tuple[int, int]:
+def month_footprint(tmp: Path, interval_s: int = 5, days: float = 30) -> tuple[int, int]:
     st = MetricStore(f"sqlite:///{tmp / 'month.db'}")
     with st.engine.begin() as conn:
         ids = [st._series_id(conn, n) for n in SERIES]  # noqa: SLF001 - bench reaches in on purpose
     end = int(time.time()) // 900 * 900
-    plan = [(RAW, interval_s, 2 * 86400), (MINUTE, 60, 14 * 86400), (QUARTER, 900, 30 * 86400)]
+    k = days / 30  # a smoke run writes a slice of the month
+    plan = [(RAW, interval_s, int(2 * 86400 * k)), (MINUTE, 60, int(14 * 86400 * k)),
+            (QUARTER, 900, int(30 * 86400 * k))]
     rows = 0
     for res, step, span in plan:
         batch = []
@@ -69,10 +72,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--backend", default="sqlite")
+    ap.add_argument("--smoke", action="store_true", help="seconds-long run that only checks the bench works")
     args = ap.parse_args()
+    if args.smoke:
+        args.duration, args.rounds, args.connections = 1, 1, 4
     res: dict[str, list[dict]] = {"off": [], "on": []}  # type: ignore[type-arg]
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        env_url = backend_url(args.backend, tmp, "env")
+        console.print(header(environment({args.backend: env_url}, {"server workers": args.workers,
+                                                                    "wrk": f"{args.connections} connections"})))
+        drop_backend(env_url)
         for r in range(args.rounds):
             for mode in ("off", "on"):
                 url = backend_url(args.backend, tmp, f"mon{r}{mode}")
@@ -83,7 +93,9 @@ def main() -> None:
                 console.print(f"round {r + 1}: monitoring {mode} …")
                 res[mode].append(measure(f"monitoring {mode}", "waimai.app:create_app", url, script, args,
                                          {"WAIMAI_MONITORING": "true" if mode == "on" else "false"}))
-        rows, size = month_footprint(tmp)
+                drop_backend(url)
+        days = 1 if args.smoke else 30
+        rows, size = month_footprint(tmp, days=days)
     t = Table(title=f"Order placement with monitoring off vs on ({args.backend}, {args.rounds} rounds of "
                     f"{args.duration}s, {args.connections} connections)")
     for col in ("monitoring", "orders/s (mean)", "p50 ms", "p99 ms"):
@@ -98,7 +110,7 @@ def main() -> None:
     overhead = 1 - mean["on"] / mean["off"]
     console.print(f"throughput ratio on/off = {mean['on'] / mean['off']:.3f}  →  overhead {overhead * 100:.1f}% "
                   f"(target ≤ 5%)")
-    console.print(f"embedded store after a month: {rows:,} rows for {len(SERIES)} series, "
+    console.print(f"embedded store after {days} day(s): {rows:,} rows for {len(SERIES)} series, "
                   f"{size / 1e6:.1f} MB on disk")
 
 

@@ -30,6 +30,7 @@ from sqlalchemy import create_engine, func, select, text, update
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from waimai.core.benchenv import environment, header  # noqa: E402
 from waimai.core.database import Database  # noqa: E402
 from waimai.core.migrate import upgrade  # noqa: E402
 from waimai.core.security import issue_token  # noqa: E402
@@ -102,7 +103,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def wait_http(port: int, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -163,7 +164,7 @@ def serve(app: str, url: str, port: int, workers: int, extra_env: dict[str, str]
           ) -> subprocess.Popen[bytes]:
     scratch = Path(tempfile.mkdtemp(prefix="waimai-bench-"))
     env = {**os.environ, "WAIMAI_DATABASE_URL": url, "WAIMAI_SECRET_KEY": SECRET, "WAIMAI_ENV": "test",
-           "WAIMAI_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT),
+           "WAIMAI_LOG_LEVEL": "ERROR", "WAIMAI_DRAIN_DELAY_S": "0", "PYTHONPATH": str(ROOT),
            "WAIMAI_METRICS_URL": f"sqlite:///{scratch / 'metrics.db'}", "WAIMAI_LOG_FILE": str(scratch / "l.jsonl"),
            **(extra_env or {})}
     cmd = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port", str(port),
@@ -178,7 +179,7 @@ def measure(name: str, app: str, url: str, script: Path, args: argparse.Namespac
     proc = serve(app, url, port, args.workers, extra_env)
     try:
         wait_http(port, proc)
-        warm = run_wrk(port, script, 2, args.connections, args.threads)  # warm-up (connections, caches)
+        warm = run_wrk(port, script, 1 if args.smoke else 2, args.connections, args.threads)  # warm-up (connections, caches)
         res = run_wrk(port, script, args.duration, args.connections, args.threads)
         res["warmup"] = warm["codes"].get("201", 0)
     finally:
@@ -192,13 +193,22 @@ def measure(name: str, app: str, url: str, script: Path, args: argparse.Namespac
 def backend_url(backend: str, tmp: Path, tag: str) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tmp / f'{tag}.db'}"
-    name = f"waimai_bench_{tag}"
+    name = f"waimai_bench_{tag}_{os.getpid()}"  # concurrent runs (a smoke test beside a full run) never share
     eng = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     with eng.connect() as c:
         c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         c.execute(text(f'CREATE DATABASE "{name}"'))
     eng.dispose()
     return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_backend(url: str) -> None:
+    """Drop a PostgreSQL database made by backend_url (SQLite files go with their temp directory)."""
+    if url.startswith("postgresql"):
+        eng = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with eng.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+        eng.dispose()
 
 
 def main() -> None:
@@ -208,14 +218,20 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="wrk threads")
     ap.add_argument("--workers", type=int, default=1, help="server processes")
     ap.add_argument("--backends", default="sqlite,postgresql")
+    ap.add_argument("--smoke", action="store_true", help="seconds-long run that only checks the bench works")
     args = ap.parse_args()
+    if args.smoke:
+        args.duration, args.connections, args.threads = 1, 4, 1
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
     results = []
+    inconsistent = False
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        for backend in args.backends.split(","):
-            url = backend_url(backend, tmp, "orders")
+        urls = {b: backend_url(b, tmp, "orders") for b in args.backends.split(",")}
+        env = environment(urls, {"server workers": args.workers, "wrk": f"{args.connections} connections"})
+        console.print(header(env))
+        for backend, url in urls.items():
             tokens, baskets = prepare(url)
             script = tmp / "orders.lua"
             script.write_text(LUA % {"tokens": ",".join(f'"{t}"' for t in tokens),
@@ -234,6 +250,8 @@ def main() -> None:
             b = measure(f"bare-insert/{backend}", "bench.bare_app:create_app", bare_url, script, args)
             r["ratio"] = r["rps"] / b["rps"] if b["rps"] else 0.0
             results += [r, b]
+            drop_backend(url)
+            drop_backend(bare_url)
     t = Table(title=f"POST /api/v1/orders, {args.connections} connections, {args.workers} server process(es), "
                     f"{os.cpu_count()} cores")
     for col in ("run", "ok/s", "p50 ms", "p95 ms", "p99 ms", "non-201", "socket errors", "orders in DB",
@@ -253,10 +271,13 @@ def main() -> None:
             # wrk stops with up to `connections` requests in flight (twice: warm-up and run); those
             # orders exist although wrk never read their 201 (a retry with the key would replay it).
             ok = dups == 0 and 0 <= extra <= 2 * args.connections
+            inconsistent |= not ok
             console.print(f"{r['name']}: {r['orders_in_db']} orders in the database, {acked} answers 201 read, "
                           f"{extra} in flight when wrk stopped, {dups} duplicates: "
                           + ("consistent" if ok else "[red]INCONSISTENT[/red]"))
-    print(json.dumps([{k: v for k, v in r.items()} for r in results]))
+    print(json.dumps({"environment": env, "results": results}))
+    if inconsistent:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

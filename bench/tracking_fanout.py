@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.order_throughput import SECRET, free_port, wait_http  # noqa: E402
+from waimai.core.benchenv import environment, header  # noqa: E402
 from waimai.core.database import Database, utcnow  # noqa: E402
 from waimai.core.migrate import upgrade  # noqa: E402
 from waimai.core.security import issue_token  # noqa: E402
@@ -108,14 +109,17 @@ def rss_kb(pid: int) -> int:
 async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as d:
         url = f"sqlite:///{Path(d) / 'track.db'}"
+        console.print(header(environment({"sqlite": url}, {"server workers": 1,
+                                                            "subscribers": f"{args.subscribers:,}"})))
         console.print(f"preparing {args.orders} orders …")
         ids, riders = prepare(url, args.orders)
         port = free_port()
         env = {**os.environ, "WAIMAI_DATABASE_URL": url, "WAIMAI_SECRET_KEY": SECRET, "WAIMAI_ENV": "test",
-               "WAIMAI_LOG_LEVEL": "WARNING", "WAIMAI_METRICS_URL": f"sqlite:///{Path(d) / 'm.db'}",
+               "WAIMAI_LOG_LEVEL": "ERROR", "WAIMAI_DRAIN_DELAY_S": "0", "WAIMAI_METRICS_URL": f"sqlite:///{Path(d) / 'm.db'}",
                "WAIMAI_LOG_FILE": str(Path(d) / "l.jsonl"), "PYTHONPATH": str(ROOT)}
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn",  # noqa: ASYNC220 - started once, before timing "waimai.app:create_app", "--factory", "--port",
-                                 str(port), "--log-level", "warning", "--no-access-log", "--loop", "uvloop",
+        # Started once, before anything is timed.
+        proc = subprocess.Popen([sys.executable, "-m", "uvicorn",  # noqa: ASYNC220
+                                 "waimai.app:create_app", "--factory", "--port", str(port), "--log-level", "warning", "--no-access-log", "--loop", "uvloop",
                                  "--backlog", "8192", "--timeout-keep-alive", "600",
                                  "--timeout-graceful-shutdown", "5"], env=env, cwd=ROOT)
         try:
@@ -170,6 +174,8 @@ async def run(args: argparse.Namespace) -> None:
     console.print(f"events delivered per second: {len(lat) / args.seconds:,.0f}")
     console.print(f"server memory: {base_rss / 1024:.0f} MB idle → {subs_rss / 1024:.0f} MB with subscribers "
                   f"= {(subs_rss - base_rss) / args.subscribers:.1f} kB per subscriber")
+    if not lat:
+        sys.exit("no event reached any subscriber: the bench is broken")
 
 
 def main() -> None:
@@ -178,7 +184,11 @@ def main() -> None:
     ap.add_argument("--orders", type=int, default=500)
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--rate", type=float, default=1.0, help="position posts per rider per second")
-    asyncio.run(run(ap.parse_args()))
+    ap.add_argument("--smoke", action="store_true", help="50 subscribers for 2 s: only checks the bench works")
+    args = ap.parse_args()
+    if args.smoke:
+        args.subscribers, args.orders, args.seconds = 50, 20, 2
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":

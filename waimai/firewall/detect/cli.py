@@ -179,9 +179,12 @@ def bench_nab_command(
         list[str] | None, typer.Option("--detector", "-d", help="Detector(s) to run (repeatable).")
     ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes (each detector/file runs on one core).")] = 2,
+    smoke: Annotated[bool, typer.Option(help="Four files, the default detector: only checks the bench works.")] = False,
 ) -> None:
     """Run the NAB v1.1 benchmark: three profiles, (a) corpus-tuned and (b) leave-one-category-out
     thresholds, points/s, and ratios against the baselines."""
+    from waimai.core.benchenv import environment, header
+    from waimai.firewall.detect.base import DEFAULT_DETECTOR
     from waimai.firewall.detect.nab import run_nab_bench
 
     if not (data / "labels" / "combined_windows.json").is_file():
@@ -191,18 +194,25 @@ def bench_nab_command(
     unknown = [d for d in detectors or [] if d not in DETECTORS]
     if unknown:
         raise typer.BadParameter(f"unknown detector(s) {', '.join(unknown)}", param_hint="--detector")
-    run_nab_bench(data, out, plot, detectors or None, workers=workers)
+    if smoke:
+        detectors, workers = detectors or [DEFAULT_DETECTOR], 1
+    typer.echo(header(environment(extra={"detector processes": workers,
+                                         "BLAS per detector": "1 thread (threadpoolctl)"})))
+    run_nab_bench(data, out, plot, detectors or None, workers=workers, limit=4 if smoke else None)
 
 
 def bench_forecast_command(
     data: Annotated[Path, typer.Argument(help="NAB checkout, or the nyc_taxi.csv file itself.")],
     plot: Annotated[Path | None, typer.Option(help="Write forecast-vs-actual PNGs here.")] = None,
+    smoke: Annotated[bool, typer.Option(help="The last 13 weeks only: checks the bench works.")] = False,
 ) -> None:
     """Rolling-origin forecast benchmark (MASE at 30 and 60 minutes) on NYC taxi and a simulated
     campus order series, against seasonal naive, last-week-plus-deviation and statsmodels ETS."""
+    from waimai.core.benchenv import environment, header
     from waimai.firewall.forecast.bench import run_forecast_bench
 
     path = data / "data" / "realKnownCause" / "nyc_taxi.csv" if data.is_dir() else data
     if not path.is_file():
         raise typer.BadParameter(f"{path} not found", param_hint="DATA")
-    run_forecast_bench(path, plot)
+    typer.echo(header(environment()))
+    run_forecast_bench(path, plot, weeks=13 if smoke else None)

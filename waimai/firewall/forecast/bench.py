@@ -75,8 +75,12 @@ def evaluate_models(series: pd.Series, models: list[str] | None = None) -> dict[
     return out
 
 
-def run_forecast_bench(nyc_taxi_csv: Path, plot_dir: Path | None = None, console=None) -> dict:
-    """Print the MASE table for NYC taxi (realKnownCause/nyc_taxi.csv) and the simulated campus."""
+def run_forecast_bench(
+    nyc_taxi_csv: Path, plot_dir: Path | None = None, console=None, weeks: int | None = None
+) -> dict:
+    """Print the MASE table for NYC taxi (realKnownCause/nyc_taxi.csv) and the simulated campus.
+
+    ``weeks`` keeps only the last that many weeks of each series (a smoke run)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -87,7 +91,10 @@ def run_forecast_bench(nyc_taxi_csv: Path, plot_dir: Path | None = None, console
     taxi = pd.Series(
         df["value"].to_numpy(dtype=float), index=pd.DatetimeIndex(pd.to_datetime(df["timestamp"]))
     )
-    sets = {"nyc_taxi": taxi, "campus_sim": simulate_campus_orders()}
+    campus = simulate_campus_orders(weeks=weeks or 26)
+    if weeks:
+        taxi = taxi[taxi.index >= taxi.index[-1] - pd.Timedelta(weeks=weeks)]
+    sets = {"nyc_taxi": taxi, "campus_sim": campus}
     results = {k: evaluate_models(s) for k, s in sets.items()}
     table = Table(title="Rolling-origin forecasts over the last 30% — MASE (weekly seasonal-naive scale)")
     table.add_column("model")

@@ -27,13 +27,20 @@ def bench_mdrp_command(
     limit: Annotated[
         int | None, typer.Option("--limit", help="Only this many instances (evenly spread).")
     ] = None,
+    smoke: Annotated[bool, typer.Option("--smoke", help="One instance, no micro-benchmark: checks the bench works.")
+                     ] = False,
 ) -> None:
     """Run our dispatcher and the greedy baseline on the MDRP instances and print the tables."""
+    from waimai.core.benchenv import environment, header
+
     from .mdrp import run_mdrp_bench
 
     if not instances.is_dir():
         raise typer.BadParameter(f"{instances} is not a folder", param_hint="--instances")
-    res = run_mdrp_bench(instances, out_dir=out, plot_dir=plot, workers=workers, limit=limit)
+    if smoke:
+        limit, workers = 1, 1
+    typer.echo(header(environment(extra={"worker processes": workers})))
+    res = run_mdrp_bench(instances, out_dir=out, plot_dir=plot, workers=workers, limit=limit, microbench=not smoke)
     bad = sum(r[k]["feasible"] is False for r in res["results"] for k in ("ours", "greedy"))
     if bad:
         raise typer.Exit(code=1)
