@@ -124,3 +124,20 @@ def test_bookkeeping_errors(tiny, tmp_path, what):
     else:
         sol.moves[1].origin = "0"
     assert not check(tiny, sol, tmp_path).ok
+
+
+def test_moves_are_written_per_courier_and_read_like_the_official_evaluator(tiny, tmp_path):
+    """Grubhub's evaluator keeps one contiguous block of lines per courier: interleaved files fail there."""
+    sol = valid_solution()
+    sol.moves = [sol.moves[0], sol.moves[3], sol.moves[1], sol.moves[4], sol.moves[2]]  # c1 c2 c1 c2 c1
+    write_solution(sol, tmp_path / "sol")
+    couriers = [ln.split()[0] for ln in (tmp_path / "sol" / "solution_info_couriers.txt").read_text().splitlines()[1:]]
+    assert couriers == ["c1", "c1", "c1", "c2", "c2"]
+    assert check_solution(tiny, tmp_path / "sol").ok
+
+    lines = (tmp_path / "sol" / "solution_info_couriers.txt").read_text().splitlines()
+    interleaved = [lines[0], lines[1], lines[4], lines[2], lines[5], lines[3]]
+    (tmp_path / "sol" / "solution_info_couriers.txt").write_text("\n".join(interleaved) + "\n")
+    res = check_solution(tiny, tmp_path / "sol")
+    assert not res.ok
+    assert any("moves, expected" in v for v in res.violations)

@@ -99,7 +99,9 @@ def write_solution(sol: Solution, folder: Path | str) -> None:
         )
     (folder / ORDERS_FILE).write_text("\n".join(lines) + "\n")
     lines = ["courier departure_time origin destination"]
-    for mv in sol.moves:
+    # Grubhub's evaluator reads a courier's moves as one contiguous block (a courier seen again starts
+    # a new block that replaces the first), so the lines are grouped per courier, in time order.
+    for mv in sorted(sol.moves, key=lambda m: m.courier):
         lines.append(f"{mv.courier} {_fmt(mv.departure_time)} {mv.origin} {mv.destination}")
     (folder / COURIERS_FILE).write_text("\n".join(lines) + "\n")
 
@@ -111,9 +113,26 @@ def read_solution(folder: Path | str) -> Solution:
         sol.assignments.append(AssignmentRecord(float(r[0]), float(r[1]), r[2], tuple(r[3:])))
     for r in _rows(folder / ORDERS_FILE):
         sol.orders.append(OrderRecord(r[0], float(r[1]), float(r[2]), float(r[3]), float(r[4]), r[5]))
-    for r in _rows(folder / COURIERS_FILE):
-        sol.moves.append(MoveRecord(r[0], float(r[1]), r[2], r[3]))
+    sol.moves = _read_moves(folder / COURIERS_FILE)
     return sol
+
+
+def _read_moves(path: Path) -> list[MoveRecord]:
+    """Courier moves read the way Grubhub's official evaluator reads them.
+
+    Its parser (``MDRP_code/compute_performance_summary.py``) walks the file keeping one block of
+    consecutive lines per courier; when a courier's lines resume after another courier's, the new
+    block replaces the earlier one. Reading the same way means a file the official evaluator would
+    reject is rejected here too, instead of being silently re-grouped.
+    """
+    blocks: dict[str, list[MoveRecord]] = {}
+    current: str | None = None
+    for r in _rows(path):
+        if r[0] != current:
+            current = r[0]
+            blocks[current] = []
+        blocks[current].append(MoveRecord(r[0], float(r[1]), r[2], r[3]))
+    return [mv for block in blocks.values() for mv in block]
 
 
 # --------------------------------------------------------------------------- feasibility
