@@ -7,10 +7,19 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich import filesize
+from rich import box, filesize
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from waimai.core.errors import AppError
 from waimai.core.timeutil import LOCAL
@@ -66,7 +75,7 @@ class RichReporter:
 
     def stage(self, name: str, total: int | None = None) -> Callable[[int], None]:
         self._close()
-        task = self.p.add_task(name, total=total)
+        task = self.p.add_task(name, total=total, bytes=total is not None)
         self.task = task
         return lambda n: self.p.update(task, completed=n)
 
@@ -74,8 +83,15 @@ class RichReporter:
         self._close()
 
 
+class _BytesColumn(DownloadColumn):
+    """Bytes done / total for stages that move bytes; nothing for steps without a size (no "1/1 bytes")."""
+
+    def render(self, task: Task) -> Text:
+        return super().render(task) if task.fields.get("bytes") else Text("")
+
+
 def _progress() -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description:<34}"), BarColumn(), DownloadColumn(),
+    return Progress(SpinnerColumn(), TextColumn("{task.description:<34}"), BarColumn(), _BytesColumn(),
                     TimeElapsedColumn(), console=console, transient=False)
 
 
@@ -152,15 +168,29 @@ def list_cmd(sync: Annotated[bool, typer.Option("--sync", help="first reread the
     if sync:
         console.print(f"{catalog.sync()} backup(s) added from the targets.")
     items = catalog.all()
-    t = Table(title=f"Backups in {cfg.directory}")
-    t.add_column("id", no_wrap=True)
-    for col in ("created (campus)", "kind", "engine", "schema", "size", "enc", "targets", "status", "verification"):
-        t.add_column(col)
-    for m in items:
-        t.add_row(m.id, _when(m), m.kind, m.engine, m.schema_version or "-", _mb(m.size),
-                  "yes" if m.encrypted else "", _targets(m),
-                  m.status if m.status == "complete" else f"[red]{m.status}[/red]", _verified(m))
-    console.print(t if items else "No backups yet: `waimai backup create`.")
+    if not items:
+        console.print("No backups yet: `waimai backup create`.")
+        return
+    if console.width >= 120:
+        t = Table(title=f"Backups in {cfg.directory}")
+        t.add_column("id", no_wrap=True)
+        for col in ("created (campus)", "kind", "engine", "schema", "size", "enc", "targets", "status",
+                    "verification"):
+            t.add_column(col)
+        for m in items:
+            t.add_row(m.id, _when(m), m.kind, m.engine, m.schema_version or "-", _mb(m.size),
+                      "yes" if m.encrypted else "", _targets(m),
+                      m.status if m.status == "complete" else f"[red]{m.status}[/red]", _verified(m))
+    else:  # a terminal of 80 columns: the columns that decide which backup to restore; `show ID` has the rest
+        t = Table(title=f"Backups in {cfg.directory}", box=box.SIMPLE_HEAD, pad_edge=False)
+        for col in ("id", "created", "kind", "size", "stored", "verified"):
+            t.add_column(col, no_wrap=True)
+        for m in items:
+            stored = sum(s.status == "stored" for s in m.targets.values())
+            t.add_row(m.id, m.created_at.astimezone(LOCAL).strftime("%m-%d %H:%M"), m.kind, _mb(m.size),
+                      f"{stored}/{len(m.targets)}" if m.status == "complete" else f"[red]{m.status}[/red]",
+                      _verified(m))
+    console.print(t)
 
 
 @backup_app.command("show")
