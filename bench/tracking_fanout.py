@@ -165,6 +165,10 @@ async def run(args: argparse.Namespace) -> None:
                 proc.wait(timeout=30)  # noqa: ASYNC101
             except subprocess.TimeoutExpired:
                 proc.kill()
+    if not lat:
+        console.print(f"[red]no event reached any of the {args.subscribers} subscribers[/red] "
+                      f"({sent} position rounds, {failed} posts failed)")
+        sys.exit(1)
     lat.sort()
     q = lambda p: lat[min(len(lat) - 1, int(p / 100 * len(lat)))] if lat else float("nan")  # noqa: E731
     console.print(f"subscribers: {args.subscribers} on one process; position rounds: {sent} "
@@ -176,8 +180,6 @@ async def run(args: argparse.Namespace) -> None:
                   f"or timed out (30 s): {failed} of {sent * len(riders)}")
     console.print(f"server memory: {base_rss / 1024:.0f} MB idle → {subs_rss / 1024:.0f} MB with subscribers "
                   f"= {(subs_rss - base_rss) / args.subscribers:.1f} kB per subscriber")
-    if not lat:
-        sys.exit("no event reached any subscriber: the bench is broken")
 
 
 def main() -> None:
