@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
 import time
 from typing import Annotated
 
@@ -102,6 +100,8 @@ def serve(
     """Serve the web pages and the API, and run the background roles."""
     import uvicorn
 
+    from waimai.core.children import start_child, stop_child
+
     if role is not None:
         from waimai.core.roles import ordered, parse_roles
 
@@ -111,12 +111,18 @@ def serve(
             console.print(f"[red]--role:[/red] {exc}")
             raise typer.Exit(2) from None
         get_settings.cache_clear()
+    # --host/--port are settings like WAIMAI_HOST/PORT, so the public URL (callbacks, cashier returns)
+    # follows them; uvicorn's worker processes read the environment too.
+    for name, value in (("WAIMAI_HOST", host), ("WAIMAI_PORT", port)):
+        if value is not None:
+            os.environ[name] = str(value)
+            get_settings.cache_clear()
     s = _settings()
     _prepare_sqlite_dir(s)
     gw: subprocess.Popen[bytes] | None = None
     if with_fake_gateway:
         port_gw = s.gateway_url.rsplit(":", 1)[-1].split("/")[0]
-        gw = subprocess.Popen([sys.executable, "-m", "waimai.cli", "fake-gateway", "--port", port_gw])  # noqa: S603
+        gw = start_child(["fake-gateway", "--port", port_gw])
         console.print(f"fake payment gateway on {s.gateway_url}")
     n_workers = workers or s.workers
     if n_workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -135,9 +141,7 @@ def serve(
                     workers=n_workers, access_log=access_log, log_level="warning",
                     timeout_graceful_shutdown=10)
     finally:
-        if gw is not None:
-            gw.send_signal(signal.SIGTERM)
-            gw.wait(timeout=10)
+        stop_child(gw)
 
 
 @app.command("fake-gateway")
@@ -147,11 +151,15 @@ def fake_gateway(
     latency_ms: Annotated[int, typer.Option(help="added latency per call")] = 0,
     failure_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="share of calls answered 503")] = 0.0,
     auto_confirm: Annotated[bool, typer.Option(help="settle every payment at once")] = False,
+    parent_pid: Annotated[int | None, typer.Option(hidden=True, help="exit when this process is gone")] = None,
 ) -> None:
     """Run the stand-in payment gateway (signed requests and callbacks; breakable at run time)."""
     import uvicorn
 
+    from waimai.core.children import exit_with_parent
     from waimai.platform.payments.fake_gateway import GatewayConfig, create_gateway_app
+
+    exit_with_parent(parent_pid)
 
     s = _settings()
     gw = create_gateway_app(app_id=s.gateway_app_id, secret=s.gateway_secret)

@@ -26,7 +26,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default=1, ge=1, le=64)
-    public_url: str = Field(default="http://127.0.0.1:8000", description="base URL for callbacks")
+    public_url: str = Field(default="", description="base URL for callbacks and cashier returns "
+                                                   "(default http://<host>:<port>)")
     default_locale: Literal["zh_CN", "en"] = "zh_CN"
     # Scale-out (docs/operations.md): roles of this process, leader election, drain on SIGTERM, tracking bus.
     roles: str = Field(default="api,worker,dispatcher,notifier",
@@ -141,6 +142,14 @@ class Settings(BaseSettings):
         from waimai.core.roles import ordered, parse_roles
 
         return ",".join(ordered(parse_roles(v)))
+
+    @model_validator(mode="after")
+    def _public_url_from_host_and_port(self) -> Settings:
+        # A team serving on WAIMAI_PORT=8001 must get callbacks and cashier returns on 8001 too.
+        if not self.public_url:
+            host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104 - compared, not bound
+            self.public_url = f"http://{host}:{self.port}"
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Settings:
