@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import subprocess  # nosec B404 - runs git with fixed arguments
+import subprocess  # nosec B404
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess  # nosec B404 - starts our own command
+import subprocess  # nosec B404
 import sys
 import threading
 import time
@@ -20,7 +20,7 @@ PARENT_FLAG = "--parent-pid"
 
 def start_child(args: list[str]) -> subprocess.Popen[bytes]:
     """Run ``python -m waimai.cli ARGS --parent-pid <us>``; the child exits when we do."""
-    return subprocess.Popen(  # noqa: S603  # nosec B603 - our own module, fixed arguments
+    return subprocess.Popen(  # noqa: S603  # nosec B603
         [sys.executable, "-m", "waimai.cli", *args, PARENT_FLAG, str(os.getpid())]
     )
 
