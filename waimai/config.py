@@ -147,7 +147,7 @@ class Settings(BaseSettings):
     def _public_url_from_host_and_port(self) -> Settings:
         # A team serving on WAIMAI_PORT=8001 must get callbacks and cashier returns on 8001 too.
         if not self.public_url:
-            host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104 - compared, not bound
+            host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104  # nosec B104
             self.public_url = f"http://{host}:{self.port}"
         return self
 
