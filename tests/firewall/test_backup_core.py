@@ -77,7 +77,14 @@ def test_cron_schedule() -> None:
     assert Cron.parse("*/15 9-10 * * 1-5").next_after(dt.datetime(2026, 3, 7, 0, 0, tzinfo=utc)) == dt.datetime(
         2026, 3, 9, 1, 0, tzinfo=utc)  # Saturday → Monday 09:00 campus time
     assert Cron.parse("@weekly").text == "@weekly"
-    for bad in ("0 * * *", "61 * * * *", "a * * * *", "5-1 * * * *"):
+    # what teams write: names of days, the last day of the month, yearly
+    assert Cron.parse("30 3 * * MON-FRI").next_after(dt.datetime(2026, 3, 7, 0, 0, tzinfo=utc)) == dt.datetime(
+        2026, 3, 8, 19, 30, tzinfo=utc)  # Saturday → Monday 03:30 campus time (Sunday 19:30 UTC)
+    assert Cron.parse("0 2 L * *").next_after(dt.datetime(2026, 2, 10, tzinfo=utc)) == dt.datetime(
+        2026, 2, 27, 18, 0, tzinfo=utc)  # 28 February 02:00 campus time
+    assert Cron.parse("@yearly").next_after(dt.datetime(2026, 3, 1, tzinfo=utc)) == dt.datetime(
+        2026, 12, 31, 16, 0, tzinfo=utc)
+    for bad in ("0 * * *", "61 * * * *", "a * * * *", "0 25 * * *", "* * * * * *", "@sometimes"):
         with pytest.raises(ValueError, match="cron"):
             Cron.parse(bad)
 
