@@ -111,3 +111,24 @@ def test_nginx_config_is_valid(tmp_path: Path) -> None:
     out = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(conf)], capture_output=True, text=True,
                          timeout=30)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_nginx_body_limits_match_the_app() -> None:
+    """nginx must not refuse what the app accepts (5 MB photos) nor pass what it refuses (the 64 KiB default)."""
+    import re
+
+    from waimai.platform.support.setup import UPLOADS
+
+    conf = (ROOT / "deploy" / "nginx" / "waimai.conf").read_text()
+
+    def size(text: str) -> int:
+        n, unit = re.fullmatch(r"(\d+)([kKmM]?)", text).groups()  # type: ignore[union-attr]
+        return int(n) * {"": 1, "k": 1024, "m": 1024 * 1024}[unit.lower()]
+
+    server_limit = re.search(r"^    client_max_body_size (\w+);", conf, re.M)
+    assert server_limit and size(server_limit.group(1)) == Settings(env="development").max_body_bytes
+    uploads = re.search(r"location ~ (\S+) \{\s*client_max_body_size (\w+);", conf)
+    assert uploads, "no location for photo uploads"
+    (pattern, limit), = UPLOADS
+    assert uploads.group(1) == pattern.pattern.replace("\\\\", "\\")
+    assert size(uploads.group(2)) == limit
