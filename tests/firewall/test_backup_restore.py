@@ -212,5 +212,8 @@ def test_backup_job_is_wired_only_when_enabled(sqlite_url: str, tmp_path: Path) 
                                    backup_schedule="30 4 * * *"), background=False)
     jobs = {j.name: j for j in housekeeping_jobs(app)}
     assert jobs["backup"].singleton and jobs["backup"].role == "worker"
-    assert app.state.backup_scheduler.cron.hours == frozenset({4})
+    cron = app.state.backup_scheduler.cron
+    assert cron.text == "30 4 * * *"  # 04:30 campus time is 20:30 UTC the day before
+    assert cron.next_after(dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)) == dt.datetime(2026, 3, 1, 20, 30,
+                                                                                         tzinfo=dt.UTC)
     assert isinstance(RESTORE_HOOKS, list)  # the incident timeline registers here
