@@ -73,6 +73,7 @@ def negotiate(query: str | None, cookie: str | None, accept_language: str | None
 
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
+_LATIN = re.compile(r"[A-Za-z]{3,}")
 
 
 def say(exc: object) -> str:
@@ -81,7 +82,7 @@ def say(exc: object) -> str:
     failure's details); else, on a non-English page, the status's plain words (`error.http.<status>`)."""
     message = str(getattr(exc, "message", exc))
     text = gettext(message)
-    if text != message or (current_locale.get() == "zh_CN" and _CJK.search(message)):
+    if text != message or (current_locale.get() == "zh_CN" and _CJK.search(message) and not _LATIN.search(message)):
         return text  # translated, or already worded in Chinese by the page that raised it
     code, details = getattr(exc, "code", None), getattr(exc, "details", None)
     key = f"error.{code}"
