@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,8 @@ def tr(key: str, fallback: str) -> str:
 
 
 TEMPLATES.env.globals["tr"] = tr
+# A stored text (a notice written when it was sent) keeps the language it was written in: say so to readers.
+TEMPLATES.env.filters["text_lang"] = lambda t: "zh-CN" if re.search(r"[\u3400-\u9fff]", t or "") else "en"
 TEMPLATES.env.filters["hhmm"] = hhmm
 TEMPLATES.env.filters["mask"] = mask_phone
 TEMPLATES.env.filters["hms"] = lambda t: "" if t is None else local(t).strftime("%H:%M:%S")  # type: ignore[union-attr]
