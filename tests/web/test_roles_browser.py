@@ -56,9 +56,9 @@ SMALL_TARGETS = """() => {
 }"""
 
 
-def _order(site: str) -> str:
+def _order(base: str) -> str:
     """An order under way (accepted, a rider assigned) so the order page shows its map and state."""
-    with httpx.Client(base_url=site, timeout=20) as c:
+    with httpx.Client(base_url=base, timeout=20) as c:
         def tok(phone: str) -> dict[str, str]:
             t = c.post("/api/v1/auth/login", json={"phone": phone, "password": "waimai-demo"}).json()
             return {"Authorization": f"Bearer {t['access_token']}"}
