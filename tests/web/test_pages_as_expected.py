@@ -199,6 +199,8 @@ def test_settings_are_read_only_and_secrets_masked(web: TestClient) -> None:
     page = web.get("/ops/settings").text
     assert "WAIMAI_SECRET_KEY" in page and "s3cr3t-" not in page and "••••••" in page
     assert "WAIMAI_DATABASE_URL" in page and "<form" not in page.split("<main>", 1)[1]
+    ttl = page.split('data-setting="token_ttl_minutes"', 1)[1].split("</tr>", 1)[0]
+    assert "720" in ttl and "••" not in ttl  # a number about tokens is not a secret
     login(web, "13800000004")
     assert web.get("/ops/settings", follow_redirects=False).status_code == 303
 

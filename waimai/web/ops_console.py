@@ -151,7 +151,8 @@ def switches_set(request: Request, name: str = Form(..., max_length=80), enabled
 
 # --- settings -----------------------------------------------------------------------------------
 
-_SECRET_NAME = re.compile(r"secret|password|token|key|dsn|credential", re.I)
+# Names whose values are secrets (token_ttl_minutes is not; alert_ingest_token and secret_key are).
+_SECRET_NAME = re.compile(r"secret|password|passwd|credential|dsn|(^|_)token$|(^|_)key$|key_id$", re.I)
 MASK = "••••••"
 
 
