@@ -22,7 +22,7 @@ PAGES = {
     "13800000004": ["/support", "/tickets", "/support/orders/{oid}"],
     "13800000009": ["/ops", "/ops/alerts", "/ops/incidents", "/ops/runbooks", "/ops/intake", "/ops/payroll",
                     "/ops/logs", "/ops/satisfaction", "/ops/backups", "/ops/dispatch", "/ops/switches",
-                    "/ops/settings", "/orders/{oid}"],
+                    "/ops/settings", "/orders/{oid}", "/ops/incidents/1"],
 }
 
 
@@ -55,6 +55,10 @@ def test_every_page_speaks_one_language(site: tuple[TestClient, str], locale: st
     c, url = site
     oid = _place_and_cancel(c)
     c.post("/cart/add", data={"item_id": 5, "quantity": "1"})  # a cart to look at
+    _login(c, "13800000009")  # an incident with a timeline (opened, a note) for the commander's page
+    c.post("/ops/incidents", data={"title": "午高峰下单失败", "severity": "P2", "components": ["ordering"],
+                                   "public": "1"})
+    c.post("/ops/incidents/1/note", data={"text": "已联系商家"})
     known = names(url)
     bad: dict[str, list[str]] = {}
     for phone, pages in PAGES.items():

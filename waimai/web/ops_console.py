@@ -23,7 +23,7 @@ from waimai.platform.ordering.models import Order
 from waimai.platform.ordering.state import Status
 from waimai.web.campus_map import load_map
 from waimai.web.i18n import gettext, say
-from waimai.web.routes import TEMPLATES, _locale, _need, back, render
+from waimai.web.routes import TEMPLATES, _need, back, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -70,7 +70,6 @@ def dispatch_page(request: Request) -> Response:
         view = _dispatch_view(db)
     if request.query_params.get("part") == "live":
         # The page swaps this block in every few seconds: riders move, the queue changes.
-        _locale(request)
         resp = TEMPLATES.TemplateResponse(request, "_dispatch_live.html", {"me": p, **view})
         resp.headers["Cache-Control"] = "no-store"
         return resp
@@ -83,7 +82,6 @@ def dispatch_assign(request: Request, order_id: int = Form(..., ge=1, le=2**31 -
     p = _need(request, "ops")
     if isinstance(p, RedirectResponse):
         return p
-    _locale(request)
     try:
         with request.app.state.db.session() as db:
             order = ordering.load_order(db, order_id, for_update=True)
@@ -118,7 +116,6 @@ def switches_page(request: Request) -> Response:
     p = _need(request, "ops")
     if isinstance(p, RedirectResponse):
         return p
-    _locale(request)
     with request.app.state.db.read_session() as db:
         rows = switches.all_switches(db)
         listed = [{"name": s.name, "enabled": s.enabled, "reason": s.reason, "who": _who(db, s.updated_by),
@@ -134,7 +131,6 @@ def switches_set(request: Request, name: str = Form(..., max_length=80), enabled
     p = _need(request, "ops")
     if isinstance(p, RedirectResponse):
         return p
-    _locale(request)
     if not reason.strip():
         return back("/ops/switches", err=gettext("Say why: the reason is kept with the switch and in the audit log."))
     on = enabled == "1"

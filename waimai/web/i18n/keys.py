@@ -56,4 +56,11 @@ KEYS = (
     # the reasons the platform records on an order's history
     N_("cash on delivery"), N_("switched to cash on delivery"), N_("manual"), N_("declined"), N_("payment refunded"),
     N_("delivery failed"), N_("customer switched to cash on delivery"),
+    # incident timeline entries (the commander's page)
+    N_("incident_event.opened"), N_("incident_event.ack"), N_("incident_event.action"), N_("incident_event.alert"),
+    N_("incident_event.alert_resolved"), N_("incident_event.anomaly"), N_("incident_event.changed"),
+    N_("incident_event.checklist"), N_("incident_event.compensation"), N_("incident_event.note"),
+    N_("incident_event.notified"), N_("incident_event.notice"), N_("incident_event.reminder"),
+    N_("incident_event.review"), N_("incident_event.role"), N_("incident_event.ticket"), N_("incident_event.update"),
+    N_("incident_event.restore"), N_("incident_event.resolved"),
 )
