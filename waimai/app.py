@@ -142,7 +142,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                 p.close()
         app.state.db.dispose()
 
-    app = FastAPI(title="Waimai", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="Waimai", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Campus food delivery with a built-in fault firewall.")
     app.state.settings = settings
     app.state.db = Database(settings.database_url)
@@ -171,7 +171,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
 
     if give_coupon_back not in TRANSITION_HOOKS:
         TRANSITION_HOOKS.append(give_coupon_back)
-    install_error_handlers(app)
+    from waimai.web.errors import error_page
+
+    install_error_handlers(app, page=error_page)
     monitoring_jobs = monitoring.install(app, settings)
     from waimai.firewall.resilience import setup as resilience
 
@@ -240,6 +242,11 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
 
     app.include_router(payroll_api)
     app.include_router(payroll_pages)
+    from waimai.web.docs import router as api_docs
+    from waimai.web.ops_console import router as ops_console
+
+    app.include_router(api_docs)
+    app.include_router(ops_console)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
 
     roles = ordered(settings.role_set)

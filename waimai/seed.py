@@ -11,7 +11,15 @@ from sqlalchemy.orm import Session
 from waimai.core.database import utcnow
 from waimai.platform.accounts.models import Role, User
 from waimai.platform.accounts.service import create_user
-from waimai.platform.catalog.models import Campus, DeliveryPoint, MenuCategory, MenuItem, Merchant, Zone
+from waimai.platform.catalog.models import (
+    Campus,
+    CampusFeature,
+    DeliveryPoint,
+    MenuCategory,
+    MenuItem,
+    Merchant,
+    Zone,
+)
 from waimai.platform.delivery.models import Rider
 
 DEMO_PASSWORD = "waimai-demo"  # noqa: S105 - printed for the demo; refused in production seeding
@@ -34,6 +42,24 @@ ZONES = {
     "东门 East gate": [("东门快递柜", 1900, 800), ("体育馆", 1750, 1200), ("医务室", 1800, 400)],
 }
 LOCKERS = {"东门快递柜"}
+
+# The demo campus's roads (centre lines) and named areas, in metres with y growing northwards.
+ROADS = {
+    "学府大道 Xuefu Ave": [(0, 980), (2000, 980)], "北环路 North Ring Rd": [(150, 1330), (1900, 1330)],
+    "南环路 South Ring Rd": [(150, 290), (1900, 290)], "西林路 Xilin Rd": [(560, 60), (560, 1560)],
+    "中轴路 Central Rd": [(1080, 60), (1080, 1560)], "东门路 East Gate Rd": [(1680, 290), (1680, 1330), (2000, 800)],
+}
+AREAS = {
+    "北区宿舍 North dorms": [(240, 1360), (1130, 1360), (1130, 1580), (240, 1580)],
+    "南区宿舍 South dorms": [(240, 40), (980, 40), (980, 260), (240, 260)],
+    "美食街 Food street": [(600, 680), (960, 680), (960, 940), (600, 940)],
+    "教学区 Teaching": [(960, 600), (1660, 600), (1660, 960), (960, 960)],
+}
+GREENS = [[(200, 420), (520, 420), (520, 900), (200, 900)], [(1720, 1000), (1960, 1000), (1960, 1300), (1720, 1300)]]
+
+
+def _footprint(x: float, y: float, w: float = 90, h: float = 50) -> list[list[float]]:
+    return [[x - w / 2, y], [x + w / 2, y], [x + w / 2, y + h], [x - w / 2, y + h]]
 
 MERCHANTS = [
     ("兰州拉面 Lanzhou Noodles", "手工拉面，清汤牛肉", 700, 800, 10,
@@ -108,6 +134,16 @@ def seed_demo(db: Session, *, rng_seed: int = 7) -> SeedReport:
                                  kind="locker" if pname in LOCKERS else ("teaching" if "楼" in pname and "栋"
                                                                          not in pname else "dorm")))
             n_points += 1
+    for rname, line in ROADS.items():
+        db.add(CampusFeature(campus_id=campus.id, kind="road", name=rname, points=[list(p) for p in line]))
+    for aname, poly in AREAS.items():
+        db.add(CampusFeature(campus_id=campus.id, kind="area", name=aname, points=[list(p) for p in poly]))
+    for poly in GREENS:
+        db.add(CampusFeature(campus_id=campus.id, kind="green", name="", points=[list(p) for p in poly]))
+    for points in ZONES.values():
+        for pname, x, y in points:  # each delivery point is a building's door, on its south side
+            if pname not in LOCKERS:
+                db.add(CampusFeature(campus_id=campus.id, kind="building", name=pname, points=_footprint(x, y)))
     n_items = 0
     merchants: list[Merchant] = []
     for idx, (name, desc, x, y, prep, menu) in enumerate(MERCHANTS):

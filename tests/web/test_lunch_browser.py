@@ -42,13 +42,14 @@ def test_lunch_hour_followed_live_in_the_browser(browser, site: str) -> None:  #
     assert driver is not None and driver.report.first_order is not None, result
     page.goto(f"{site}/orders/{driver.report.first_order}")
     # Follow without reloading: collect the rider dot's positions as the server pushes them.
-    seen: set[tuple[str, str]] = set()
+    seen: set[str] = set()
     shot = False
     deadline = time.time() + 120
     while time.time() < deadline:
-        cx, cy = page.eval_on_selector("#rider", "e => [e.getAttribute('cx'), e.getAttribute('cy')]")
-        if float(cx) >= 0:
-            seen.add((cx, cy))
+        at = page.eval_on_selector("#map-rider-live",
+                                   "e => e.getAttribute('visibility') === 'hidden' ? '' : e.getAttribute('transform')")
+        if at:
+            seen.add(at)
         if len(seen) >= 3 and not shot:
             page.screenshot(path=str(ARTIFACTS / "lunch-hour-live-390.png"), full_page=True)
             shot = True

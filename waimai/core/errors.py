@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
@@ -78,28 +79,58 @@ def _jsonable_errors(errors: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def install_error_handlers(app: FastAPI) -> None:
+# Paths that machines read: they keep the JSON error shape whatever the Accept header says.
+MACHINE_PREFIXES = ("/api/", "/metrics", "/livez", "/readyz", "/healthz", "/openapi.json", "/static/")
+
+PageRenderer = Callable[[Request, int, str | None], Response]
+"""Renders a person-facing error page: (request, status, message or None for the status's own words)."""
+
+
+def wants_page(req: Request) -> bool:
+    """A person's URL (not /api/v1 nor a probe) is answered with a page, never JSON."""
+    path = req.url.path
+    return not any(path == p.rstrip("/") or path.startswith(p) for p in MACHINE_PREFIXES)
+
+
+def install_error_handlers(app: FastAPI, *, page: PageRenderer | None = None) -> None:
+    """JSON errors for the API; with `page`, the same failures on a person's URL render a designed page."""
+
+    def as_page(req: Request, status: int, message: str | None) -> Response | None:
+        return page(req, status, message) if page is not None and wants_page(req) else None
+
     @app.exception_handler(AppError)
-    async def _app_error(_req: Request, exc: AppError) -> JSONResponse:
+    async def _app_error(req: Request, exc: AppError) -> Response:
+        if (resp := as_page(req, exc.status, exc.message)) is not None:
+            return resp
         return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status,
                             headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(req: Request, exc: RequestValidationError) -> Response:
+        errors = list(exc.errors())
+        # A malformed path segment (/orders/abc) names no page that exists: not found, for a person.
+        in_path = any(tuple(e.get("loc", ()))[:1] == ("path",) for e in errors)
+        if (resp := as_page(req, 404 if in_path else 422, None)) is not None:
+            return resp
         return JSONResponse(
-            error_body("validation_error", "The request is not valid; see details.",
-                       _jsonable_errors(list(exc.errors()))),
+            error_body("validation_error", "The request is not valid; see details.", _jsonable_errors(errors)),
             status_code=422,
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(req: Request, exc: StarletteHTTPException) -> Response:
+        if (resp := as_page(req, exc.status_code, None)) is not None:
+            if exc.headers:
+                resp.headers.update(exc.headers)
+            return resp
         code = _STATUS_CODES.get(exc.status_code, "error")
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
-    async def _unexpected(req: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(req: Request, exc: Exception) -> Response:
         log.exception("unhandled_error", path=req.url.path)
+        if (resp := as_page(req, 500, None)) is not None:
+            return resp
         return JSONResponse(error_body("internal_error", "Something went wrong on our side; it was logged."),
                             status_code=500)

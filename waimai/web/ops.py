@@ -6,21 +6,22 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from waimai.core import audit
+from waimai.core.messages import N_
 from waimai.firewall.incidents.service import open_incidents
 from waimai.firewall.monitoring.sampler import SERIES
 from waimai.firewall.switches.service import all_switches
-from waimai.web.i18n import gettext
+from waimai.web.i18n import gettext, say
 from waimai.web.routes import _need, back, render
 
 router = APIRouter(include_in_schema=False)
 
 CHARTS = [
-    ("orders_placed_per_min", "Orders per minute"),
-    ("payment_success_ratio", "Payment success rate"),
-    ("http_latency_p95_ms", "p95 latency (ms)"),
-    ("dispatch_backlog", "Dispatch backlog"),
-    ("riders_on_shift", "Riders on shift"),
-    ("http_error_ratio", "Server error rate"),
+    ("orders_placed_per_min", N_("Orders per minute")),
+    ("payment_success_ratio", N_("Payment success rate")),
+    ("http_latency_p95_ms", N_("p95 latency (ms)")),
+    ("dispatch_backlog", N_("Dispatch backlog")),
+    ("riders_on_shift", N_("Riders on shift")),
+    ("http_error_ratio", N_("Server error rate")),
 ]
 
 
@@ -190,7 +191,7 @@ def intake_pause(request: Request, platform: str, paused: str = Form(...)) -> Re
             switches.set_switch(db, f"intake.{platform}.paused", enabled=paused == "1", actor_id=p.user_id,
                                 actor_role=p.role, reason="from the intake page")
         except AppError as exc:
-            return back("/ops/intake", err=exc.message)
+            return back("/ops/intake", err=say(exc))
         db.commit()
     return back("/ops/intake", msg=gettext("Intake switch updated."))
 

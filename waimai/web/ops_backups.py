@@ -13,7 +13,7 @@ from waimai.core.deps import Principal
 from waimai.core.errors import AppError
 from waimai.firewall.recovery import routes as api
 from waimai.firewall.recovery.restore import restores
-from waimai.web.i18n import gettext
+from waimai.web.i18n import gettext, say
 from waimai.web.routes import _need, back, render
 
 router = APIRouter(include_in_schema=False)
@@ -27,7 +27,7 @@ def _act(request: Request, fn: Callable[[Principal], str]) -> Response:
     try:
         return back(PAGE, msg=fn(p))
     except AppError as exc:
-        return back(PAGE, err=exc.message)
+        return back(PAGE, err=say(exc))
 
 
 @router.get(PAGE)

@@ -19,7 +19,7 @@ from waimai.firewall.incidents import routes as api
 from waimai.firewall.incidents import service as incidents
 from waimai.firewall.incidents.models import Incident
 from waimai.firewall.statuspage import service as status
-from waimai.web.i18n import current_locale, gettext
+from waimai.web.i18n import current_locale, gettext, say
 from waimai.web.routes import _need, back, render
 
 router = APIRouter(include_in_schema=False)
@@ -34,7 +34,7 @@ def _act(request: Request, url: str, fn: Callable[[Principal, Any], object], ok:
         with request.app.state.db.session() as db:
             fn(p, db)
     except AppError as exc:
-        return back(url, err=exc.message)
+        return back(url, err=say(exc))
     except ValidationError as exc:
         return back(url, err="; ".join(str(e["msg"]) for e in exc.errors()))
     return back(url, msg=ok)

@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from waimai.core.errors import AppError
 from waimai.firewall import runbooks
-from waimai.web.i18n import gettext
+from waimai.web.i18n import gettext, say
 from waimai.web.routes import _need, back, render
 
 router = APIRouter(include_in_schema=False)
@@ -48,6 +48,6 @@ async def run_from_console(request: Request, name: str) -> Response:
                                     status_code=303)
         out = runbooks.execute(ctx, name[:60], params, confirm=confirm)
     except AppError as exc:
-        return back("/ops/runbooks", err=exc.message)
+        return back("/ops/runbooks", err=say(exc))
     msg = "; ".join(out["lines"])
     return back("/ops/runbooks", msg=(gettext("Done: ") if out["ok"] else gettext("Failed: ")) + msg)

@@ -23,7 +23,7 @@ from waimai.platform.payroll import service
 from waimai.platform.payroll.models import PayPeriod, Payslip
 from waimai.platform.payroll.rules import Rules
 from waimai.platform.payroll.schemas import FIRST_DAY, LAST_DAY
-from waimai.web.i18n import gettext
+from waimai.web.i18n import gettext, say
 from waimai.web.routes import _locale, _need, back, render
 
 router = APIRouter(include_in_schema=False)
@@ -55,7 +55,7 @@ def earnings_page(request: Request) -> Response:
             raw = request.query_params.get("rider_id")
             rider = api.rider_in_scope(db, p, int(raw) if raw and raw.isdigit() else None)
         except AppError as exc:
-            return render(request, "error.html", {"message": gettext(exc.message)}, 404)
+            return render(request, "error.html", {"message": say(exc)}, 404)
         views = {}
         for kind in ("day", "week"):
             period, slip = service.statement(db, rider, kind, day)
@@ -77,7 +77,7 @@ def payslip_page(request: Request, payslip_id: IdPath) -> Response:
         try:
             slip, period = api.visible_payslip(db, p, payslip_id)
         except AppError as exc:
-            return render(request, "error.html", {"message": gettext(exc.message)}, 404)
+            return render(request, "error.html", {"message": say(exc)}, 404)
         rider = db.get(Rider, slip.rider_id)
         campus = db.get(Campus, period.campus_id)
         ctx = {"rider": rider, "campus": campus, **_view(slip, period, period.kind, period.start_date, period.end_date)}
@@ -98,7 +98,7 @@ def _act(request: Request, fn: Callable[[Session, Principal], str], *, where: st
             db.commit()
         return back(where, msg=msg)
     except AppError as exc:
-        return back(where, err=gettext(exc.message))
+        return back(where, err=say(exc))
 
 
 @router.get(PAGE, response_class=HTMLResponse)

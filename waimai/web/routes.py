@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
+from waimai.core.database import utcnow
 from waimai.core.deps import TOKEN_COOKIE, IdPath, Principal
 from waimai.core.deps import principal_from as optional_principal
 from waimai.core.errors import AppError
@@ -30,19 +32,41 @@ from waimai.platform.catalog import service as catalog
 from waimai.platform.catalog.models import DeliveryPoint, MenuItem, Merchant
 from waimai.platform.coupons import service as coupons
 from waimai.platform.delivery import service as delivery
+from waimai.platform.delivery.models import Rider
 from waimai.platform.ordering import idempotency
 from waimai.platform.ordering import service as ordering
 from waimai.platform.ordering.models import Order, OrderTransition
 from waimai.platform.ordering.schemas import LineIn, PlaceOrderIn
-from waimai.platform.ordering.state import ACTIVE, Status
+from waimai.platform.ordering.state import ACTIVE, CUSTOMER_CANCELLABLE, Status
 from waimai.platform.payments import service as payments
-from waimai.web.i18n import current_locale, gettext, negotiate, ngettext
+from waimai.web.campus_map import load_map
+from waimai.web.i18n import current_locale, gettext, negotiate, ngettext, say
+from waimai.web.i18n.keys import N_
 
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates"),
                           autoescape=True, extensions=["jinja2.ext.i18n"])
 TEMPLATES = Jinja2Templates(env=_ENV)
 TEMPLATES.env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
 TEMPLATES.env.filters["yuan"] = yuan
+
+
+def reason_text(reason: str | None) -> str:
+    """A transition's reason: the system's own reasons are msgids; what a person typed is shown as typed."""
+    return gettext(reason) if reason else ""
+
+
+TEMPLATES.env.globals["reason_text"] = reason_text
+
+
+def tr(key: str, fallback: str) -> str:
+    """A keyed msgid (`runbook.<name>.title`) in the page's language, or `fallback` for a key not in the catalog."""
+    text = gettext(key)
+    return fallback if text == key else text
+
+
+TEMPLATES.env.globals["tr"] = tr
+# A stored text (a notice written when it was sent) keeps the language it was written in: say so to readers.
+TEMPLATES.env.filters["text_lang"] = lambda t: "zh-CN" if re.search(r"[\u3400-\u9fff]", t or "") else "en"
 TEMPLATES.env.filters["hhmm"] = hhmm
 TEMPLATES.env.filters["mask"] = mask_phone
 TEMPLATES.env.filters["hms"] = lambda t: "" if t is None else local(t).strftime("%H:%M:%S")  # type: ignore[union-attr]
@@ -99,6 +123,7 @@ def back(url: str, *, msg: str | None = None, err: str | None = None) -> Redirec
 
 
 def _need(request: Request, *roles: str) -> Principal | RedirectResponse:
+    _locale(request)  # before the page builds its context: everything it words is in the page's language
     p = optional_principal(request)
     if p is None:
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
@@ -114,6 +139,10 @@ def login_page(request: Request) -> HTMLResponse:
     return render(request, "login.html", {"next": request.query_params.get("next", "")})
 
 
+# Where each role lands after signing in: its own console, never another role's page.
+HOME = {"merchant": "/merchant", "rider": "/rider", "ops": "/ops", "support": "/support"}
+
+
 @router.post("/login")
 def login_submit(request: Request, phone: str = Form(""), password: str = Form(""),
                  next: str = Form("")) -> Response:  # noqa: A002 - the form field's name
@@ -124,8 +153,10 @@ def login_submit(request: Request, phone: str = Form(""), password: str = Form("
             token = accounts.login(s, settings=request.app.state.settings, phone=phone.strip(),
                                    password=password, client=request.client.host if request.client else "?")
     except AppError as exc:
-        return back("/login", err=gettext(exc.message))
-    home = {"merchant": "/merchant", "rider": "/rider", "ops": "/merchant", "support": "/support"}.get(token.role, "/")
+        # The form comes back with the phone kept (not put in a URL), so only the password is typed again.
+        return render(request, "login.html", {"next": next, "phone": phone.strip()[:20], "error": say(exc)},
+                      status=exc.status if exc.status == 429 else 200)
+    home = HOME.get(token.role, "/")
     target = next if next.startswith("/") and not next.startswith("//") else home
     resp = RedirectResponse(target, status_code=303)
     resp.set_cookie(TOKEN_COOKIE, token.access_token, httponly=True, samesite="lax",
@@ -185,8 +216,8 @@ def menu(request: Request, merchant_id: IdPath) -> Response:
 
 
 @router.post("/cart/add")
-def cart_add(request: Request, item_id: int = Form(..., ge=1, le=2**31 - 1), quantity: int = Form(1, ge=1, le=99),
-             options: list[str] = Form(default=[])) -> Response:
+def cart_add(request: Request, item_id: int = Form(..., ge=1, le=2**31 - 1), quantity: str = Form(""),
+             options: list[str] = Form(default=[]), replace: str = Form("")) -> Response:
     _locale(request)
     with request.app.state.db.read_session() as db:
         item = db.get(MenuItem, item_id)
@@ -194,17 +225,26 @@ def cart_add(request: Request, item_id: int = Form(..., ge=1, le=2**31 - 1), qua
             return back("/", err=gettext("That item no longer exists."))
         merchant_id = item.merchant_id
         name = item.name
-    cart = _cart(request)
-    if cart.get("merchant_id") != merchant_id:
-        cart = {"merchant_id": merchant_id, "lines": []}  # one shop per order
-    quantity = max(1, min(quantity, 99))
+        cart = _cart(request)
+        other = db.get(Merchant, cart["merchant_id"]) if cart["lines"] and cart.get("merchant_id") != merchant_id \
+            else None
+    qty = quantity.strip()
+    if not qty.isdigit() or not 1 <= int(qty) <= 99:
+        return back(f"/shops/{merchant_id}", err=gettext("Enter a quantity from 1 to 99."))
     opts = [o for o in options if o][:10]
+    if other is not None and replace != "1":
+        # One shop per order: say so and ask before the other shop's dishes are thrown away.
+        return render(request, "cart_replace.html", {"item_id": item_id, "name": name, "quantity": int(qty),
+                                                     "options": opts, "other": other, "merchant_id": merchant_id,
+                                                     "cart": cart}, status=409)
+    if cart.get("merchant_id") != merchant_id:
+        cart = {"merchant_id": merchant_id, "lines": []}
     for line in cart["lines"]:
         if line[0] == item_id and line[2] == opts:
-            line[1] = min(99, line[1] + quantity)
+            line[1] = min(99, line[1] + int(qty))
             break
     else:
-        cart["lines"].append([item_id, quantity, opts])
+        cart["lines"].append([item_id, int(qty), opts])
     resp = back(f"/shops/{merchant_id}", msg=gettext("Added to cart: ") + name)
     _save_cart(resp, cart)
     return resp
@@ -240,7 +280,7 @@ def cart_page(request: Request) -> Response:
             body = _cart_body(cart, points[0].id if points else 1, "cod", "")
             quote = ordering.price(db, body).quote
         except (AppError, ValidationError) as exc:
-            quote_err = exc.message if isinstance(exc, AppError) else str(exc)
+            quote_err = say(exc) if isinstance(exc, AppError) else gettext("Please check the cart: a quantity or option is not valid.")
         usable = [c for c in coupons.mine(db, p.user_id, usable_only=True)
                   if quote and c.min_spend_fen <= quote.subtotal_fen and c.merchant_id in (None, cart["merchant_id"])]
     return render(request, "cart.html", {"quote": quote, "quote_err": quote_err, "cart": cart, "points": points,
@@ -272,7 +312,7 @@ def checkout(request: Request, delivery_point_id: int = Form(...), payment_metho
         _status, (payload, _oid), _replayed = idempotency.place_once(database, p, body, key, fp, ttl)
         order_id = json.loads(payload)["id"]  # a double-submitted form shows the order already placed
     except AppError as exc:
-        return back("/cart", err=exc.message)
+        return back("/cart", err=say(exc))
     except ValidationError:
         return back("/cart", err=gettext("Please check the cart: a quantity or option is not valid."))
     if payment_method == "gateway":
@@ -295,9 +335,9 @@ def pay_redirect(request: Request, order_id: IdPath) -> Response:
         payment = payments.start_payment(
             request.app.state.db, provider=request.app.state.payment_providers["gateway"], order_id=order_id,
             payer=p, notify_url=f"{s.public_url}/api/v1/payments/callbacks/gateway",
-            return_url=f"{s.public_url}/orders/{order_id}")
+            return_url=f"{s.public_url}/orders/{order_id}?from=pay")
     except AppError as exc:
-        return back(f"/orders/{order_id}", err=gettext(exc.message))
+        return back(f"/orders/{order_id}", err=say(exc))
     return RedirectResponse(payment.pay_url or f"/orders/{order_id}", status_code=303)
 
 
@@ -314,13 +354,13 @@ def pay_cod(request: Request, order_id: IdPath) -> Response:
             payments.switch_to_cod(db, order=order, actor=p)
             db.commit()
     except AppError as exc:
-        return back(f"/orders/{order_id}", err=exc.message)
+        return back(f"/orders/{order_id}", err=say(exc))
     return back(f"/orders/{order_id}", msg=gettext("Switched to cash on delivery."))
 
 
 @router.post("/orders/{order_id}/cancel")
 def cancel_order(request: Request, order_id: IdPath) -> Response:
-    return _web_transition(request, order_id, Status.cancelled, "/orders/{id}", reason="cancelled by customer")
+    return _web_transition(request, order_id, Status.cancelled, "/orders/{id}", reason=N_("cancelled by customer"))
 
 
 @router.get("/orders", response_class=HTMLResponse)
@@ -335,36 +375,72 @@ def my_orders(request: Request) -> Response:
     return render(request, "orders.html", {"orders": orders, "names": names})
 
 
-@router.get("/orders/{order_id}", response_class=HTMLResponse)
-def order_page(request: Request, order_id: IdPath) -> Response:
-    p = _need(request)
-    if isinstance(p, RedirectResponse):
-        return p
+# A return from the cashier waits this long for the payment's callback before offering the buttons again.
+PAYMENT_WAIT = dt.timedelta(minutes=2)
+
+
+def _order_view(request: Request, p: Principal, order_id: int) -> dict[str, Any] | None:
+    """What the order page shows, decided from the order's state: the actions it allows, nothing more."""
+    _locale(request)
     with request.app.state.db.read_session() as db:
         try:
             order = ordering.load_order(db, order_id)
             ordering.check_can_view(db, p, order)
         except AppError:
-            return render(request, "error.html", {"message": gettext("Order not found.")}, 404)
+            return None
         merchant = db.get(Merchant, order.merchant_id)
         point = db.get(DeliveryPoint, order.delivery_point_id)
         history = list(db.scalars(select(OrderTransition).where(OrderTransition.order_id == order_id)
                                   .order_by(OrderTransition.id)))
         pay = payments.latest_payment(db, order_id)
         out = ordering.to_out(order, viewer=p)
-        from waimai.platform.catalog.models import Campus
-        from waimai.platform.delivery.models import Rider
-
-        campus = db.get(Campus, merchant.campus_id) if merchant else None
+        cmap = load_map(db, merchant.campus_id) if merchant else None
         rider = db.get(Rider, order.rider_id) if order.rider_id else None
+    status = Status(order.status)
     reached = {h.to_status for h in history}
-    if order.status in (Status.paid.value, Status.cod_confirmed.value):
+    if status in (Status.paid, Status.cod_confirmed):
         reached.add(Status.created.value)
-    return render(request, "order.html", {
+    customer = p.role == "customer" and order.customer_id == p.user_id
+    unpaid_online = status is Status.created and order.payment_method == "gateway"
+    pending = pay is not None and pay.provider == "gateway" and pay.status == "pending"
+    waiting = (customer and unpaid_online and pending and request.query_params.get("from") == "pay"
+               and pay is not None and pay.created_at is not None
+               and utcnow() - pay.created_at < PAYMENT_WAIT)
+    rider_at = cmap.flip(rider.x, rider.y) if cmap and rider else None
+    last_reason = next((h.reason for h in reversed(history) if h.to_status == order.status and h.reason), None)
+    return {
         "o": out, "order": order, "merchant": merchant, "point": point, "history": history, "payment": pay,
-        "campus": campus, "rider": rider,
-        "steps": STEPS, "reached": reached, "active": Status(order.status) in ACTIVE,
-        "status_labels": {**{st.value: gettext("status." + st.value) for st in Status}, "__eta": gettext("arrives in")}})
+        "cmap": cmap, "rider_at": rider_at, "steps": STEPS, "reached": reached, "active": status in ACTIVE,
+        "waiting_payment": waiting, "can_pay": customer and unpaid_online and not waiting,
+        "can_cancel": customer and status in CUSTOMER_CANCELLABLE and not waiting,
+        "can_rate": customer and status is Status.delivered, "last_reason": reason_text(last_reason),
+        "live_labels": {**{st.value: gettext("status." + st.value) for st in Status},
+                        "__eta": gettext("arrives in %(n)s min")}}
+
+
+@router.get("/orders/{order_id}", response_class=HTMLResponse)
+def order_page(request: Request, order_id: IdPath) -> Response:
+    p = _need(request)
+    if isinstance(p, RedirectResponse):
+        return p
+    ctx = _order_view(request, p, order_id)
+    if ctx is None:
+        return render(request, "error.html", {"message": gettext("Order not found.")}, 404)
+    return render(request, "order.html", ctx)
+
+
+@router.get("/orders/{order_id}/live", response_class=HTMLResponse)
+def order_live(request: Request, order_id: IdPath) -> Response:
+    """The order page's state block alone: the page swaps it in on every live status change."""
+    p = optional_principal(request)
+    if p is None:
+        return Response(status_code=401)
+    ctx = _order_view(request, p, order_id)
+    if ctx is None:
+        return Response(status_code=404)
+    resp = TEMPLATES.TemplateResponse(request, "_order_live.html", {"me": p, **ctx})
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 # --- merchant ----------------------------------------------------------------------------------------
@@ -399,7 +475,8 @@ def merchant_action(request: Request, order_id: IdPath, action: str, reason: str
     to = {"accept": Status.accepted, "reject": Status.rejected, "preparing": Status.preparing,
           "ready": Status.ready}.get(action)
     if to is None:
-        return back("/merchant", err="unknown action")
+        _locale(request)
+        return back("/merchant", err=gettext("That action does not exist."))
     return _web_transition(request, order_id, to, "/merchant", reason=reason or None)
 
 
@@ -417,7 +494,7 @@ def merchant_toggle_item(request: Request, item_id: IdPath) -> Response:
                 raise AppError(gettext("Item not found."))
             catalog.check_merchant_staff(p, item.merchant_id, staff.merchant_id if staff else None)
         except AppError as exc:
-            return back("/merchant", err=exc.message)
+            return back("/merchant", err=say(exc))
         item.available = not item.available
         db.commit()
     return back("/merchant", msg=gettext("Stock updated."))
@@ -430,7 +507,7 @@ def merchant_status(request: Request, status: str = Form(...)) -> Response:
         return p
     _locale(request)
     if status not in ("open", "paused"):
-        return back("/merchant", err="bad status")
+        return back("/merchant", err=gettext("That shop status does not exist."))
     with request.app.state.db.session() as db:
         m = _staff_merchant(db, p, request)
         if m is None:
@@ -472,7 +549,7 @@ def rider_shift(request: Request, on: str = Form(...)) -> Response:
         try:
             rider = delivery.rider_for_user(db, p.user_id)
         except AppError as exc:
-            return back("/rider", err=exc.message)
+            return back("/rider", err=say(exc))
         delivery.set_shift(db, rider, on=on == "1")
         db.commit()
     return back("/rider", msg=gettext("On shift.") if on == "1" else gettext("Off shift."))
@@ -503,13 +580,27 @@ def _web_transition(request: Request, order_id: IdPath, to: Status, target: str,
             if carrier and p.role != "ops":
                 rider = delivery.rider_for_user(db, p.user_id)
                 if order.rider_id != rider.id:
-                    raise AppError(gettext("This order is assigned to another rider."))
+                    raise AppError(N_("This order is assigned to another rider."))
             if proof is not None and proof != order.proof_code:
-                raise AppError(gettext("The proof code does not match; ask the customer for the 4 digits."))
+                raise AppError(N_("The proof code does not match; ask the customer for the 4 digits."))
             ordering.transition(db, order, to, actor=p, reason=reason)
+            number = order.number
             db.commit()
     except AppError as exc:
-        return back(target, err=gettext(exc.message))
+        return back(target, err=say(exc))
     if to in (Status.cancelled, Status.rejected):
         payments.refund_order(database, providers=request.app.state.payment_providers, order_id=order_id)
-    return back(target, msg=gettext("Done."))
+    # Each action says what it did, to which order, and what comes next.
+    return back(target, msg=gettext(DONE[to]) % {"number": number})
+
+
+# What each action says once done (msgids; %(number)s is the order's number).
+DONE: dict[Status, str] = {
+    Status.accepted: N_("Order %(number)s accepted. Start cooking when you are ready."),
+    Status.rejected: N_("Order %(number)s rejected; the customer is told and refunded."),
+    Status.preparing: N_("Order %(number)s is being prepared."),
+    Status.ready: N_("Order %(number)s is ready; a rider is on the way to pick it up."),
+    Status.picked_up: N_("Order %(number)s picked up. Deliver it and ask for the 4-digit code."),
+    Status.delivered: N_("Order %(number)s delivered. Thank you!"),
+    Status.cancelled: N_("Order %(number)s cancelled."),
+}

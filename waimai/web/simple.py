@@ -30,7 +30,7 @@ from waimai.platform.catalog import service as catalog
 from waimai.platform.catalog.schemas import MerchantDetail
 from waimai.platform.ordering import idempotency
 from waimai.platform.ordering.schemas import LineIn, PlaceOrderIn
-from waimai.web.i18n import gettext, negotiate
+from waimai.web.i18n import gettext, negotiate, say
 
 router = APIRouter(include_in_schema=False)
 MAX_AGE_S = 30.0
@@ -117,5 +117,5 @@ async def simple_order(request: Request) -> Response:
         _status, (payload, _oid), _replayed = await run_db(database, idempotency.place_once, database, p, body,
                                                            key, fp, ttl)
     except AppError as exc:
-        return _page(request, {"error": exc.message}, exc.status)
+        return _page(request, {"error": say(exc)}, exc.status)
     return _page(request, {"placed": json.loads(payload)}, 201)

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from waimai.core import audit
 from waimai.core.deps import IdPath, Principal
 from waimai.core.errors import AppError
+from waimai.core.messages import N_
 from waimai.firewall.switches.service import is_on
 from waimai.platform.accounts.models import User
 from waimai.platform.catalog import service as catalog
@@ -30,12 +31,12 @@ from waimai.platform.support import service as tickets
 from waimai.platform.support.models import Ticket
 from waimai.platform.support.routes import photo_response, resolve_ticket
 from waimai.platform.support.schemas import ResolveIn
-from waimai.web.i18n import gettext
+from waimai.web.i18n import gettext, say
 from waimai.web.routes import _locale, _need, back, render
 
 router = APIRouter(include_in_schema=False)
 STAFF = tickets.STAFF
-SOURCES = {"app": "Ordered in the app", "assisted": "Taken by support", "redelivery": "Re-delivery"}
+SOURCES = {"app": N_("Ordered in the app"), "assisted": N_("Taken by support"), "redelivery": N_("Re-delivery")}
 
 
 def _fen(yuan: str) -> int | None:
@@ -45,9 +46,9 @@ def _fen(yuan: str) -> int | None:
     try:
         v = Decimal(yuan.strip())
     except InvalidOperation as exc:
-        raise AppError(gettext("Enter an amount in yuan, e.g. 12.50."), status=422, code="amount_invalid") from exc
+        raise AppError(N_("Enter an amount in yuan, e.g. 12.50."), status=422, code="amount_invalid") from exc
     if v <= 0 or v > 10_000 or v != v.quantize(Decimal("0.01")):
-        raise AppError(gettext("Enter an amount in yuan, e.g. 12.50."), status=422, code="amount_invalid")
+        raise AppError(N_("Enter an amount in yuan, e.g. 12.50."), status=422, code="amount_invalid")
     return int(v * 100)
 
 
@@ -88,7 +89,7 @@ def console(request: Request) -> Response:
             try:
                 customer = assisted.find_customer(db, phone)
             except AppError as exc:
-                lookup_err = gettext(exc.message)
+                lookup_err = say(exc)
             audit.record(db, actor_id=p.user_id, actor_role=p.role, action="support.customer_lookup",
                          target=f"user:{customer.id}" if customer else "", details={"found": customer is not None})
             db.commit()
@@ -123,7 +124,7 @@ def console_customer(request: Request, phone: str = Form(...), name: str = Form(
             db.commit()
             phone = user.phone
     except AppError as exc:
-        return back(f"/support?phone={phone[:24]}", err=gettext(exc.message))
+        return back(f"/support?phone={phone[:24]}", err=say(exc))
     return back(f"/support?phone={phone}", msg=gettext("Customer created.") if created else None)
 
 
@@ -155,7 +156,7 @@ def console_place(request: Request, customer_id: int = Form(..., ge=1, le=2**31 
                                 ttl=dt.timedelta(hours=s.idempotency_ttl_hours),
                                 provider=request.app.state.payment_providers.get("gateway"), public_url=s.public_url)
     except AppError as exc:
-        return back(here, err=gettext(exc.message))
+        return back(here, err=say(exc))
     except ValidationError:
         return back(here, err=gettext("Please check the order: a quantity or option is not valid."))
     target = f"/support/orders/{placed.order['id']}"
@@ -191,7 +192,7 @@ def console_cod(request: Request, order_id: IdPath) -> Response:
     try:
         assisted.switch_to_cod(request.app.state.db, p, order_id)
     except AppError as exc:
-        return back(f"/support/orders/{order_id}", err=gettext(exc.message))
+        return back(f"/support/orders/{order_id}", err=say(exc))
     return back(f"/support/orders/{order_id}", msg=gettext("Switched to cash on delivery."))
 
 
@@ -228,7 +229,7 @@ def problem_submit(request: Request, order_id: IdPath, category: str = Form(...)
             db.commit()
             tid = t.id
     except AppError as exc:
-        return back(f"/orders/{order_id}/problem", err=gettext(exc.message))
+        return back(f"/orders/{order_id}/problem", err=say(exc))
     return back(f"/tickets/{tid}", msg=gettext("Thank you: we have your report and will answer soon."))
 
 
@@ -284,7 +285,7 @@ def _ticket_action(request: Request, ticket_id: int, fn: Any, done: str) -> Resp
     try:
         fn(p)
     except AppError as exc:
-        return back(f"/tickets/{ticket_id}", err=gettext(exc.message))
+        return back(f"/tickets/{ticket_id}", err=say(exc))
     return back(f"/tickets/{ticket_id}", msg=gettext(done))
 
 
@@ -299,7 +300,7 @@ def _in_session(request: Request, ticket_id: int, act: Any) -> Any:
 @router.post("/tickets/{ticket_id}/reply")
 def ticket_reply(request: Request, ticket_id: IdPath, text: str = Form(""), internal: str = Form("")) -> Response:
     return _ticket_action(request, ticket_id, _in_session(
-        request, ticket_id, lambda db, p, t: tickets.reply(db, p, t, text[:1000], internal=internal == "1")), "Sent.")
+        request, ticket_id, lambda db, p, t: tickets.reply(db, p, t, text[:1000], internal=internal == "1")), N_("Sent."))
 
 
 @router.post("/tickets/{ticket_id}/take")
@@ -310,7 +311,7 @@ def ticket_take(request: Request, ticket_id: IdPath) -> Response:
 @router.post("/tickets/{ticket_id}/reopen")
 def ticket_reopen(request: Request, ticket_id: IdPath, reason: str = Form("")) -> Response:
     return _ticket_action(request, ticket_id, _in_session(
-        request, ticket_id, lambda db, p, t: tickets.reopen(db, p, t, reason[:200])), "Ticket reopened.")
+        request, ticket_id, lambda db, p, t: tickets.reopen(db, p, t, reason[:200])), N_("Ticket reopened."))
 
 
 @router.post("/tickets/{ticket_id}/resolve")
@@ -332,7 +333,7 @@ def ticket_resolve(request: Request, ticket_id: IdPath, resolution: str = Form(.
 def ticket_photo(request: Request, ticket_id: IdPath, photo: UploadFile = File(...)) -> Response:
     data = photo.file.read(photos.MAX_BYTES + 1)
     return _ticket_action(request, ticket_id, _in_session(
-        request, ticket_id, lambda db, p, t: photos.add(db, p, t, data)), "Photo added.")
+        request, ticket_id, lambda db, p, t: photos.add(db, p, t, data)), N_("Photo added."))
 
 
 @router.get("/tickets/{ticket_id}/photos/{photo_id}")
@@ -371,7 +372,7 @@ def _rate(request: Request, order_id: int, ticket_id: int | None, stars: int, ta
             ratings.rate(db, p, order_id=order_id, ticket_id=ticket_id, stars=stars)
             db.commit()
     except AppError as exc:
-        return back(target, err=gettext(exc.message))
+        return back(target, err=say(exc))
     return back(target, msg=gettext("Thank you for rating: %(n)s ★") % {"n": stars})
 
 

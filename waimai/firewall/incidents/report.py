@@ -22,15 +22,16 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from waimai.core.database import utcnow
+from waimai.core.messages import N_
 from waimai.core.timeutil import LOCAL
 from waimai.firewall.incidents import service as incidents
 from waimai.firewall.incidents.models import ComponentStatusChange, Incident, IncidentAction, IncidentReview
 from waimai.platform.ordering.models import Order
 from waimai.platform.payments.models import Payment
 
-CHART_SERIES = [("orders_placed_per_min", "Orders per minute"), ("payment_success_ratio", "Payment success rate"),
-                ("http_latency_p95_ms", "p95 latency (ms)"), ("http_error_ratio", "Server error rate"),
-                ("dispatch_backlog", "Dispatch backlog")]
+CHART_SERIES = [("orders_placed_per_min", N_("Orders per minute")), ("payment_success_ratio", N_("Payment success rate")),
+                ("http_latency_p95_ms", N_("p95 latency (ms)")), ("http_error_ratio", N_("Server error rate")),
+                ("dispatch_backlog", N_("Dispatch backlog"))]
 FIRST_MOVER_LOOKBACK = dt.timedelta(minutes=30)
 ANOMALY_SCORE = 0.8  # the watcher's signal threshold
 FAILED = ("cancelled", "rejected", "failed", "refunded")

@@ -23,6 +23,26 @@ class Campus(Base):
     height_m: Mapped[int] = mapped_column(default=2000)
 
 
+class FeatureKind(enum.StrEnum):
+    building = "building"
+    road = "road"
+    area = "area"      # a named part of campus (dorm district, sports ground)
+    green = "green"    # lawns and water: drawn, not named on small maps
+
+
+class CampusFeature(Base):
+    """One drawn thing on the campus map: a building footprint, a road's centre line or a named area."""
+
+    __tablename__ = "campus_features"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campus_id: Mapped[int] = mapped_column(ForeignKey("campuses.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(80), default="")
+    # [[x, y], ...] in campus metres (y grows northwards): a polygon for buildings and areas, a line for roads.
+    points: Mapped[list[Any]] = mapped_column(default=list)
+
+
 class Zone(Base):
     __tablename__ = "zones"
 

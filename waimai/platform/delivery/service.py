@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from waimai.core import audit
 from waimai.core.database import utcnow
 from waimai.core.deps import Principal
 from waimai.core.errors import Conflict, NotFound, Unprocessable
@@ -58,6 +59,20 @@ def assign(db: Session, order: Order, rider: Rider, *, actor: Principal | None, 
     order.rider_id = rider.id
     emit(db, "order.assigned", key=str(order.id), order_id=order.id, rider_id=rider.id, previous=previous,
          by=actor.role if actor else "dispatcher", reason=reason)
+    return order
+
+
+def assign_by_hand(db: Session, *, order: Order, rider_id: int, actor: Principal) -> Order:
+    """Ops assign (or reassign) an order to a rider by hand: audited, and announced like any assignment.
+
+    The caller loads the order for update and commits."""
+    rider = db.get(Rider, rider_id)
+    if rider is None:
+        raise NotFound(f"Rider {rider_id} does not exist.", code="rider_not_found")
+    assign(db, order, rider, actor=actor, reason="manual")
+    audit.record(db, actor_id=actor.user_id, actor_role=actor.role, action="order.assign", target=f"order:{order.id}",
+                 details={"rider_id": rider.id})
+    emit(db, "ops.action", key=str(order.id), action="order.assign")
     return order
 
 

@@ -21,11 +21,9 @@ from waimai.core.deps import (
     SessionDep,
     SettingsDep,
 )
-from waimai.core.errors import Forbidden, NotFound
-from waimai.core.outbox import emit
+from waimai.core.errors import Forbidden
 from waimai.platform.accounts.models import User
 from waimai.platform.delivery import service as delivery
-from waimai.platform.delivery.models import Rider
 from waimai.platform.ordering import idempotency, service
 from waimai.platform.ordering.models import Order, OrderTransition
 from waimai.platform.ordering.schemas import (
@@ -219,12 +217,6 @@ def fail(order_id: IdPath, body: ReasonIn, request: Request, p: RiderDep) -> Ord
 def assign(order_id: IdPath, body: AssignIn, p: OpsDep, db: SessionDep) -> OrderOut:
     """Ops assign (or reassign) an order by hand: the fallback when automatic dispatch is off."""
     order = service.load_order(db, order_id, for_update=True)
-    rider = db.get(Rider, body.rider_id)
-    if rider is None:
-        raise NotFound(f"Rider {body.rider_id} does not exist.")
-    delivery.assign(db, order, rider, actor=p, reason="manual")
-    audit.record(db, actor_id=p.user_id, actor_role=p.role, action="order.assign", target=f"order:{order_id}",
-                 details={"rider_id": rider.id})
-    emit(db, "ops.action", key=str(order_id), action="order.assign")
+    delivery.assign_by_hand(db, order=order, rider_id=body.rider_id, actor=p)
     db.commit()
     return service.to_out(order, viewer=p)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from waimai.core import audit
 from waimai.core.database import utcnow
 from waimai.core.errors import AppError, Conflict, NotFound, Unprocessable
+from waimai.core.messages import N_
 from waimai.core.timeutil import LOCAL
 from waimai.platform.catalog.models import Campus, DeliveryPoint, Merchant
 from waimai.platform.delivery.models import Rider
@@ -417,8 +418,8 @@ def add_adjustment(db: Session, *, rider_id: int, amount_fen: int, reason: str, 
     if order_id is not None or kind == AdjustmentKind.tip:
         order = db.get(Order, order_id) if order_id is not None else None
         if order is None or order.rider_id != rider_id or order.status != Status.delivered:
-            raise Unprocessable("A tip needs an order this rider delivered." if kind == AdjustmentKind.tip else
-                                "The order is not one this rider delivered.", code="bad_order")
+            raise Unprocessable(N_("A tip needs an order this rider delivered.") if kind == AdjustmentKind.tip else
+                                N_("The order is not one this rider delivered."), code="bad_order")
         if on is None and order.delivered_at is not None:
             on = order.delivered_at.astimezone(LOCAL).date()
     requested = on or local_today(now)

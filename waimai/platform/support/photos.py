@@ -32,7 +32,8 @@ class TooLarge(AppError):
 def clean(data: bytes) -> tuple[str, bytes]:
     """(content type, re-encoded bytes) of an uploaded image, or a 4xx saying what is wrong with it."""
     if len(data) > MAX_BYTES:
-        raise TooLarge(f"A photo may be at most {MAX_BYTES // (1024 * 1024)} MB.", details={"max_bytes": MAX_BYTES})
+        raise TooLarge(f"A photo may be at most {MAX_BYTES // (1024 * 1024)} MB.",
+                       details={"max_bytes": MAX_BYTES, "max_mb": MAX_BYTES // (1024 * 1024)})
     if not data:
         raise Unprocessable("The photo is empty.", code="photo_invalid")
     try:
@@ -66,7 +67,8 @@ def add(db: Session, p: Principal, t: Ticket, data: bytes) -> TicketPhoto:
         raise Forbidden("Only the person who reported the problem (or support) adds photos.")
     n = db.scalar(select(func.count()).select_from(TicketPhoto).where(TicketPhoto.ticket_id == t.id)) or 0
     if n >= MAX_PER_TICKET:
-        raise Conflict(f"A ticket takes at most {MAX_PER_TICKET} photos.", code="photo_limit")
+        raise Conflict(f"A ticket takes at most {MAX_PER_TICKET} photos.", code="photo_limit",
+                       details={"max": MAX_PER_TICKET})
     ctype, blob = clean(data)
     photo = TicketPhoto(ticket_id=t.id, content_type=ctype, size=len(blob), sha256=hashlib.sha256(blob).hexdigest(),
                         data=blob, uploaded_by=p.user_id)

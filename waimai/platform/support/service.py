@@ -29,6 +29,7 @@ from waimai.core import audit
 from waimai.core.database import utcnow
 from waimai.core.deps import Principal
 from waimai.core.errors import Conflict, Forbidden, NotFound, Unprocessable
+from waimai.core.messages import N_
 from waimai.core.outbox import emit
 from waimai.core.security import mask_phones_in_text
 from waimai.firewall.incidents import service as incidents
@@ -58,17 +59,17 @@ class Category:
 
 _C, _M_, _R = frozenset({"customer"}), frozenset({"merchant"}), frozenset({"rider"})
 CATEGORIES: dict[str, Category] = {
-    "late": Category("Late delivery", _C, ("delivery",), 15 * _M, 120 * _M),
-    "missing_item": Category("Missing item", _C, ("ordering", "merchant_console"), 15 * _M, 240 * _M),
-    "wrong_item": Category("Wrong item", _C, ("ordering", "merchant_console"), 15 * _M, 240 * _M),
-    "cold": Category("Food arrived cold", _C, ("delivery",), 30 * _M, 240 * _M),
-    "rider_behaviour": Category("Rider behaviour", _C | _M_, ("delivery",), 30 * _M, 24 * 60 * _M),
-    "charged_twice": Category("Charged twice", _C, ("payment",), 15 * _M, 24 * 60 * _M),
-    "rider_no_show": Category("No rider came for the order", _M_, ("delivery",), 10 * _M, 120 * _M),
-    "merchant_delay": Category("Food not ready at pickup", _R, ("ordering", "merchant_console"), 30 * _M, 240 * _M),
-    "customer_unreachable": Category("Customer unreachable", _R, ("delivery", "notifications"), 10 * _M, 120 * _M),
-    "wrong_address": Category("Wrong or unclear address", _R, ("delivery",), 10 * _M, 120 * _M),
-    "other": Category("Something else", _C | _M_ | _R, (), 60 * _M, 24 * 60 * _M),
+    "late": Category(N_("Late delivery"), _C, ("delivery",), 15 * _M, 120 * _M),
+    "missing_item": Category(N_("Missing item"), _C, ("ordering", "merchant_console"), 15 * _M, 240 * _M),
+    "wrong_item": Category(N_("Wrong item"), _C, ("ordering", "merchant_console"), 15 * _M, 240 * _M),
+    "cold": Category(N_("Food arrived cold"), _C, ("delivery",), 30 * _M, 240 * _M),
+    "rider_behaviour": Category(N_("Rider behaviour"), _C | _M_, ("delivery",), 30 * _M, 24 * 60 * _M),
+    "charged_twice": Category(N_("Charged twice"), _C, ("payment",), 15 * _M, 24 * 60 * _M),
+    "rider_no_show": Category(N_("No rider came for the order"), _M_, ("delivery",), 10 * _M, 120 * _M),
+    "merchant_delay": Category(N_("Food not ready at pickup"), _R, ("ordering", "merchant_console"), 30 * _M, 240 * _M),
+    "customer_unreachable": Category(N_("Customer unreachable"), _R, ("delivery", "notifications"), 10 * _M, 120 * _M),
+    "wrong_address": Category(N_("Wrong or unclear address"), _R, ("delivery",), 10 * _M, 120 * _M),
+    "other": Category(N_("Something else"), _C | _M_ | _R, (), 60 * _M, 24 * 60 * _M),
 }
 # Categories whose surge is an alert signal (default_rules.yml, group "complaints").
 SURGE_WINDOW = dt.timedelta(minutes=10)
