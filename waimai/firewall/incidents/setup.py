@@ -44,8 +44,12 @@ def install_restore_hook(db: Any, sop: incidents.Sop) -> None:
         text = (f"database restore {result.status}: back to backup {result.backup_id} "
                 f"({result.backup_created_at:%Y-%m-%d %H:%M} UTC); {lost} orders written after it exported for "
                 f"re-entry; safety backup {result.safety_backup_id or '–'}")
+        if result.error:
+            text += f"; error: {result.error}"
+        if getattr(result, "next_step", None):
+            text += f"; next: {result.next_step}"
         details = {"restore_id": result.id, "backup_id": result.backup_id, "orders_after_backup": lost,
-                   "status": result.status}
+                   "status": result.status, "next_step": getattr(result, "next_step", None)}
         with db.session() as s:
             if not incidents.record_on_open(s, "restore", text, actor=result.actor, details=details):
                 inc = incidents.open_incident(s, sop, title=f"Database restored from backup {result.backup_id}",

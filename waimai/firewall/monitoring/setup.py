@@ -76,6 +76,15 @@ class LoopLag:
         return time.monotonic() - self.last_beat
 
 
+def leads_role(app: FastAPI, role: str) -> bool:
+    """Does this process run `role`'s singleton work now? Without running job loops (an embedded app in a
+    test, a CLI) the process is alone and leads; with them, the elected leader does."""
+    if role not in app.state.settings.role_set:
+        return False
+    sched = getattr(app.state, "scheduler", None)
+    return sched is None or not sched.run_jobs or sched.is_leader(role)
+
+
 def install(app: FastAPI, settings: Settings) -> list[Job]:
     """Set up monitoring on `app`; returns the periodic jobs for the housekeeping loop."""
     db: Database = app.state.db
@@ -105,7 +114,8 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
     alerting = AlertingService(
         source=store, rules_file=Path(settings.alert_rules_file) if settings.alert_rules_file else None,
         config_file=Path(settings.alerting_config_file) if settings.alerting_config_file else None,
-        link_secret=settings.secret_key + ":alert-links", public_url=settings.public_url, database=db)
+        link_secret=settings.secret_key + ":alert-links", public_url=settings.public_url, database=db,
+        leads=lambda: leads_role(app, "notifier"))
     app.state.alerting = alerting
     from waimai.firewall.monitoring.forecasting import forecast_orders
 
@@ -121,7 +131,8 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
             Job("metrics_sample", settings.sample_interval_s, sample, role="worker", singleton=True),
             Job("probes", 10.0, probes.run, role=EVERY_PROCESS),
             Job("metrics_rollup", 60.0, store.rollup, role="worker", singleton=True),
-            Job("alert_evaluation", settings.alert_eval_interval_s, alerting.evaluate, role="notifier", singleton=True)]
+            Job("alert_evaluation", settings.alert_eval_interval_s, alerting.evaluate, role="notifier", singleton=True),
+            Job("alert_retention", 600.0, alerting.prune, role="notifier", singleton=True)]
     if settings.watchdog_url:
         client = httpx.Client(timeout=2.0)
         url = settings.watchdog_url.rstrip("/") + "/heartbeat"
