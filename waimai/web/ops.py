@@ -7,6 +7,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from waimai.core import audit
 from waimai.firewall.incidents.service import open_incidents
+from waimai.firewall.monitoring.anomaly import stored_signals
 from waimai.firewall.monitoring.sampler import SERIES
 from waimai.firewall.switches.service import all_switches
 from waimai.web.i18n import gettext
@@ -38,8 +39,8 @@ def overview(request: Request) -> Response:
                                                  "active_incidents": active, "switches_on": switches_on,
                                                  "series": SERIES,
                                                  "forecast": getattr(request.app.state, "forecast", None),
-                                                 "anomalies": list(getattr(getattr(request.app.state, "anomalies", None),
-                                                                           "signals", []))[-5:][::-1]})
+                                                 "anomalies": stored_signals(request.app.state.metric_store,
+                                                                             limit=5)[::-1]})
 
 
 @router.get("/ops/alerts")

@@ -17,6 +17,7 @@ from waimai.firewall.alerting.channels.base import AlertMessage
 from waimai.firewall.incidents import service as incidents
 from waimai.firewall.incidents.manager import IncidentManager
 from waimai.firewall.incidents.models import Incident
+from waimai.firewall.monitoring.anomaly import stored_signals
 from waimai.firewall.statuspage.notices import Notifier
 from waimai.firewall.statuspage.service import SnapshotCache
 from waimai.firewall.switches.models import Switch
@@ -109,8 +110,9 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
     install_restore_hook(db, sop)
 
     def tick() -> None:
-        watcher = getattr(app.state, "anomalies", None)
-        manager.tick(list(watcher.signals) if watcher is not None else [])
+        # The notifier leader may not be the worker leader whose watcher opened them: read the shared store.
+        watching = getattr(app.state, "anomalies", None) is not None
+        manager.tick(stored_signals(app.state.metric_store) if watching else [])
 
     def close() -> None:
         for p in sms.values():
