@@ -29,12 +29,14 @@ from sqlalchemy import (
     event,
     func,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 RAW, MINUTE, QUARTER = 0, 60, 900
+_DDL_LOCK = 0x7761696D6169  # "waimai": serialises the store's CREATE TABLEs across processes
 RETENTION = {RAW: dt.timedelta(days=2), MINUTE: dt.timedelta(days=14), QUARTER: dt.timedelta(days=400)}
 
 metadata = MetaData()
@@ -97,7 +99,10 @@ class MetricStore:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute("PRAGMA busy_timeout=10000")
-        metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":  # replicas starting together: one creates the tables
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _DDL_LOCK})
+            metadata.create_all(conn)
         self._ids: dict[str, int] = {}
         self._lock = threading.Lock()
         ins = sqlite_insert if self.engine.dialect.name == "sqlite" else pg_insert
