@@ -3,7 +3,14 @@
 from waimai.core.audit import AuditEntry
 from waimai.core.database import Base
 from waimai.core.outbox import OutboxEvent
-from waimai.firewall.alerting.models import AlertHistory, AlertRuleSet
+from waimai.firewall.alerting.models import (
+    AlertGroupRow,
+    AlertHistory,
+    AlertRow,
+    AlertRuleSet,
+    NotificationRow,
+    SilenceRow,
+)
 from waimai.firewall.incidents.models import (
                                               ComponentStatus,
                                               ComponentStatusChange,
@@ -16,7 +23,7 @@ from waimai.firewall.incidents.models import (
                                               StatusSubscriber,
 )
 from waimai.firewall.resilience.models import BreakerRow
-from waimai.firewall.switches.models import Switch
+from waimai.firewall.switches.models import ReplicaBeat, Switch
 from waimai.platform.accounts.models import LoginAttempt, User
 from waimai.platform.catalog.models import Campus, DeliveryPoint, MenuCategory, MenuItem, Merchant, Zone
 from waimai.platform.coupons.models import Coupon
@@ -28,6 +35,7 @@ from waimai.platform.payroll.models import PayAdjustment, PayLine, PayPeriod, Pa
 from waimai.platform.support.models import Rating, Ticket, TicketEvent, TicketPhoto
 
 __all__ = [
+    "AlertGroupRow", "AlertRow", "NotificationRow", "ReplicaBeat", "SilenceRow",
     "AlertHistory", "AlertRuleSet", "AuditEntry", "Base", "BreakerRow", "ComponentStatus", "ComponentStatusChange", "Coupon", "IncidentAction", "IncidentReview", "Incident",
     "IncidentEvent", "Maintenance", "Notice", "StatusSubscriber", "ExternalOrderLink", "PlatformCallback", "PlatformShop", "Campus", "DeliveryPoint", "IdempotencyRecord", "LoginAttempt", "MenuCategory",
     "MenuItem", "Merchant", "Order", "OrderLine", "OrderTransition", "OutboxEvent", "Payment",

@@ -8,6 +8,7 @@ from fastapi.responses import RedirectResponse, Response
 from waimai.core import audit
 from waimai.core.messages import N_
 from waimai.firewall.incidents.service import open_incidents
+from waimai.firewall.monitoring.anomaly import stored_signals
 from waimai.firewall.monitoring.sampler import SERIES
 from waimai.firewall.switches.service import all_switches
 from waimai.web.i18n import gettext, say
@@ -39,8 +40,8 @@ def overview(request: Request) -> Response:
                                                  "active_incidents": active, "switches_on": switches_on,
                                                  "series": SERIES,
                                                  "forecast": getattr(request.app.state, "forecast", None),
-                                                 "anomalies": list(getattr(getattr(request.app.state, "anomalies", None),
-                                                                           "signals", []))[-5:][::-1]})
+                                                 "anomalies": stored_signals(request.app.state.metric_store,
+                                                                             limit=5)[::-1]})
 
 
 @router.get("/ops/alerts")
@@ -51,7 +52,7 @@ def alerts_page(request: Request) -> Response:
     svc = getattr(request.app.state, "alerting", None)
     groups, silences, noise = [], [], {}
     if svc is not None:
-        pl = svc.pipeline
+        pl = svc.view()  # the shared state in the database: the same page on every replica
         now = pl.clock()
         for g in pl.groups.values():
             alerts = [pl.alerts[f] for f in g.members]
@@ -70,7 +71,7 @@ def alerts_page(request: Request) -> Response:
         order = {"firing": 0, "acknowledged": 1, "resolved": 2}
         groups.sort(key=lambda g: (order[g["state"]], min((a["severity"] for a in g["alerts"]), default="P9")))
         silences = [s for s in pl.silences.values() if s.active(now)]
-        noise = pl.noise()
+        noise = svc.noise()
         oncall = [{"name": name, "now": sch.on_call(now),
                    "contact": svc.config.contacts.get(sch.on_call(now)).name  # type: ignore[union-attr]
                    if sch.on_call(now) in svc.config.contacts else "",
@@ -121,9 +122,12 @@ def alerts_ack(request: Request, group: str = Form(...)) -> Response:
     if isinstance(p, RedirectResponse):
         return p
     svc = getattr(request.app.state, "alerting", None)
-    if svc is None or group not in svc.pipeline.groups:
+    try:
+        if svc is None:
+            raise KeyError(group)
+        svc.acknowledge(group, by=f"user:{p.user_id}")
+    except KeyError:
         return back("/ops/alerts", err=gettext("No such alert group."))
-    svc.acknowledge(group, by=f"user:{p.user_id}")
     with request.app.state.db.session() as db:
         audit.record(db, actor_id=p.user_id, actor_role=p.role, action="alert.ack", target=group[:120])
         db.commit()
@@ -141,8 +145,8 @@ def alerts_silence(request: Request, alertname: str = Form(..., max_length=120),
         return back("/ops/alerts", err=gettext("Alerting is not running."))
     import datetime as dt
 
-    s = svc.pipeline.add_silence({"alertname": alertname}, ends_at=svc.clock() + dt.timedelta(minutes=minutes),
-                                 created_by=f"user:{p.user_id}", comment=comment)
+    s = svc.add_silence({"alertname": alertname}, ends_at=svc.clock() + dt.timedelta(minutes=minutes),
+                        created_by=f"user:{p.user_id}", comment=comment)
     with request.app.state.db.session() as db:
         audit.record(db, actor_id=p.user_id, actor_role=p.role, action="alert.silence", target=s.id,
                      details={"alertname": alertname, "minutes": minutes, "comment": comment})

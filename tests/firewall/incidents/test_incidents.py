@@ -66,7 +66,7 @@ def test_alerts_of_one_fault_open_one_incident(app_client: tuple[TestClient, Api
     assert inc["severity"] == "P1" and len(inc["alerts"]) == 3
     assert component(c, "payment") == "major_outage" and component(c, "delivery") == "operational"
     # A silenced P1 opens nothing; a different fault opens its own incident.
-    svc.pipeline.add_silence({"component": "database"}, ends_at=NOW + dt.timedelta(hours=1), created_by="test")
+    svc.add_silence({"component": "database"}, ends_at=NOW + dt.timedelta(hours=1), created_by="test")
     svc.ingest([alert("DatabaseDown", "P1", "database")])
     assert len(incidents_of(c, api)) == 1
     svc.ingest([alert("RidersShort", "P2", "delivery")])

@@ -16,16 +16,19 @@ import datetime as dt
 import hashlib
 import hmac
 import re
+import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+import structlog
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from waimai.firewall.alerting.channels.base import AlertMessage, DeliveryReceipt, NotificationChannel
 from waimai.firewall.alerting.rules import Alert, parse_duration
 
+log = structlog.get_logger(__name__)
 Dur = Annotated[dt.timedelta, BeforeValidator(parse_duration)]
 SEV_ORDER = {"P1": 0, "P2": 1, "P3": 2, "P4": 3}
 
@@ -138,6 +141,32 @@ class PipelineConfig(BaseModel):
     schedules: dict[str, Schedule] = {}
     contacts: dict[str, Contact] = {}
 
+    @model_validator(mode="after")
+    def _targets_exist(self) -> PipelineConfig:
+        """A misspelt escalation target is a configuration error now, not an exception on the first tick."""
+        known: dict[str, Mapping[str, Any]] = {"receiver": self.receivers, "oncall": self.schedules,
+                                               "person": self.contacts}
+        problems = []
+        for policy, steps in self.escalation_policies.items():
+            for i, step in enumerate(steps):
+                for target in step.targets:
+                    kind, _, name = target.partition(":")
+                    if kind not in known:
+                        problems.append(f"{policy}[{i}]: {target!r} is not receiver:, oncall: or person:")
+                    elif name not in known[kind] and (kind != "receiver" or self.receivers):
+                        # Receivers are checked when the file lists them (a test may inject channels by name).
+                        problems.append(f"{policy}[{i}]: {target!r} names no {kind} in this configuration")
+
+        def routes(r: Route) -> list[Route]:
+            return [r, *(x for child in r.routes for x in routes(child))]
+
+        for r in routes(self.route):
+            if r.escalation is not None and r.escalation not in self.escalation_policies:
+                problems.append(f"route escalation {r.escalation!r} is not an escalation policy")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
 
 DEFAULTS = {"group_by": ["alertname"], "group_wait": dt.timedelta(seconds=10),
             "group_interval": dt.timedelta(minutes=1), "repeat_interval": dt.timedelta(hours=4)}
@@ -214,6 +243,7 @@ class Group:
     escalation_step: int = 0
     acked_by: str | None = None
     acked_at: dt.datetime | None = None
+    seq: int = 0  # numbers the group's sends: (group, seq, receiver) is one step, sent at most once
 
 
 @dataclass
@@ -224,6 +254,8 @@ class Notification:
     message: AlertMessage
     receipt: DeliveryReceipt | None
     reason: str  # first, update, repeat, resolved, escalation, acknowledged
+    step: str = ""
+    members: tuple[str, ...] = ()
 
 
 Resolver = Callable[[str], Sequence[NotificationChannel]]
@@ -231,7 +263,8 @@ Resolver = Callable[[str], Sequence[NotificationChannel]]
 
 class AlertPipeline:
     def __init__(self, config: PipelineConfig, receivers: Resolver | Mapping[str, Sequence[NotificationChannel]], *,
-                 clock: Callable[[], dt.datetime], link_secret: str = "", public_url: str = "") -> None:
+                 clock: Callable[[], dt.datetime], link_secret: str = "", public_url: str = "",
+                 defer: bool = False) -> None:
         self.config = config
         self._resolve = receivers if callable(receivers) else (lambda name: receivers.get(name, ()))  # type: ignore[union-attr]
         self.clock = clock
@@ -241,7 +274,10 @@ class AlertPipeline:
         self.groups: dict[str, Group] = {}
         self.silences: dict[str, Silence] = {}
         self.sent: list[Notification] = []
-        self._seq = 0
+        # Deferred: deliveries are decided here (receipt None) and sent by whoever owns the outbox — the
+        # alerting service records them in the database first, so a new leader never sends one twice.
+        self.defer = defer
+        self.failed_groups: list[str] = []
 
     # --- intake ---------------------------------------------------------------------------------
 
@@ -273,8 +309,8 @@ class AlertPipeline:
 
     def add_silence(self, matchers: dict[str, str], *, ends_at: dt.datetime, created_by: str, comment: str = "",
                     starts_at: dt.datetime | None = None) -> Silence:
-        self._seq += 1
-        s = Silence(id=f"s{self._seq}", matchers=matchers, starts_at=starts_at or self.clock(), ends_at=ends_at,
+        # Unique across replicas (each has its own pipeline copy): a random id, not a counter.
+        s = Silence(id=f"s{secrets.token_hex(6)}", matchers=matchers, starts_at=starts_at or self.clock(), ends_at=ends_at,
                     created_by=created_by, comment=comment)
         self.silences[s.id] = s
         return s
@@ -346,10 +382,15 @@ class AlertPipeline:
         now = self.clock()
         before = len(self.sent)
         for g in list(self.groups.values()):
-            self._tick_group(g, now)
-        for ch_name in self._all_receivers():
-            for ch in self._resolve(ch_name):
-                ch.flush()
+            try:
+                self._tick_group(g, now)
+            except Exception:  # noqa: BLE001 - one broken group must not stop the tick for the others
+                self.failed_groups.append(g.key)
+                log.exception("alert_group_tick_failed", group=g.key[:200])
+        if not self.defer:
+            for ch_name in self._all_receivers():
+                for ch in self._resolve(ch_name):
+                    ch.flush()
         return self.sent[before:]
 
     def _all_receivers(self) -> set[str]:
@@ -436,11 +477,16 @@ class AlertPipeline:
                             labels=labels, ack_url=ack_url, runbook_url=runbook)
 
     def _deliver(self, g: Group, receiver: str, msg: AlertMessage, reason: str, now: dt.datetime) -> None:
+        g.seq += 1
+        step, members = f"{g.seq}:{reason}", tuple(sorted(g.members))
+        if self.defer:
+            self.sent.append(Notification(now, g.key, receiver, msg, None, reason, step, members))
+            return
         channels = self._resolve(receiver)
         if not channels:
-            self.sent.append(Notification(now, g.key, receiver, msg, None, reason))
+            self.sent.append(Notification(now, g.key, receiver, msg, None, reason, step, members))
         for ch in channels:
-            self.sent.append(Notification(now, g.key, receiver, msg, ch.send(msg), reason))
+            self.sent.append(Notification(now, g.key, receiver, msg, ch.send(msg), reason, step, members))
 
     # --- console statistics --------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ import datetime as dt
 import hmac
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from waimai.core import audit
@@ -34,7 +34,7 @@ def _check_ingest(request: Request, authorization: str | None) -> None:
 @router.get("")
 def list_alerts(request: Request, _p: OpsDep) -> list[dict[str, Any]]:
     """Alert groups with their alerts: firing, acknowledged or resolved, with escalation state."""
-    p = _svc(request).pipeline
+    p = _svc(request).view()  # the shared state: the same on every replica
     out = []
     for g in p.groups.values():
         alerts = [p.alerts[f] for f in g.members]
@@ -50,10 +50,10 @@ def list_alerts(request: Request, _p: OpsDep) -> list[dict[str, Any]]:
 @router.post("/ack")
 def ack(request: Request, p: OpsDep, group: Annotated[str, Query(max_length=500)]) -> dict[str, Any]:
     svc = _svc(request)
-    if group not in svc.pipeline.groups:
-        raise NotFound("No such alert group.")
-    svc.acknowledge(group, by=f"user:{p.user_id}")
-    g = svc.pipeline.groups[group]
+    try:
+        g = svc.acknowledge(group, by=f"user:{p.user_id}")
+    except KeyError:
+        raise NotFound("No such alert group.") from None
     with request.app.state.db.session() as db:
         audit.record(db, actor_id=p.user_id, actor_role=p.role, action="alert.ack", target=group[:120])
         db.commit()
@@ -64,11 +64,13 @@ def ack(request: Request, p: OpsDep, group: Annotated[str, Query(max_length=500)
 def ack_link(request: Request, token: Annotated[str, Query(max_length=2000)]) -> dict[str, Any]:
     """The signed link in a notification: acknowledges without signing in, until it expires."""
     svc = _svc(request)
-    key = svc.pipeline.verify_ack_token(token)
+    key = svc.view().verify_ack_token(token)
     if key is None:
         raise Unauthorized("This acknowledgement link is invalid or has expired.")
-    svc.acknowledge(key, by="signed-link")
-    g = svc.pipeline.groups[key]
+    try:
+        g = svc.acknowledge(key, by="signed-link")
+    except KeyError:  # pruned between the check and the acknowledgement
+        raise Unauthorized("This acknowledgement link is invalid or has expired.") from None
     return {"group": g.key, "acknowledged_by": g.acked_by}
 
 
@@ -83,13 +85,30 @@ class SilenceIn(BaseModel):
 @router.post("/silences", status_code=201)
 def add_silence(request: Request, body: SilenceIn, p: OpsDep) -> dict[str, Any]:
     svc = _svc(request)
-    s = svc.pipeline.add_silence(body.matchers, ends_at=svc.clock() + dt.timedelta(minutes=body.minutes),
-                                 created_by=f"user:{p.user_id}", comment=body.comment)
+    s = svc.add_silence(body.matchers, ends_at=svc.clock() + dt.timedelta(minutes=body.minutes),
+                        created_by=f"user:{p.user_id}", comment=body.comment)
     with request.app.state.db.session() as db:
         audit.record(db, actor_id=p.user_id, actor_role=p.role, action="alert.silence", target=s.id,
                      details={"matchers": body.matchers, "minutes": body.minutes, "comment": body.comment})
         db.commit()
     return {"id": s.id, "ends_at": s.ends_at}
+
+
+@router.get("/silences")
+def list_silences(request: Request, _p: OpsDep) -> list[dict[str, Any]]:
+    """Active silences (shared by every replica)."""
+    return [{"id": s.id, "matchers": s.matchers, "starts_at": s.starts_at, "ends_at": s.ends_at,
+             "created_by": s.created_by, "comment": s.comment} for s in _svc(request).silences()]
+
+
+@router.delete("/silences/{sid}")
+def expire_silence(request: Request, sid: Annotated[str, Path(max_length=40)], p: OpsDep) -> dict[str, Any]:
+    if not _svc(request).expire_silence(sid):
+        raise NotFound("No such active silence.")
+    with request.app.state.db.session() as db:
+        audit.record(db, actor_id=p.user_id, actor_role=p.role, action="alert.unsilence", target=sid)
+        db.commit()
+    return {"id": sid, "expired": True}
 
 
 class RulesIn(BaseModel):
@@ -130,7 +149,9 @@ def history(request: Request, _p: OpsDep, limit: Annotated[int, Query(ge=1, le=1
 @router.get("/noise")
 def noise(request: Request, _p: OpsDep) -> dict[str, dict[str, int]]:
     """Per rule: notifications sent and flaps — where the pager is too loud."""
-    return _svc(request).pipeline.noise()
+    svc = _svc(request)
+    svc.view()
+    return svc.noise()
 
 
 @router.post("/ingest/alertmanager", include_in_schema=False)
@@ -159,18 +180,6 @@ def ingest_event(request: Request, payload: dict[str, Any],
     key = str(payload.get("dedup_key") or "")
     if alert is not None:
         svc.ingest([alert])
-    else:
-        with svc._lock:  # noqa: SLF001
-            matching = [st for st in svc.pipeline.alerts.values() if st.alert.labels.get("alertname") == key]
-            if not matching:
-                raise NotFound("No alert with that dedup_key.")
-            for st in matching:
-                if action == "resolve":
-                    st.alert.status = "resolved"
-                    st.alert.ends_at = svc.clock()
-            if action == "acknowledge":
-                for g in svc.pipeline.groups.values():
-                    if any(m.alert.fingerprint in g.members for m in matching):
-                        svc.pipeline.acknowledge(g.key, by="events-api")
-            svc.pipeline.tick()
+    elif not svc.event(action, key):
+        raise NotFound("No alert with that dedup_key.")
     return {"status": "success", "dedup_key": key or (alert.labels["alertname"] if alert else "")}

@@ -17,6 +17,7 @@ from waimai.firewall.alerting.channels.base import AlertMessage
 from waimai.firewall.incidents import service as incidents
 from waimai.firewall.incidents.manager import IncidentManager
 from waimai.firewall.incidents.models import Incident
+from waimai.firewall.monitoring.anomaly import stored_signals
 from waimai.firewall.statuspage.notices import Notifier
 from waimai.firewall.statuspage.service import SnapshotCache
 from waimai.firewall.switches.models import Switch
@@ -44,8 +45,12 @@ def install_restore_hook(db: Any, sop: incidents.Sop) -> None:
         text = (f"database restore {result.status}: back to backup {result.backup_id} "
                 f"({result.backup_created_at:%Y-%m-%d %H:%M} UTC); {lost} orders written after it exported for "
                 f"re-entry; safety backup {result.safety_backup_id or '–'}")
+        if result.error:
+            text += f"; error: {result.error}"
+        if getattr(result, "next_step", None):
+            text += f"; next: {result.next_step}"
         details = {"restore_id": result.id, "backup_id": result.backup_id, "orders_after_backup": lost,
-                   "status": result.status}
+                   "status": result.status, "next_step": getattr(result, "next_step", None)}
         with db.session() as s:
             if not incidents.record_on_open(s, "restore", text, actor=result.actor, details=details):
                 inc = incidents.open_incident(s, sop, title=f"Database restored from backup {result.backup_id}",
@@ -105,8 +110,9 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
     install_restore_hook(db, sop)
 
     def tick() -> None:
-        watcher = getattr(app.state, "anomalies", None)
-        manager.tick(list(watcher.signals) if watcher is not None else [])
+        # The notifier leader may not be the worker leader whose watcher opened them: read the shared store.
+        watching = getattr(app.state, "anomalies", None) is not None
+        manager.tick(stored_signals(app.state.metric_store) if watching else [])
 
     def close() -> None:
         for p in sms.values():

@@ -13,6 +13,7 @@ from waimai.core.deps import API_PREFIX, OpsDep
 from waimai.core.errors import Unprocessable
 from waimai.core.timeutil import as_utc
 from waimai.firewall.monitoring import logsearch
+from waimai.firewall.monitoring.anomaly import stored_signals
 from waimai.firewall.monitoring.sampler import SERIES, registry
 
 router = APIRouter(tags=["monitoring"])
@@ -98,8 +99,8 @@ def logs(request: Request, _p: OpsDep,
 @api.get("/anomalies")
 def anomalies(request: Request, _p: OpsDep, active: bool = False) -> list[dict[str, Any]]:
     """Anomaly signals on the key series, newest first (series, onset, score, expected range)."""
-    watcher = getattr(request.app.state, "anomalies", None)
-    if watcher is None:
+    if getattr(request.app.state, "anomalies", None) is None:
         return []
-    sigs = watcher.active() if active else list(watcher.signals)
+    # The deployment's signals from the shared store: the same answer on every replica.
+    sigs = stored_signals(request.app.state.metric_store, active=active)
     return [s.as_dict() for s in reversed(sigs)]

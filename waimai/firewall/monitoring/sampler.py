@@ -7,11 +7,13 @@ percentiles to the embedded store under stable names (`SERIES`).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -180,4 +182,88 @@ class Sampler:
         values = derive(cur, self._prev)
         self._prev = cur
         self.store.write(cur.t, values)
+        return values
+
+
+# --- the deployment, not one process ---------------------------------------------------------------------
+# Gauges that say something about a process rather than the business: merged across processes (worst wins).
+_WORST = {"waimai_event_loop_lag_seconds": max, "waimai_dependency_up": min,
+          "waimai_dependency_probe_duration_seconds": max}
+
+
+def _key(name: str, labels: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps([name, labels])
+
+
+def dump(snap: Snapshot) -> str:
+    return json.dumps({"t": snap.t, "c": [[_key(*k), v] for k, v in snap.counters.items()],
+                       "g": [[_key(*k), v] for k, v in snap.gauges.items() if k[0] in _WORST]})
+
+
+def load(text: str) -> Snapshot:
+    d = json.loads(text)
+
+    def keys(items: list[list[Any]]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        out = {}
+        for k, v in items:
+            name, labels = json.loads(k)
+            out[(name, tuple((a, b) for a, b in labels))] = float(v)
+        return out
+
+    return Snapshot(t=float(d["t"]), counters=keys(d["c"]), gauges=keys(d["g"]))
+
+
+class Contributor:
+    """Every process, every sample interval: its instrument readings into the shared store."""
+
+    def __init__(self, store: MetricStore, process: str, reg: CollectorRegistry | None = None) -> None:
+        self.store, self.process = store, process
+        self.reg = reg or registry()
+
+    def contribute(self, now: float | None = None) -> None:
+        snap = read(self.reg, now)
+        self.store.contribute(self.process, snap.t, dump(snap))
+
+
+class FleetSampler:
+    """The worker leader's sampler: adds up what every process counted since the last round (each process's
+    counters differenced against its own previous reading, so a replica that starts, dies or restarts does
+    not bend the sums), takes the business gauges from this process (the leader refreshes them from the
+    database) and the worst of the per-process health gauges, and writes the series once per deployment."""
+
+    def __init__(self, store: MetricStore, process: str, reg: CollectorRegistry | None = None, *,
+                 stale_s: float = 30.0) -> None:
+        self.store, self.process = store, process
+        self.reg = reg or registry()
+        self.stale_s = stale_s
+        self._prev: dict[str, Snapshot] = {}
+        self._last: float | None = None
+        self.processes = 0
+
+    def sample(self, now: float | None = None) -> dict[str, float]:
+        local = read(self.reg, now)
+        self.store.contribute(self.process, local.t, dump(local))  # the leader's own share, read now
+        counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
+        worst: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        seen: dict[str, Snapshot] = {}
+        for process, _ts, data in self.store.contributions(local.t - self.stale_s):
+            snap = load(data)
+            seen[process] = snap
+            for k, v in snap.gauges.items():
+                worst[k] = _WORST[k[0]](worst[k], v) if k in worst else v
+            prev = self._prev.get(process)
+            if prev is None:
+                continue  # its first reading is the baseline
+            for k, v in snap.counters.items():
+                d = v - prev.counters.get(k, 0.0)
+                counters[k] += d if d >= 0 else v  # a counter that went back: the process restarted
+        self._prev = seen
+        self.processes = len(seen)
+        last, self._last = self._last, local.t
+        if last is None:
+            return {}
+        gauges = {k: v for k, v in local.gauges.items() if k[0] not in _WORST}
+        gauges.update(worst)
+        values = derive(Snapshot(t=local.t, counters=dict(counters), gauges=gauges), Snapshot(t=last))
+        self.store.write(local.t, values)
         return values

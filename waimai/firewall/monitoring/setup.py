@@ -14,6 +14,7 @@ from sqlalchemy import event
 from waimai.config import Settings
 from waimai.core.background import Job
 from waimai.core.database import Database
+from waimai.core.leader import identity
 from waimai.core.roles import EVERY_PROCESS
 from waimai.firewall.monitoring.anomaly import AnomalyWatcher
 from waimai.firewall.monitoring.instruments import (
@@ -23,7 +24,7 @@ from waimai.firewall.monitoring.instruments import (
     EVENT_LOOP_LAG,
 )
 from waimai.firewall.monitoring.probes import Probes, refresh_business_gauges
-from waimai.firewall.monitoring.sampler import Sampler
+from waimai.firewall.monitoring.sampler import Contributor, FleetSampler
 from waimai.firewall.monitoring.store import MetricStore
 
 log = structlog.get_logger(__name__)
@@ -76,19 +77,38 @@ class LoopLag:
         return time.monotonic() - self.last_beat
 
 
+def metrics_url(settings: Settings) -> str:
+    """Where the store lives. Left at its default with PostgreSQL (several replicas), it is the database
+    itself, so every replica reads the same samples and signals; a SQLite file on one machine is shared by
+    the processes beside it. Set WAIMAI_METRICS_URL to keep it apart (another PostgreSQL database)."""
+    if "metrics_url" in settings.model_fields_set or settings.is_sqlite:
+        return settings.metrics_url
+    return settings.database_url
+
+
+def leads_role(app: FastAPI, role: str) -> bool:
+    """Does this process run `role`'s singleton work now? Without running job loops (an embedded app in a
+    test, a CLI) the process is alone and leads; with them, the elected leader does."""
+    if role not in app.state.settings.role_set:
+        return False
+    sched = getattr(app.state, "scheduler", None)
+    return sched is None or not sched.run_jobs or sched.is_leader(role)
+
+
 def install(app: FastAPI, settings: Settings) -> list[Job]:
     """Set up monitoring on `app`; returns the periodic jobs for the housekeeping loop."""
     db: Database = app.state.db
     app.state.loop_lag = LoopLag()
-    store = MetricStore(settings.metrics_url)
+    store = MetricStore(metrics_url(settings))
     app.state.metric_store = store
     probes = Probes(db, app.state.payment_providers, sms_url=settings.sms_provider_url)
     app.state.probes = probes
     if not settings.monitoring:
         return []
     time_queries(db)
-    sampler = Sampler(store)
+    sampler = FleetSampler(store, identity())
     app.state.sampler = sampler
+    contributor = Contributor(store, identity())
     watcher = AnomalyWatcher(store)
     app.state.anomalies = watcher
 
@@ -105,7 +125,8 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
     alerting = AlertingService(
         source=store, rules_file=Path(settings.alert_rules_file) if settings.alert_rules_file else None,
         config_file=Path(settings.alerting_config_file) if settings.alerting_config_file else None,
-        link_secret=settings.secret_key + ":alert-links", public_url=settings.public_url, database=db)
+        link_secret=settings.secret_key + ":alert-links", public_url=settings.public_url, database=db,
+        leads=lambda: leads_role(app, "notifier"))
     app.state.alerting = alerting
     from waimai.firewall.monitoring.forecasting import forecast_orders
 
@@ -118,10 +139,12 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
     # the forecast only reads the store for the ops page, so every api process computes its own; each process
     # probes its own dependencies.
     jobs = [Job("order_forecast", 300.0, forecast, role="api"),
+            Job("metrics_contribute", settings.sample_interval_s, contributor.contribute, role=EVERY_PROCESS),
             Job("metrics_sample", settings.sample_interval_s, sample, role="worker", singleton=True),
             Job("probes", 10.0, probes.run, role=EVERY_PROCESS),
             Job("metrics_rollup", 60.0, store.rollup, role="worker", singleton=True),
-            Job("alert_evaluation", settings.alert_eval_interval_s, alerting.evaluate, role="notifier", singleton=True)]
+            Job("alert_evaluation", settings.alert_eval_interval_s, alerting.evaluate, role="notifier", singleton=True),
+            Job("alert_retention", 600.0, alerting.prune, role="notifier", singleton=True)]
     if settings.watchdog_url:
         client = httpx.Client(timeout=2.0)
         url = settings.watchdog_url.rstrip("/") + "/heartbeat"

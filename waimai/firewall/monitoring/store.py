@@ -23,17 +23,20 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     create_engine,
     delete,
     event,
     func,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 RAW, MINUTE, QUARTER = 0, 60, 900
+_DDL_LOCK = 0x7761696D6169  # "waimai": serialises the store's CREATE TABLEs across processes
 RETENTION = {RAW: dt.timedelta(days=2), MINUTE: dt.timedelta(days=14), QUARTER: dt.timedelta(days=400)}
 
 metadata = MetaData()
@@ -47,6 +50,24 @@ samples_t = Table("metric_samples", metadata,
                   Column("vmin", Float, nullable=False),
                   Column("vmax", Float, nullable=False),
                   Column("n", Integer, nullable=False))
+# Shared by every process that points at this store (the default on PostgreSQL and on one machine's
+# SQLite file): each process's latest instrument readings, summed by the worker leader into the samples
+# above, and the anomaly signals the leader's watcher opened — so /ops shows the deployment on any replica.
+contributions_t = Table("metric_contributions", metadata,
+                        Column("process", String(120), primary_key=True),
+                        Column("ts", Float, nullable=False),
+                        Column("data", Text, nullable=False))
+signals_t = Table("anomaly_signals", metadata,
+                  Column("id", Integer, primary_key=True),
+                  Column("series", String(120), nullable=False),
+                  Column("onset", Float, nullable=False, index=True),
+                  Column("score", Float, nullable=False),
+                  Column("value", Float, nullable=False),
+                  Column("expected_low", Float, nullable=False),
+                  Column("expected_high", Float, nullable=False),
+                  Column("closed_at", Float))
+CONTRIBUTION_TTL_S = 3600  # a process that has not contributed for an hour is gone
+SIGNALS_KEPT_S = 30 * 86400
 
 
 @dataclass(frozen=True)
@@ -78,7 +99,10 @@ class MetricStore:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute("PRAGMA busy_timeout=10000")
-        metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":  # replicas starting together: one creates the tables
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _DDL_LOCK})
+            metadata.create_all(conn)
         self._ids: dict[str, int] = {}
         self._lock = threading.Lock()
         ins = sqlite_insert if self.engine.dialect.name == "sqlite" else pg_insert
@@ -174,6 +198,41 @@ class MetricStore:
             for res, keep in RETENTION.items():
                 conn.execute(delete(samples_t).where(samples_t.c.resolution == res,
                                                      samples_t.c.ts < n - int(keep.total_seconds())))
+            conn.execute(delete(contributions_t).where(contributions_t.c.ts < n - CONTRIBUTION_TTL_S))
+            conn.execute(delete(signals_t).where(signals_t.c.onset < n - SIGNALS_KEPT_S))
+
+    # --- per-process contributions and anomaly signals (see the tables above) ---------------------------
+    def contribute(self, process: str, ts: float, data: str) -> None:
+        """This process's latest instrument readings (one row per process, overwritten)."""
+        ins = sqlite_insert if self.engine.dialect.name == "sqlite" else pg_insert
+        stmt = ins(contributions_t).values(process=process[:120], ts=ts, data=data)
+        with self.engine.begin() as conn:
+            conn.execute(stmt.on_conflict_do_update(index_elements=["process"],
+                                                    set_={"ts": stmt.excluded.ts, "data": stmt.excluded.data}))
+
+    def contributions(self, since: float) -> list[tuple[str, float, str]]:
+        with self.engine.connect() as conn:
+            return [(str(p), float(t), str(d)) for p, t, d in conn.execute(
+                select(contributions_t.c.process, contributions_t.c.ts, contributions_t.c.data)
+                .where(contributions_t.c.ts >= since).order_by(contributions_t.c.process))]
+
+    def save_signal(self, row: Mapping[str, float | str | None], sid: int | None = None) -> int:
+        """Insert a signal (sid None) or update it; returns its id."""
+        with self.engine.begin() as conn:
+            if sid is None:
+                key = conn.execute(signals_t.insert().values(**row)).inserted_primary_key
+                assert key is not None
+                return int(key[0])
+            conn.execute(signals_t.update().where(signals_t.c.id == sid).values(**row))
+            return sid
+
+    def signals(self, *, limit: int = 500, active: bool = False) -> list[dict[str, float | str | None]]:
+        """Signals newest first, as stored (epoch seconds)."""
+        q = select(signals_t).order_by(signals_t.c.onset.desc(), signals_t.c.id.desc()).limit(limit)
+        if active:
+            q = q.where(signals_t.c.closed_at.is_(None))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
 
     def count(self, resolution: int | None = None) -> int:
         with self.engine.connect() as conn:

@@ -4,12 +4,18 @@
 
 In order: refuse what must not be restored (unknown id, damaged artefact, failed verification, a schema
 newer than this code, a missing key); take a safety backup of the live database; turn the switch
-`system.read_only` on; export the orders the backup does not have (written after it) and the orders
-that changed after it, to JSON and CSV in the backup directory; restore (one transaction); run
-migrations if the backup is older than the code; turn read-only off; record the restore on the audit
-log, as an outbox event and in `restores/` beside the backups; call every `RESTORE_HOOKS` entry with
-the result (the incident timeline registers there). A failed restore leaves the database unchanged,
-turns read-only off again and is reported the same way.
+`system.read_only` on and wait until every running replica confirms (its heartbeat row, fence.py) that
+it refuses writes and has none in flight — only then can no order commit that neither the restored
+database nor the export holds; export the orders the backup does not have (written after it) and the
+orders that changed after it, to JSON and CSV in the backup directory; restore (one transaction); turn
+read-only on again in the restored database (its switches are the backup's); run migrations if the
+backup is older than the code; turn read-only off; record the restore on the audit log, as an outbox
+event and in `restores/` beside the backups; call every `RESTORE_HOOKS` entry with the result (the
+incident timeline registers there).
+
+A restore refused or failed before the restore step leaves the database unchanged, turns read-only off
+again and is reported the same way. A failure after it (migration) leaves the restored database
+read-only, with status `incomplete` and the way out in `next_step`, reported to the hooks as well.
 """
 
 from __future__ import annotations
@@ -44,11 +50,13 @@ from waimai.firewall.recovery.backup import (
 from waimai.firewall.recovery.catalog import Manifest
 from waimai.firewall.recovery.engines import engine_for
 from waimai.firewall.recovery.errors import BackupError, BackupRefused, driver_errors
+from waimai.firewall.switches.fence import current_version, wait_fenced
 from waimai.firewall.switches.service import set_switch
 
 log = structlog.get_logger(__name__)
 
 READ_ONLY = "system.read_only"
+FENCE_TIMEOUT_S = 15.0  # how long the replicas get to confirm read-only before the restore gives up
 LISTED = 1000  # orders listed in the result itself; the export files have all of them
 
 
@@ -65,7 +73,7 @@ class RestoreResult(BaseModel):
     id: str
     backup_id: str
     backup_created_at: dt.datetime
-    status: Literal["restored", "failed"]
+    status: Literal["restored", "failed", "incomplete"]
     started_at: dt.datetime
     finished_at: dt.datetime | None = None
     actor: str
@@ -85,6 +93,8 @@ class RestoreResult(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     error: str | None = None
     durations: dict[str, float] = Field(default_factory=dict)
+    fenced_replicas: int = Field(default=0, description="replicas that confirmed read-only before the export")
+    next_step: str | None = Field(default=None, description="what ops must do when the restore is incomplete")
 
 
 RESTORE_HOOKS: list[Callable[[RestoreResult], None]] = []
@@ -297,6 +307,14 @@ def _restore(cfg: BackupConfig, db: Database, ref: str, *, actor_id: int | None,
         result.schema_before = current_revision(db.engine)
         _switch(db, True, actor_id, actor_role, f"restoring backup {m.id}")
         try:
+            reporter.stage("wait for every replica to stop writing")(0)
+            version = current_version(db)
+            missing = wait_fenced(db, version, timeout_s=FENCE_TIMEOUT_S) if version else []
+            if missing:
+                raise BackupError(f"Replicas did not confirm read-only within {FENCE_TIMEOUT_S:.0f} s: "
+                                  f"{', '.join(missing)[:200]}; nothing was restored.")
+            result.fenced_replicas = _fenced_count(db, version)
+            lap("fence")
             reporter.stage("export orders after the backup")(0)
             new, changed = orders_after(db, m)
             jpath, cpath = export_orders(cfg.directory, rid, m, new, changed)
@@ -317,17 +335,54 @@ def _restore(cfg: BackupConfig, db: Database, ref: str, *, actor_id: int | None,
             _switch(db, False, actor_id, actor_role, f"restore of {m.id} failed; database unchanged")
             return _finish(cfg, db, m, result, actor_id, actor_role, [])
     db.engine.dispose()  # pooled connections may hold plans or pages of the old database
-    engine.after_restore()
-    head = head_revision()
-    if current_revision(db.engine) != head:
-        reporter.stage("migrate")(0)
-        upgrade(db.engine)  # before any switch is written: switch hooks expect the current schema
-        result.migrated = True
-    result.schema_after = current_revision(db.engine)
-    lap("migrate")
+    try:
+        engine.after_restore()
+        _keep_read_only(db, m.id)  # the restored switches are the backup's: fence again until we are done
+        head = head_revision()
+        if current_revision(db.engine) != head:
+            reporter.stage("migrate")(0)
+            upgrade(db.engine)  # before any switch is written: switch hooks expect the current schema
+            result.migrated = True
+        result.schema_after = current_revision(db.engine)
+        lap("migrate")
+    except Exception as exc:  # noqa: BLE001 - restored but not finished: stay read-only, say how to finish
+        result.status = "incomplete"
+        result.error = f"after the restore: {exc.__class__.__name__}: {exc}"[:500]
+        result.next_step = ("The backup is restored but the steps after it failed; Waimai stays read-only. Run "
+                            "`waimai migrate`, check /readyz, then turn system.read_only off (switches page). "
+                            f"To go back instead, restore the safety backup {result.safety_backup_id}.")
+        log.error("restore_incomplete", restore=rid, error=result.error)
+        return _finish(cfg, db, m, result, actor_id, actor_role, kept_audit)
     result.status = "restored"
     _switch(db, False, actor_id, actor_role, f"restored backup {m.id}")
     return _finish(cfg, db, m, result, actor_id, actor_role, kept_audit)
+
+
+def _keep_read_only(db: Database, backup_id: str) -> None:
+    """Straight after the restore, in the restored database, without hooks (its schema may be older)."""
+    from sqlalchemy import update as sa_update
+
+    from waimai.firewall.switches.models import Switch
+
+    with db.session() as s:
+        changed = s.execute(sa_update(Switch).where(Switch.name == READ_ONLY).values(
+            enabled=True, reason=f"finishing the restore of {backup_id}"[:200], updated_by="system:restore",
+            updated_at=utcnow()))
+        if not getattr(changed, "rowcount", 0):
+            s.add(Switch(name=READ_ONLY, enabled=True, reason=f"finishing the restore of {backup_id}"[:200],
+                         updated_by="system:restore"))
+        s.commit()
+
+
+def _fenced_count(db: Database, version: str | None) -> int:
+    from waimai.firewall.switches.fence import ALIVE
+    from waimai.firewall.switches.models import ReplicaBeat
+
+    if version is None:
+        return 0
+    with db.read_session() as s:
+        return len(s.scalars(select(ReplicaBeat).where(ReplicaBeat.beat_at >= utcnow() - ALIVE,
+                                                       ReplicaBeat.read_only_seen == version)).all())
 
 
 def _finish(cfg: BackupConfig, db: Database, m: Manifest, result: RestoreResult, actor_id: int | None,
@@ -362,7 +417,7 @@ def _finish(cfg: BackupConfig, db: Database, m: Manifest, result: RestoreResult,
              backup=m.id, safety_backup=result.safety_backup_id, orders_new=result.orders_new,
              orders_changed=result.orders_changed, error=result.error)
     if result.status != "restored":
-        raise RestoreFailed(result)
+        raise RestoreFailed(result)  # the result (with next_step when incomplete) travels in the error
     return result
 
 

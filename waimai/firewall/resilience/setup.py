@@ -11,12 +11,14 @@ from fastapi import FastAPI
 from waimai.config import Settings
 from waimai.core.background import Job
 from waimai.core.database import Database
+from waimai.core.leader import identity
 from waimai.core.outbox import emit
 from waimai.core.roles import EVERY_PROCESS
 from waimai.firewall.resilience.automation import DbDelay, DbLatencyWatch, PaymentGuard
 from waimai.firewall.resilience.policy import Policy, Resilience
 from waimai.firewall.resilience.stores import BackgroundWriter, BreakerStore, DatabaseStore, RedisStore
 from waimai.firewall.switches import flags
+from waimai.firewall.switches.fence import Fence
 from waimai.firewall.switches.middleware import SwitchGuard
 
 log = structlog.get_logger(__name__)
@@ -87,9 +89,12 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
 
     app.include_router(router)
     app.include_router(simple_pages)
-    app.add_middleware(SwitchGuard)
+    fence = Fence()  # a restore waits for every process's heartbeat to confirm it is fenced (fence.py)
+    app.state.fence = fence
+    app.add_middleware(SwitchGuard, fence=fence)
 
-    jobs: list[Job] = []
+    jobs: list[Job] = [Job("replica_heartbeat", 1.0, lambda: fence.beat(db, identity(), settings.roles),
+                           role=EVERY_PROCESS)]
     if gateway is not None and hasattr(gateway, "dependency"):
         guard = PaymentGuard(db, gateway.dependency, gateway, recovery_s=settings.cod_recovery_s)
         app.state.payment_guard = guard

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from waimai.firewall.switches import flags
 from waimai.firewall.switches.catalog import module_of
+from waimai.firewall.switches.fence import Fence
 
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 READ_ONLY_EXEMPT = ("/api/v1/auth/login", "/login", "/logout", "/api/v1/switches", "/api/v1/breakers",
@@ -31,9 +32,10 @@ def refusal(status: int, code: str, message: str, details: dict[str, object],
 
 
 class SwitchGuard:
-    def __init__(self, app: ASGIApp, *, retry_after_s: int = 30) -> None:
+    def __init__(self, app: ASGIApp, *, retry_after_s: int = 30, fence: Fence | None = None) -> None:
         self.app = app
         self.retry_after_s = retry_after_s
+        self.fence = fence or Fence()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,14 +51,28 @@ class SwitchGuard:
                                f"{': ' + why if why else ''}. Everything else keeps working; retry later.",
                                {"module": module, "switch": switch, "reason": why})
             return
-        if scope["method"] in WRITES and not path.startswith(READ_ONLY_EXEMPT) and flags.enabled("system.read_only"):
-            why = flags.why("system.read_only")
-            await self._refuse(send, "read_only",
-                               "Waimai is read-only for a while (system.read_only)"
-                               f"{': ' + why if why else ''}. You can browse; changes are refused until it "
-                               "ends — retry later.", {"switch": "system.read_only", "reason": why})
+        if scope["method"] not in WRITES or path.startswith(READ_ONLY_EXEMPT):
+            await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        # A write counts as in flight from before the switch is checked until it has answered, so a restore's
+        # fence (fence.py) knows when no write that passed the check can still commit.
+        if not self.fence.enter():
+            await self._read_only(send)
+            return
+        try:
+            if flags.enabled("system.read_only"):
+                await self._read_only(send)
+                return
+            await self.app(scope, receive, send)
+        finally:
+            self.fence.leave()
+
+    async def _read_only(self, send: Send) -> None:
+        why = flags.why("system.read_only")
+        await self._refuse(send, "read_only",
+                           "Waimai is read-only for a while (system.read_only)"
+                           f"{': ' + why if why else ''}. You can browse; changes are refused until it "
+                           "ends — retry later.", {"switch": "system.read_only", "reason": why})
 
     async def _refuse(self, send: Send, code: str, message: str, details: dict[str, object]) -> None:
         body, headers = refusal(503, code, message, details, self.retry_after_s)

@@ -219,6 +219,13 @@ class DeliveryLog:
         with self._lock:
             return [r for r in self._records if channel is None or r.channel == channel]
 
+    def take(self) -> list[DeliveryRecord]:
+        """The records since the last take, forgotten here: a long-running service persists and drops them
+        instead of keeping (and copying) every record it ever made."""
+        with self._lock:
+            out, self._records = self._records, []
+        return out
+
     def records_for(self, dedup_key: str) -> list[DeliveryRecord]:
         """Records of this alert, including deliveries of combined messages that carried it."""
         with self._lock:
