@@ -36,6 +36,7 @@ from waimai.platform.ordering.models import Order, OrderTransition
 from waimai.platform.ordering.schemas import LineIn, PlaceOrderIn
 from waimai.platform.ordering.state import ACTIVE, Status
 from waimai.platform.payments import service as payments
+from waimai.web.cart import CART_COOKIE, MAX_LINES, MAX_OPTIONS, read_cart, write_cart
 from waimai.web.i18n import current_locale, gettext, negotiate, ngettext
 
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates"),
@@ -50,7 +51,6 @@ TEMPLATES.env.filters["dur"] = lambda s: "–" if s is None else (
     f"{int(s)}s" if s < 60 else f"{int(s // 60)}m {int(s % 60):02d}s" if s < 3600 else f"{int(s // 3600)}h {int(s % 3600 // 60):02d}m")
 TEMPLATES.env.filters["dt"] = lambda t: "" if t is None else local(t).strftime("%m-%d %H:%M")  # type: ignore[union-attr]
 
-CART_COOKIE = "waimai_cart"
 STEPS = [Status.created, Status.accepted, Status.preparing, Status.ready, Status.picked_up, Status.delivered]
 
 router = APIRouter(include_in_schema=False)
@@ -143,18 +143,12 @@ def logout() -> Response:
 # --- customer ----------------------------------------------------------------------------------------
 
 def _cart(request: Request) -> dict[str, Any]:
-    try:
-        data = json.loads(request.cookies.get(CART_COOKIE) or "{}")
-        if isinstance(data, dict) and isinstance(data.get("lines"), list):
-            return data
-    except ValueError:
-        pass
-    return {"merchant_id": None, "lines": []}
+    return read_cart(request.cookies.get(CART_COOKIE), secret=request.app.state.settings.secret_key)
 
 
-def _save_cart(resp: Response, cart: dict[str, Any]) -> None:
-    resp.set_cookie(CART_COOKIE, json.dumps(cart, separators=(",", ":")), max_age=86400, samesite="lax",
-                    httponly=True)
+def _save_cart(request: Request, resp: Response, cart: dict[str, Any]) -> None:
+    resp.set_cookie(CART_COOKIE, write_cart(cart, secret=request.app.state.settings.secret_key), max_age=86400,
+                    samesite="lax", httponly=True, secure=request.url.scheme == "https")
 
 
 def _simple_mode() -> RedirectResponse | None:
@@ -198,15 +192,17 @@ def cart_add(request: Request, item_id: int = Form(..., ge=1, le=2**31 - 1), qua
     if cart.get("merchant_id") != merchant_id:
         cart = {"merchant_id": merchant_id, "lines": []}  # one shop per order
     quantity = max(1, min(quantity, 99))
-    opts = [o for o in options if o][:10]
+    opts = [o[:40] for o in options if o][:MAX_OPTIONS]
     for line in cart["lines"]:
         if line[0] == item_id and line[2] == opts:
             line[1] = min(99, line[1] + quantity)
             break
     else:
+        if len(cart["lines"]) >= MAX_LINES:
+            return back(f"/shops/{merchant_id}", err=gettext("Your cart is full."))
         cart["lines"].append([item_id, quantity, opts])
     resp = back(f"/shops/{merchant_id}", msg=gettext("Added to cart: ") + name)
-    _save_cart(resp, cart)
+    _save_cart(request, resp, cart)
     return resp
 
 
@@ -216,7 +212,7 @@ def cart_remove(request: Request, index: int = Form(...)) -> Response:
     if 0 <= index < len(cart["lines"]):
         cart["lines"].pop(index)
     resp = back("/cart")
-    _save_cart(resp, cart)
+    _save_cart(request, resp, cart)
     return resp
 
 
@@ -280,7 +276,7 @@ def checkout(request: Request, delivery_point_id: int = Form(...), payment_metho
         resp: Response = RedirectResponse(target, status_code=303)
     else:
         resp = back(f"/orders/{order_id}", msg=gettext("Order placed. Pay the rider in cash on delivery."))
-    _save_cart(resp, {"merchant_id": None, "lines": []})
+    _save_cart(request, resp, {"merchant_id": None, "lines": []})
     return resp
 
 

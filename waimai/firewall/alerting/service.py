@@ -61,6 +61,8 @@ class AlertingService:
         # Told after every round (incidents, remediation): any of on_alerts(states), on_notified(deliveries),
         # on_ack(fingerprints, by) a listener defines. A failing listener is logged and never stops alerting.
         self.listeners: list[Any] = []
+        # Other producers of alerts read on every round, e.g. SecurityEvents.alerts (per-address attack symptoms).
+        self.sources: list[Any] = []
 
     def _receiver(self, name: str) -> list[NotificationChannel]:
         chans = self.channels.get(name, [])
@@ -71,7 +73,8 @@ class AlertingService:
     def evaluate(self) -> None:
         """One round: rules over the store, into the pipeline, and the pipeline's clock tick."""
         with self._lock:
-            self.pipeline.ingest(self.evaluator.evaluate(self.clock()))
+            now = self.clock()
+            self.pipeline.ingest([*self.evaluator.evaluate(now), *(a for src in self.sources for a in src(now))])
             sent = self.pipeline.tick()
             self._record(sent)
             self._tell_listeners(sent)
