@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from tests.conftest import make_settings
+from waimai.config import Settings
 from waimai.core.database import Database
 from waimai.platform.accounts.service import create_user
 from waimai.seed import DEMO_ACCOUNTS, DEMO_PASSWORD
@@ -37,3 +39,15 @@ def cookie_login(c: TestClient, who: str) -> None:
     r = c.post("/login", data={"phone": PHONES[who], "password": DEMO_PASSWORD}, follow_redirects=False,
                headers={"Origin": ORIGIN, "Sec-Fetch-Site": "same-origin"})
     assert r.status_code == 303 and "waimai_token" in r.cookies, r.text
+
+
+PROD_SECRET = "s" + "0123456789abcdef" * 3
+METRICS_TOKEN = "scrape-" + "f00dfeed" * 4
+
+
+def production_settings(url: str, **kw: object) -> Settings:
+    """The test settings, validated again as a production instance (real-looking secrets, a scrape token)."""
+    base = make_settings(url, **kw).model_dump()
+    base.update(env="production", secret_key=PROD_SECRET, gateway_secret="a-real-gateway-secret-for-tests",
+                metrics_token=METRICS_TOKEN)
+    return Settings(**base)
