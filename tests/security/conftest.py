@@ -11,8 +11,8 @@ from waimai.platform.accounts.service import create_user
 from waimai.seed import DEMO_ACCOUNTS, DEMO_PASSWORD
 
 PHONES = {role.value: phone for role, (phone, _n) in DEMO_ACCOUNTS.items()}
-PHONES["other_customer"] = "13900000011"
-PHONES["other_merchant"] = "13900000012"
+PHONES["other_customer"] = "18600000011"
+PHONES["other_merchant"] = "18600000012"
 ORIGIN = "http://testserver"  # the TestClient's own origin
 EVIL = "http://evil.example"
 
