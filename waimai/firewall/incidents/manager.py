@@ -1,6 +1,7 @@
 """Alerts → incidents, automatically: the listener the alerting service calls after every round.
 
-- A firing P1/P2 alert that is not silenced opens an incident, unless an open incident already
+- A firing P1/P2 alert that is not silenced opens an incident — public only for user-facing symptoms,
+  internal for attack symptoms (`classify`, the one place that decides) — unless an open incident already
   covers the same fault (same alert component, or overlapping public components): then it joins
   that one. One incident for one fault, not one per alert; a P1 joining a P2 incident raises it.
 - Every alert that fires or resolves, every acknowledgement and every notification sent for the
