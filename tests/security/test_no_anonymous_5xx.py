@@ -108,3 +108,19 @@ def test_item_available_null_is_a_422(web: TestClient) -> None:
     assert r.status_code == 200 and r.json()["available"] is False
     r = web.patch("/api/v1/items/5", json={"stock": 7}, headers=merchant)  # leaving `available` out keeps it
     assert r.status_code == 200 and (r.json()["stock"], r.json()["available"]) == (7, False)
+
+
+def test_nul_in_a_multipart_text_field_is_refused_but_binary_photos_pass(web: TestClient) -> None:
+    customer = {"Authorization": f"Bearer {bearer(web, 'customer')}", "Idempotency-Key": "nul-mp"}
+    oid = web.post("/api/v1/orders", headers=customer, json={
+        "merchant_id": 1, "delivery_point_id": 1, "items": [{"item_id": 5, "quantity": 1}],
+        "payment_method": "cod"}).json()["id"]
+    cookie_login(web, "customer")
+    same = {"Origin": ORIGIN}
+    r = web.post(f"/orders/{oid}/problem", data={"category": "late", "description": "还没到\x00"},
+                 files={"photo": ("", b"", "application/octet-stream")}, headers=same, follow_redirects=False)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "nul_byte"
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 64  # NUL bytes inside a file part are data
+    r = web.post(f"/orders/{oid}/problem", data={"category": "late", "description": "还没到"},
+                 files={"photo": ("p.png", png, "image/png")}, headers=same, follow_redirects=False)
+    assert r.status_code == 303, r.text

@@ -7,8 +7,9 @@ X-Frame-Options for old browsers), nosniff, a same-origin Referrer-Policy, and H
 over https or the instance runs in production (behind a TLS-terminating proxy).
 
 NUL bytes: PostgreSQL text cannot hold U+0000 (the driver raises, a 500), and no person types one. A
-NUL in the path, the query string, a url-encoded form or a JSON body (`%00`, `\\u0000`, a raw 0x00) is a
-400 here, on every database alike. Multipart bodies (photo uploads) are binary and pass.
+NUL in the path, the query string, a url-encoded form, a JSON body (`%00`, `\\u0000`, a raw 0x00) or a
+text field of a multipart form is a 400 here, on every database alike; the file parts of a multipart form
+(photos) are binary and pass.
 """
 
 from __future__ import annotations
@@ -89,8 +90,9 @@ class RefuseNulBytes:
         for name, value in scope.get("headers", ()):
             if name == b"content-type":
                 ctype = value.split(b";", 1)[0].strip().lower()
+        multipart = ctype == b"multipart/form-data"
         if scope["method"] in ("GET", "HEAD", "OPTIONS") or not (
-                ctype == b"application/x-www-form-urlencoded" or ctype.endswith(b"json")):
+                multipart or ctype == b"application/x-www-form-urlencoded" or ctype.endswith(b"json")):
             await self.app(scope, receive, send)
             return
         # Read the body (BodySizeLimit, outside us, bounds it) and hand the same bytes on.
@@ -104,11 +106,34 @@ class RefuseNulBytes:
             chunks.append(msg.get("body", b""))
             more = msg.get("more_body", False)
         body = b"".join(chunks)
-        pattern = _NUL_IN_FORM if ctype == b"application/x-www-form-urlencoded" else _NUL_IN_JSON
-        if pattern.search(body):
+        if multipart:
+            bad = _nul_in_multipart_text(body, _boundary(scope))
+        else:
+            pattern = _NUL_IN_FORM if ctype == b"application/x-www-form-urlencoded" else _NUL_IN_JSON
+            bad = pattern.search(body) is not None
+        if bad:
             await _refuse(send, scope["path"])
             return
         await self.app(scope, _replay([{"type": "http.request", "body": body, "more_body": False}], receive), send)
+
+
+def _boundary(scope: Scope) -> bytes | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            m = re.search(rb'boundary="?([^";]+)"?', value)
+            return m.group(1) if m else None
+    return None
+
+
+def _nul_in_multipart_text(body: bytes, boundary: bytes | None) -> bool:
+    """Whether a text field (a part without a filename) of a multipart body holds a NUL byte."""
+    if not boundary or b"\x00" not in body:
+        return False
+    for part in body.split(b"--" + boundary):
+        head, sep, content = part.partition(b"\r\n\r\n")
+        if sep and b"filename=" not in head and b"\x00" in content:
+            return True
+    return False
 
 
 def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
