@@ -8,20 +8,23 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from waimai.config import Settings, get_settings
 from waimai.core import logging as wlogging
 from waimai.core.background import Job, ttl
+from waimai.core.csrf import CrossSiteRequestGuard
 from waimai.core.database import Database
+from waimai.core.edge import RefuseNulBytes, SecurityHeaders
 from waimai.core.errors import install_error_handlers
 from waimai.core.middleware import BodySizeLimit
 from waimai.core.migrate import is_current
+from waimai.core.opsonly import install_ops_docs, scraper_or_ops
 from waimai.core.roles import EVERY_PROCESS, ROLES, BackgroundOnly, ordered
 from waimai.firewall.monitoring import setup as monitoring
-from waimai.firewall.monitoring.middleware import RequestMonitor
+from waimai.firewall.monitoring.middleware import RequestMonitor, token_signed_in
 from waimai.platform.payments.base import CashOnDelivery, PaymentProvider
 from waimai.platform.payments.gateway import GatewayProvider
 
@@ -142,8 +145,14 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                 p.close()
         app.state.db.dispose()
 
+    prod = settings.env == "production"
+    # Swagger UI and ReDoc are served by waimai/web/docs.py from vendored files; in production they, and the
+    # OpenAPI document (waimai/core/opsonly.py), are for ops only.
     app = FastAPI(title="Waimai", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None if prod else "/openapi.json",
                   description="Campus food delivery with a built-in fault firewall.")
+    if prod:
+        install_ops_docs(app)
     app.state.settings = settings
     app.state.db = Database(settings.database_url)
     app.state.payment_providers = build_providers(settings)
@@ -267,25 +276,35 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                              "stalled": stalled}, status_code=200 if ok else 503)
 
     @app.get("/readyz", tags=["health"])
-    def readyz() -> JSONResponse:
+    def readyz(request: Request) -> JSONResponse:
         """Ready for traffic: database reachable, migrations current, not draining; each role's health and
-        leadership are reported (a failing notifier does not take an api process out of rotation)."""
+        leadership are reported (a failing notifier does not take an api process out of rotation). In
+        production only ops and the metrics scraper see the detail; everyone gets the status and its code."""
+        body, code = _readyz()
+        return JSONResponse(body if scraper_or_ops(request) else {"status": body["status"]}, status_code=code)
+
+    def _readyz() -> tuple[dict[str, Any], int]:
         body: dict[str, Any] = {"roles": role_health()}
         drain = getattr(app.state, "drain", None)
         if getattr(app.state, "draining", False) or (drain is not None and drain.draining):
-            return JSONResponse({"status": "draining", **body}, status_code=503)
+            return {"status": "draining", **body}, 503
         try:
             ok = is_current(app.state.db.engine)
             detail = "ok" if ok else "migrations pending"
         except Exception as exc:  # noqa: BLE001 - any database failure means not ready
             ok, detail = False, f"database unreachable: {exc.__class__.__name__}"
-        return JSONResponse({"status": "ready" if ok else "not_ready", "database": detail, **body},
-                            status_code=200 if ok else 503)
+        return {"status": "ready" if ok else "not_ready", "database": detail, **body}, 200 if ok else 503
 
     if "api" not in settings.role_set:  # background roles only: health and /metrics answer, the rest is 404
         app.add_middleware(BackgroundOnly, roles=settings.roles)
 
+    # Inside out: NUL bytes and cross-site requests are refused within the body-size limit; every answer,
+    # refusals included, carries the security headers.
+    app.add_middleware(RefuseNulBytes)
+    app.add_middleware(CrossSiteRequestGuard, trusted_origins=[settings.public_url])
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, larger=support_setup.UPLOADS)
+    app.add_middleware(SecurityHeaders, hsts=settings.env == "production", form_targets=[settings.gateway_url])
     app.add_middleware(RequestMonitor, metrics=settings.monitoring, access_log=settings.monitoring,
-                       errors_only=settings.access_log == "errors")
+                       errors_only=settings.access_log == "errors", signed_in=token_signed_in(settings.secret_key),
+                       on_anonymous_error=lambda addr: app.state.security_events.note("anonymous_server_error", addr))
     return app

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     alerting_config_file: str | None = Field(default=None, description="routes, receivers, on-call (YAML)")
     alert_eval_interval_s: float = Field(default=1.0, gt=0, le=60, description="how often alert rules run")
     alert_ingest_token: str | None = Field(default=None, description="bearer token for Alertmanager/event intake")
+    metrics_token: SecretStr | None = Field(default=None, description="bearer token Prometheus sends to scrape "
+                                            "/metrics and the detailed /readyz in production (ops may always)")
+    sse_streams_per_user: int = Field(default=4, ge=1, le=100, description="live order streams one user may hold "
+                                      "open in one process")
     access_log: Literal["all", "errors"] = Field(
         default="errors", description="log every request, or only 4xx/5xx and slow (> 500 ms) ones")
     platforms: dict[str, dict[str, Any]] = Field(
@@ -135,6 +139,13 @@ class Settings(BaseSettings):
         from waimai.core.roles import parse_roles
 
         return parse_roles(self.roles)
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _real_metrics_token(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and (len(v.get_secret_value()) < 16 or "CHANGE-ME" in v.get_secret_value()):
+            raise ValueError("WAIMAI_METRICS_TOKEN must be a random value of at least 16 characters")
+        return v
 
     @field_validator("roles")
     @classmethod

@@ -307,7 +307,11 @@ def _flood_observe(d: Any, c: httpx.Client, phase: str) -> None:
         return
     inc = see_incident(d, c, "ordering")
     see_alert_delivered(d)
-    see_status(d, c, "ordering")
+    if inc is not None and not inc["public"]:
+        # A flood is an attack symptom: an internal incident for the team; the status page stays as it was.
+        comps = {x["id"]: x for x in c.get("/api/v1/status").json()["components"]}
+        if comps.get("ordering", {}).get("status") == "operational":
+            d._mark("incident internal, status page unchanged", True, time.time(), f"#{inc['id']} not public")
     if inc is not None and not d.card.step("intake paused by runbook").ok:
         r = c.post("/api/v1/runbooks/pause_intake/run", json={"params": {"platform": "meituan",
                                                                           "reason": "drill: order flood"}},
@@ -396,7 +400,7 @@ FAULTS: dict[str, Fault] = {
         "platform-flood", "Meituan pushes orders at about 15 a second; the commander pauses its intake by runbook",
         inject=_flood, remove=_unflood, observe=_flood_observe,
         steps=[("detected", ""), ("alert delivered to DingTalk", ""), ("incident opened", ""),
-               ("status page updated", ""), ("intake paused by runbook", ""),
+               ("incident internal, status page unchanged", "an attack symptom"), ("intake paused by runbook", ""),
                ("pushes refused in the platform's format", ""), *TAIL],
         platform=True),
     "backup-disk-full": Fault(

@@ -40,6 +40,7 @@ from waimai.platform.ordering.schemas import LineIn, PlaceOrderIn
 from waimai.platform.ordering.state import ACTIVE, CUSTOMER_CANCELLABLE, Status
 from waimai.platform.payments import service as payments
 from waimai.web.campus_map import load_map
+from waimai.web.cart import CART_COOKIE, MAX_LINES, MAX_OPTIONS, read_cart, write_cart
 from waimai.web.i18n import current_locale, gettext, negotiate, ngettext, say
 from waimai.web.i18n.keys import N_
 
@@ -74,7 +75,6 @@ TEMPLATES.env.filters["dur"] = lambda s: "–" if s is None else (
     f"{int(s)}s" if s < 60 else f"{int(s // 60)}m {int(s % 60):02d}s" if s < 3600 else f"{int(s // 3600)}h {int(s % 3600 // 60):02d}m")
 TEMPLATES.env.filters["dt"] = lambda t: "" if t is None else local(t).strftime("%m-%d %H:%M")  # type: ignore[union-attr]
 
-CART_COOKIE = "waimai_cart"
 STEPS = [Status.created, Status.accepted, Status.preparing, Status.ready, Status.picked_up, Status.delivered]
 
 router = APIRouter(include_in_schema=False)
@@ -174,18 +174,12 @@ def logout() -> Response:
 # --- customer ----------------------------------------------------------------------------------------
 
 def _cart(request: Request) -> dict[str, Any]:
-    try:
-        data = json.loads(request.cookies.get(CART_COOKIE) or "{}")
-        if isinstance(data, dict) and isinstance(data.get("lines"), list):
-            return data
-    except ValueError:
-        pass
-    return {"merchant_id": None, "lines": []}
+    return read_cart(request.cookies.get(CART_COOKIE), secret=request.app.state.settings.secret_key)
 
 
-def _save_cart(resp: Response, cart: dict[str, Any]) -> None:
-    resp.set_cookie(CART_COOKIE, json.dumps(cart, separators=(",", ":")), max_age=86400, samesite="lax",
-                    httponly=True)
+def _save_cart(request: Request, resp: Response, cart: dict[str, Any]) -> None:
+    resp.set_cookie(CART_COOKIE, write_cart(cart, secret=request.app.state.settings.secret_key), max_age=86400,
+                    samesite="lax", httponly=True, secure=request.url.scheme == "https")
 
 
 def _simple_mode() -> RedirectResponse | None:
@@ -231,7 +225,7 @@ def cart_add(request: Request, item_id: int = Form(..., ge=1, le=2**31 - 1), qua
     qty = quantity.strip()
     if not qty.isdigit() or not 1 <= int(qty) <= 99:
         return back(f"/shops/{merchant_id}", err=gettext("Enter a quantity from 1 to 99."))
-    opts = [o for o in options if o][:10]
+    opts = [o[:40] for o in options if o][:MAX_OPTIONS]
     if other is not None and replace != "1":
         # One shop per order: say so and ask before the other shop's dishes are thrown away.
         return render(request, "cart_replace.html", {"item_id": item_id, "name": name, "quantity": int(qty),
@@ -244,9 +238,11 @@ def cart_add(request: Request, item_id: int = Form(..., ge=1, le=2**31 - 1), qua
             line[1] = min(99, line[1] + int(qty))
             break
     else:
+        if len(cart["lines"]) >= MAX_LINES:
+            return back(f"/shops/{merchant_id}", err=gettext("Your cart is full."))
         cart["lines"].append([item_id, int(qty), opts])
     resp = back(f"/shops/{merchant_id}", msg=gettext("Added to cart: ") + name)
-    _save_cart(resp, cart)
+    _save_cart(request, resp, cart)
     return resp
 
 
@@ -256,7 +252,7 @@ def cart_remove(request: Request, index: int = Form(...)) -> Response:
     if 0 <= index < len(cart["lines"]):
         cart["lines"].pop(index)
     resp = back("/cart")
-    _save_cart(resp, cart)
+    _save_cart(request, resp, cart)
     return resp
 
 
@@ -320,7 +316,7 @@ def checkout(request: Request, delivery_point_id: int = Form(...), payment_metho
         resp: Response = RedirectResponse(target, status_code=303)
     else:
         resp = back(f"/orders/{order_id}", msg=gettext("Order placed. Pay the rider in cash on delivery."))
-    _save_cart(resp, {"merchant_id": None, "lines": []})
+    _save_cart(request, resp, {"merchant_id": None, "lines": []})
     return resp
 
 

@@ -70,6 +70,8 @@ class AlertingService:
         # Told after every round (incidents, remediation): any of on_alerts(states), on_notified(deliveries),
         # on_ack(fingerprints, by) a listener defines. A failing listener is logged and never stops alerting.
         self.listeners: list[Any] = []
+        # Other producers of alerts read on every round, e.g. SecurityEvents.alerts (per-address attack symptoms).
+        self.sources: list[Any] = []
 
     def _latest_rules(self) -> tuple[int, str] | None:
         try:
@@ -119,7 +121,9 @@ class AlertingService:
         """One round on the notifier leader: rules over the store, into the shared state, tick, send."""
         self._follow_rules()
         self._adopt(self.view())
-        alerts = self.evaluator.evaluate(self.clock())
+        now = self.clock()
+        # rule alerts, and other producers' (SecurityEvents.alerts: attack symptoms per source address)
+        alerts = [*self.evaluator.evaluate(now), *(a for src in self.sources for a in src(now))]
         self._round(alerts)
 
     def _round(self, alerts: list[Alert]) -> None:

@@ -1,6 +1,7 @@
 """Alerts → incidents, automatically: the listener the alerting service calls after every round.
 
-- A firing P1/P2 alert that is not silenced opens an incident, unless an open incident already
+- A firing P1/P2 alert that is not silenced opens an incident — public only for user-facing symptoms,
+  internal for attack symptoms (`classify`, the one place that decides) — unless an open incident already
   covers the same fault (same alert component, or overlapping public components): then it joins
   that one. One incident for one fault, not one per alert; a P1 joining a P2 incident raises it.
 - Every alert that fires or resolves, every acknowledgement and every notification sent for the
@@ -27,6 +28,7 @@ from waimai.firewall.incidents.models import Incident
 
 log = structlog.get_logger(__name__)
 OPENS = ("P1", "P2")
+ATTACK = "attack"  # the `symptom` label of security alerts (waimai/firewall/alerting/security.py)
 # Which public component a watched series speaks for (for anomaly signals on the timeline).
 SERIES_COMPONENT = {"payment_success_ratio": "payment", "orders_placed_per_min": "ordering",
                     "http_latency_p95_ms": "ordering", "http_error_ratio": "ordering", "dispatch_backlog": "delivery",
@@ -36,6 +38,24 @@ Reminder = Callable[[Incident, str], None]
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def user_facing(a: Alert) -> bool:
+    """Whether an alert speaks for what users see. Attack symptoms (signature failures, floods, anonymous
+    5xx: label `symptom: attack`, see waimai/firewall/alerting/security.py) say something about a caller, not
+    about our service."""
+    return a.labels.get("symptom") != ATTACK
+
+
+def classify(a: Alert, sop: incidents.Sop) -> tuple[str, list[str]]:
+    """The one place that decides what an alert's incident is: (fault key, public components). Only
+    user-facing symptoms name public components — and an incident is public exactly when it has some; an
+    attack symptom gets an internal incident of its own (`security:` fault key, no components), so the status
+    page, banners and user notices never follow it and it never joins or raises a public incident."""
+    comp = a.labels.get("component", "")
+    if not user_facing(a):
+        return f"security:{comp or a.name}", []
+    return (f"component:{comp}" if comp else f"alert:{a.name}"), sop.public_components(comp)
 
 
 class IncidentManager:
@@ -120,8 +140,7 @@ class IncidentManager:
     # --- internals ----------------------------------------------------------------------------------------
 
     def _fault(self, a: Alert) -> tuple[str, list[str]]:
-        comp = a.labels.get("component", "")
-        return (f"component:{comp}" if comp else f"alert:{a.name}"), self.sop.public_components(comp)
+        return classify(a, self.sop)
 
     def _find(self, db: Session, a: Alert) -> Incident | None:
         key, comps = self._fault(a)

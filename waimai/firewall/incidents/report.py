@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,14 +226,31 @@ def build(db: Session, inc: Incident, *, store: Any = None, log_file: Path | Non
         charts=charts(store, inc, start, end) if with_charts else {})
 
 
+_MD_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character (CommonMark escapes them all)
+
+
+def md_text(value: Any) -> str:
+    """Text from people (ticket quotes, titles, timeline lines, the review) as Markdown that renders as that
+    same text: every punctuation character backslash-escaped, line breaks folded, so `![x](http://…)` is
+    no image, `[a](…)` no link, `<b>` no tag and `|` no table cell."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+
+
+def _fence(lines: list[str]) -> str:
+    """A code fence longer than any backtick run inside, so log text cannot close it early."""
+    longest = max((len(run) for line in lines for run in re.findall(r"`+", line)), default=0)
+    return "`" * max(3, longest + 1)
+
+
 def markdown(r: Report, *, image_dir: str | None = "charts") -> str:
+    """The report as Markdown; everything people wrote goes through `md_text`, so it stays text."""
     i, imp, m = r.incident, r.impact, r.metrics
     yuan = lambda f: f"¥{f / 100:,.2f}"  # noqa: E731
-    out = [f"# Incident #{i['id']}: {i['title']}", "",
-           f"**{i['severity']}** · components: {', '.join(i['components']) or '—'} · status: {i['status']} · "
-           f"opened by {i['source']}", ""]
+    out = [f"# Incident #{i['id']}: {md_text(i['title'])}", "",
+           f"**{i['severity']}** · components: {md_text(', '.join(i['components'])) or '—'} · status: {i['status']} · "
+           f"opened by {md_text(i['source'])}", ""]
     if i["summary"]:
-        out += [i["summary"], ""]
+        out += [md_text(i["summary"]), ""]
     out += ["## Times (Asia/Shanghai)", "", "| onset | detected | acknowledged | resolved |", "|---|---|---|---|",
             f"| {_local(i['onset_at'])} | {_local(i['detected_at'])} | {_local(i['acknowledged_at'])} | "
             f"{_local(i['resolved_at'])} |", "",
@@ -257,28 +275,29 @@ def markdown(r: Report, *, image_dir: str | None = "charts") -> str:
             out.append(f"![{name}]({image_dir}/{name}.png)" if image_dir else f"![{name}](data:image/png;base64,"
                        f"{base64.b64encode(r.charts[name]).decode()})")
     out += ["", "## Timeline", "", "| time | kind | what | who |", "|---|---|---|---|"]
-    out += [f"| {_local(e['at'])[11:]} | {e['kind']}{' (public)' if e['public'] else ''} | "
-            f"{e['text'].replace('|', '/')} | {e['actor']} |" for e in r.timeline]
+    out += [f"| {_local(e['at'])[11:]} | {md_text(e['kind'])}{' (public)' if e['public'] else ''} | "
+            f"{md_text(e['text'])} | {md_text(e['actor'])} |" for e in r.timeline]
     for s in r.extra:
-        out += ["", f"## {s['title']}", "", f"{s.get('count', len(s.get('lines', [])))} in the window.", ""]
-        out += [f"> {line}" for line in s.get("lines", [])[:5]]
+        out += ["", f"## {md_text(s['title'])}", "", f"{s.get('count', len(s.get('lines', [])))} in the window.", ""]
+        out += [f"> {md_text(line)}" for line in s.get("lines", [])[:5]]
     out += ["", "## Compensation", ""]
     c = r.compensation
     out.append(f"{c['coupons']} coupons to {c['users']} users, {yuan(c['cost_fen'])}; redeemed {c['redeemed']}"
                + (f" ({c['redemption_rate']:.0%})" if c["redemption_rate"] is not None else "") if c["coupons"]
                else "None issued.")
     if r.logs:
-        out += ["", "## Log excerpts", "", "```"]
-        out += [f"{str(d['at'])[11:23]} {str(d['level']).upper():7} {d['message']} {d['fields'] or ''}" for d in r.logs]
-        out.append("```")
+        lines = [f"{str(d['at'])[11:23]} {str(d['level']).upper():7} {d['message']} {d['fields'] or ''}"
+                 for d in r.logs]
+        fence = _fence(lines)
+        out += ["", "## Log excerpts", "", fence, *(" ".join(line.split()) for line in lines), fence]
     out += ["", "## Five whys", ""]
     whys = r.review["whys"] or [""] * 5
-    out += [f"{n}. Why? {w or '_(to be filled by the team)_'}" for n, w in enumerate(whys, 1)]
-    out += ["", f"**Root cause:** {r.review['root_cause'] or '_(to be filled by the team)_'}", ""]
+    out += [f"{n}. Why? {md_text(w) if w else '_(to be filled by the team)_'}" for n, w in enumerate(whys, 1)]
+    out += ["", f"**Root cause:** {md_text(r.review['root_cause']) or '_(to be filled by the team)_'}", ""]
     if r.review["notes"]:
-        out += [r.review["notes"], ""]
+        out += [md_text(r.review["notes"]), ""]
     out += ["## Action items", ""]
-    out += [f"- [{'x' if a['status'] == 'done' else ' '}] {a['text']} — {a['owner']}"
+    out += [f"- [{'x' if a['status'] == 'done' else ' '}] {md_text(a['text'])} — {md_text(a['owner'])}"
             + (f" (due {_local(a['due_at'])[:10]})" if a["due_at"] else "") for a in r.actions] or ["None yet."]
     return "\n".join(out) + "\n"
 

@@ -15,6 +15,8 @@ HTTP_REQUESTS = Counter("waimai_http_requests_total", "HTTP requests answered, b
                         ["method", "route", "status"])
 HTTP_LATENCY = Histogram("waimai_http_request_duration_seconds", "Time to answer an HTTP request.",
                          ["method", "route"], buckets=LATENCY_BUCKETS)
+HTTP_SIGNED_IN = Counter("waimai_http_signed_in_requests_total", "HTTP requests that carried a valid sign-in "
+                         "token, by status class (2xx..5xx): 5xx among them are user-facing errors.", ["status_class"])
 HTTP_IN_FLIGHT = Gauge("waimai_http_requests_in_flight", "Requests being answered now.",
                        multiprocess_mode="livesum")
 

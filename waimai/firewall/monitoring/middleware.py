@@ -10,12 +10,16 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import structlog
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from waimai.firewall.monitoring.instruments import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS
+from waimai.core.deps import TOKEN_COOKIE
+from waimai.core.security import read_token
+from waimai.firewall.monitoring.instruments import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS, HTTP_SIGNED_IN
 
 log = structlog.get_logger(logger_name="waimai.access")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -25,8 +29,13 @@ class RequestMonitor:
     SLOW_S = 0.5
 
     def __init__(self, app: ASGIApp, *, metrics: bool = True, access_log: bool = True,
-                 errors_only: bool = False) -> None:
+                 errors_only: bool = False, signed_in: Callable[[Scope], bool] | None = None,
+                 on_anonymous_error: Callable[[str], None] | None = None) -> None:
         self.app = app
+        # Who saw an error decides what it means: a signed-in user's 5xx is user-facing, an anonymous one is an
+        # attack symptom until users see errors too (waimai/firewall/alerting/security.py).
+        self.signed_in = signed_in
+        self.on_anonymous_error = on_anonymous_error
         self.metrics = metrics
         self.access_log = access_log
         # errors_only: a line for 4xx/5xx and slow requests only. Every line a request causes still
@@ -69,6 +78,12 @@ class RequestMonitor:
                 HTTP_IN_FLIGHT.dec()
                 HTTP_REQUESTS.labels(method, route, str(status)).inc()
                 HTTP_LATENCY.labels(method, route).observe(elapsed)
+            if self.signed_in is not None:
+                if self.signed_in(scope):
+                    if self.metrics:
+                        HTTP_SIGNED_IN.labels(f"{status // 100}xx").inc()
+                elif status >= 500 and self.on_anonymous_error is not None:
+                    self.on_anonymous_error((scope.get("client") or ("", 0))[0])
             if self.access_log and (status >= 400 or elapsed > self.SLOW_S or (
                     not self.errors_only and not route.startswith(("/static", "/metrics")))):
                 log.info("request", http_method=method, url_path=scope["path"], route=route,
@@ -85,3 +100,22 @@ def _route_of(scope: Scope) -> str:
     if scope["path"].startswith("/static/"):
         return "/static"
     return "<unmatched>"
+
+
+def token_signed_in(secret: str) -> Callable[[Scope], bool]:
+    """Whether a request carries a valid sign-in token (bearer header or cookie); verification is cached."""
+
+    def check(scope: Scope) -> bool:
+        token: str | None = None
+        cookies: bytes | None = None
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization" and value[:7].lower() == b"bearer ":
+                token = value[7:].decode("latin-1").strip()
+                break
+            if name == b"cookie":
+                cookies = value
+        if token is None and cookies:
+            token = cookie_parser(cookies.decode("latin-1")).get(TOKEN_COOKIE)
+        return token is not None and token != "" and read_token(token, secret=secret) is not None
+
+    return check

@@ -10,7 +10,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from waimai.core.deps import API_PREFIX, OpsDep
-from waimai.core.errors import Unprocessable
+from waimai.core.errors import Unauthorized, Unprocessable
+from waimai.core.opsonly import scraper_or_ops
 from waimai.core.timeutil import as_utc
 from waimai.firewall.monitoring import logsearch
 from waimai.firewall.monitoring.anomaly import stored_signals
@@ -21,8 +22,12 @@ api = APIRouter(prefix=API_PREFIX, tags=["monitoring"])
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics() -> Response:
-    """Prometheus text exposition (all worker processes in multiprocess mode)."""
+def metrics(request: Request) -> Response:
+    """Prometheus text exposition (all worker processes in multiprocess mode); in production for the scraper's
+    bearer token (WAIMAI_METRICS_TOKEN) or ops only."""
+    if not scraper_or_ops(request):
+        raise Unauthorized("Metrics are for the Prometheus scraper (bearer token) or ops.",
+                           headers={"WWW-Authenticate": "Bearer"})
     return Response(generate_latest(registry()), media_type=CONTENT_TYPE_LATEST)
 
 

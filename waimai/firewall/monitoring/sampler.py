@@ -29,6 +29,9 @@ SERIES: dict[str, tuple[str, str]] = {
     "payment_latency_p95_ms": ("ms", "95th percentile of gateway call time"),
     "http_requests_per_min": ("req/min", "HTTP requests per minute"),
     "http_error_ratio": ("ratio", "share of HTTP answers that were 5xx"),
+    "http_user_error_ratio": ("ratio", "share of signed-in users' requests answered 5xx (user-facing errors)"),
+    "http_anonymous_errors_per_min": ("errors/min", "5xx answered to requests without a sign-in (an attack "
+                                                    "symptom until users see errors too)"),
     "http_latency_p95_ms": ("ms", "95th percentile of HTTP answer time"),
     "db_query_p95_ms": ("ms", "95th percentile of database statement time"),
     "dispatch_backlog": ("orders", "kitchen orders waiting for a rider"),
@@ -135,6 +138,10 @@ def derive(cur: Snapshot, prev: Snapshot) -> dict[str, float]:
                  if code.startswith("5"))
     out["http_requests_per_min"] = reqs / dt_min
     out["http_error_ratio"] = errors / reqs if reqs else math.nan
+    signed = _delta(cur, prev, "waimai_http_signed_in_requests_total")
+    signed_errors = _delta(cur, prev, "waimai_http_signed_in_requests_total", status_class="5xx")
+    out["http_user_error_ratio"] = signed_errors / signed if signed else math.nan
+    out["http_anonymous_errors_per_min"] = max(0.0, errors - signed_errors) / dt_min
     out["http_latency_p95_ms"] = _quantile_delta(cur, prev, "waimai_http_request_duration_seconds", 0.95) * 1000
     out["db_query_p95_ms"] = _quantile_delta(cur, prev, "waimai_db_query_duration_seconds", 0.95) * 1000
     g = cur.gauges

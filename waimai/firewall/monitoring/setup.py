@@ -103,6 +103,9 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
     app.state.metric_store = store
     probes = Probes(db, app.state.payment_providers, sms_url=settings.sms_provider_url)
     app.state.probes = probes
+    from waimai.firewall.alerting.security import SecurityEvents
+
+    app.state.security_events = SecurityEvents()  # attack symptoms per source address (the edge notes them)
     if not settings.monitoring:
         return []
     time_queries(db)
@@ -128,6 +131,7 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
         link_secret=settings.secret_key + ":alert-links", public_url=settings.public_url, database=db,
         leads=lambda: leads_role(app, "notifier"))
     app.state.alerting = alerting
+    alerting.sources.append(app.state.security_events.alerts)
     from waimai.firewall.monitoring.forecasting import forecast_orders
 
     app.state.forecast = None

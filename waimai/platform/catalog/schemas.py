@@ -67,8 +67,9 @@ class DeliveryPointOut(Orm):
 
 
 class StockUpdate(Strict):
-    stock: int | None = Field(default=None, ge=0, le=100_000)
-    available: bool | None = None
+    stock: int | None = Field(default=None, ge=0, le=100_000)  # null: unlimited
+    # Not nullable (the column is NOT NULL): null is a 422, leaving the field out leaves it unchanged.
+    available: bool = Field(default=True, description="omit to leave unchanged")
 
 
 class MerchantStatusUpdate(Strict):

@@ -26,8 +26,15 @@ async def push(platform: str, request: Request) -> Response:
     inbound = await to_inbound(request)
     s = request.app.state.settings
     frame = CampusFrame(origin_lat=s.campus_origin_lat, origin_lng=s.campus_origin_lng)
+    events = getattr(request.app.state, "security_events", None)
+    client = request.client.host if request.client else None
+
+    def rejected(reason: str) -> None:
+        if events is not None:
+            events.note("signature_failure", client, f"{platform}: {reason}")
+
     out = await run_in_threadpool(service.receive, request.app.state.db, adapter, inbound, frame,
-                                  getattr(request.app.state, "resilience", None))
+                                  getattr(request.app.state, "resilience", None), on_rejected=rejected)
     return to_response(out)
 
 

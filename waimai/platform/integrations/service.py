@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -81,8 +81,10 @@ def mapping_tables(db: Session, frame: CampusFrame) -> MappingTables:
 
 
 def receive(database: Database, adapter: PlatformAdapter, inbound: InboundRequest, frame: CampusFrame,
-            resilience: Resilience | None = None) -> OutboundResponse:
-    """Verify, parse, deduplicate, map and place; always answer in the platform's own shape."""
+            resilience: Resilience | None = None, *,
+            on_rejected: Callable[[str], None] | None = None) -> OutboundResponse:
+    """Verify, parse, deduplicate, map and place; always answer in the platform's own shape. `on_rejected`
+    hears each signature failure's reason (the edge counts them per source address as a security event)."""
     name = adapter.name
     res = resilience or _LOCAL
     try:
@@ -95,6 +97,8 @@ def receive(database: Database, adapter: PlatformAdapter, inbound: InboundReques
             return adapter.ack(True, "ok")
         INTAKE.labels(name, f"rejected_{exc.reason}").inc()
         log.warning("intake_rejected", platform=name, reason=exc.reason)
+        if on_rejected is not None:
+            on_rejected(exc.reason)
         return adapter.ack(False, f"signature {exc.reason}")
     except PayloadInvalid as exc:
         INTAKE.labels(name, "invalid").inc()
