@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -112,6 +113,7 @@ async def run(args: argparse.Namespace) -> None:
         ids, riders = prepare(url, args.orders)
         port = free_port()
         env = {**os.environ, "WAIMAI_DATABASE_URL": url, "WAIMAI_SECRET_KEY": SECRET, "WAIMAI_ENV": "test",
+           "WAIMAI_GATEWAY_SECRET": secrets.token_urlsafe(24),
                "WAIMAI_LOG_LEVEL": "WARNING", "WAIMAI_METRICS_URL": f"sqlite:///{Path(d) / 'm.db'}",
                "WAIMAI_LOG_FILE": str(Path(d) / "l.jsonl"), "PYTHONPATH": str(ROOT)}
         proc = subprocess.Popen([sys.executable, "-m", "uvicorn",  # noqa: ASYNC220 - started once, before timing "waimai.app:create_app", "--factory", "--port",
