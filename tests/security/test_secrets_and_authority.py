@@ -104,6 +104,14 @@ def test_only_ops_change_users(api: Api) -> None:
         assert api.c.patch("/api/v1/users/1", json={"role": "ops"}, headers=api.h(role)).status_code == 403
 
 
+def test_ops_end_every_session_of_a_user(fresh: Api) -> None:
+    uid, h = _new_user(fresh, "13700001005", role="customer")
+    assert fresh.c.patch(f"/api/v1/users/{uid}", json={}, headers=fresh.h("ops")).status_code == 200
+    assert fresh.c.get("/api/v1/me", headers=h).status_code == 401
+    tok = fresh.c.post("/api/v1/auth/login", json={"phone": "13700001005", "password": "plum-kettle-93"}).json()
+    assert fresh.c.get("/api/v1/me", headers={"Authorization": f"Bearer {tok['access_token']}"}).status_code == 200
+
+
 def test_logout_revokes_the_token(api: Api) -> None:
     h = api.h("customer")
     assert api.c.get("/api/v1/me", headers=h).status_code == 200
