@@ -102,6 +102,9 @@ def test_deactivated_and_deleted_users_are_refused(fresh: Api) -> None:
 def test_only_ops_change_users(api: Api) -> None:
     for role in ("customer", "merchant", "rider", "support"):
         assert api.c.patch("/api/v1/users/1", json={"role": "ops"}, headers=api.h(role)).status_code == 403
+    me = api.c.get("/api/v1/me", headers=api.h("ops")).json()["id"]
+    r = api.c.patch(f"/api/v1/users/{me}", json={"role": "customer"}, headers=api.h("ops"))
+    assert r.status_code == 409 and r.json()["error"]["code"] == "user_self_change"
 
 
 def test_ops_end_every_session_of_a_user(fresh: Api) -> None:

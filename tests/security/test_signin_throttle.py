@@ -130,3 +130,9 @@ def _ready(http: httpx.Client) -> bool:
         return http.get("/readyz").status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_an_overlong_phone_on_the_sign_in_page_is_counted_not_a_500(app_factory: Any) -> None:
+    c = app_factory()
+    r = c.post("/login", data={"phone": "1" * 300, "password": "x"}, follow_redirects=False)
+    assert r.status_code == 303 and "err=" in r.headers["location"]

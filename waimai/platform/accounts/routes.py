@@ -15,6 +15,7 @@ from waimai.core.deps import (
     SettingsDep,
     authz_cache,
 )
+from waimai.core.errors import Conflict
 from waimai.platform.accounts import service
 from waimai.platform.accounts.schemas import LoginIn, TokenOut, UserChange, UserCreate, UserOut
 
@@ -54,6 +55,8 @@ def logout(p: PrincipalDep, request: Request, db: SessionDep) -> Response:
 @router.patch("/users/{user_id}", response_model=UserOut)
 def change_user(user_id: IdPath, body: UserChange, p: OpsDep, request: Request, db: SessionDep) -> UserOut:
     """Ops change a role or switch an account off; the user's tokens stop working at once."""
+    if user_id == p.user_id:  # no one locks themselves out, or ends their own sessions here (that is logout)
+        raise Conflict("Change your own account through another ops user.", code="user_self_change")
     user = service.get_user(db, user_id)
     before = {"role": user.role, "is_active": user.is_active}
     service.change_user(db, user, role=body.role, is_active=body.is_active)

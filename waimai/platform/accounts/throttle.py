@@ -26,6 +26,7 @@ LOCKED = "Too many failed sign-ins; wait a few minutes and try again."
 
 
 def _keys(phone: str, client: str) -> dict[str, str]:
+    phone, client = phone[:32], client[:64]  # the page's form is not length-checked; keys fit String(120)
     return {"phone_address": f"pa:{phone}|{client}", "phone": f"p:{phone}", "address": f"a:{client}", "global": "*"}
 
 
