@@ -93,3 +93,19 @@ def test_standard_library_tracebacks_are_scrubbed_too() -> None:
     ScrubFilter().filter(record)
     text_out = logging.Formatter().format(record)
     assert "13800000001" not in text_out and "$argon2id$v=19" not in text_out and "ValueError" in text_out
+
+
+def test_a_request_id_that_looks_like_a_phone_stays_whole(tmp_path: Path) -> None:
+    """Request ids are searched whole in the console; a uuid hex with 11 digits in a row is not a phone."""
+    from waimai.core import logging as wlogging
+
+    f = tmp_path / "l.jsonl"
+    wlogging.configure(json_lines=True, level="INFO", file=f)
+    rid = "57bb1c51e13512348261a680bbf95532"
+    structlog.contextvars.bind_contextvars(trace_id=rid)
+    try:
+        structlog.get_logger().info("order_placed", note="call 13912345678")
+    finally:
+        structlog.contextvars.unbind_contextvars("trace_id")
+    doc = json.loads(f.read_text().splitlines()[-1])
+    assert doc["trace"]["id"] == rid and doc["waimai"]["note"] == "call 139****5678"
