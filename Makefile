@@ -17,6 +17,8 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP)
 
+# Development on purpose: the only environment that runs on the published keys (WAIMAI_ENV defaults to production).
+run: export WAIMAI_ENV ?= development
 run: venv
 	$(BIN)/waimai migrate
 	$(BIN)/waimai seed --if-empty

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -164,6 +165,7 @@ def serve(app: str, url: str, port: int, workers: int, extra_env: dict[str, str]
           ) -> subprocess.Popen[bytes]:
     scratch = Path(tempfile.mkdtemp(prefix="waimai-bench-"))
     env = {**os.environ, "WAIMAI_DATABASE_URL": url, "WAIMAI_SECRET_KEY": SECRET, "WAIMAI_ENV": "test",
+           "WAIMAI_GATEWAY_SECRET": secrets.token_urlsafe(24),
            "WAIMAI_LOG_LEVEL": "ERROR", "WAIMAI_DRAIN_DELAY_S": "0", "PYTHONPATH": str(ROOT),
            "WAIMAI_METRICS_URL": f"sqlite:///{scratch / 'metrics.db'}", "WAIMAI_LOG_FILE": str(scratch / "l.jsonl"),
            **(extra_env or {})}

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -115,11 +116,13 @@ async def run(args: argparse.Namespace) -> None:
         ids, riders = prepare(url, args.orders)
         port = free_port()
         env = {**os.environ, "WAIMAI_DATABASE_URL": url, "WAIMAI_SECRET_KEY": SECRET, "WAIMAI_ENV": "test",
+               "WAIMAI_GATEWAY_SECRET": secrets.token_urlsafe(24),
                "WAIMAI_LOG_LEVEL": "ERROR", "WAIMAI_DRAIN_DELAY_S": "0", "WAIMAI_METRICS_URL": f"sqlite:///{Path(d) / 'm.db'}",
                "WAIMAI_LOG_FILE": str(Path(d) / "l.jsonl"), "PYTHONPATH": str(ROOT)}
         # Started once, before anything is timed.
         proc = subprocess.Popen([sys.executable, "-m", "uvicorn",  # noqa: ASYNC220
-                                 "waimai.app:create_app", "--factory", "--port", str(port), "--log-level", "warning", "--no-access-log", "--loop", "uvloop",
+                                 "waimai.app:create_app", "--factory", "--port", str(port),
+                                 "--log-level", "warning", "--no-access-log", "--loop", "uvloop",
                                  "--backlog", "8192", "--timeout-keep-alive", "600",
                                  "--timeout-graceful-shutdown", "5"], env=env, cwd=ROOT)
         try:

@@ -9,6 +9,7 @@ server answers at WAIMAI_TEST_PG (default postgresql+psycopg://postgres@127.0.0.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 import uuid
@@ -25,6 +26,10 @@ from waimai.core.database import Database
 from waimai.core.migrate import upgrade
 from waimai.seed import DEMO_ACCOUNTS, DEMO_PASSWORD, seed_demo
 
+# WAIMAI_ENV=test refuses the published development keys: every run signs with keys of its own, also
+# inherited by the servers tests start in other processes.
+TEST_SECRET_KEY = os.environ.setdefault("WAIMAI_SECRET_KEY", secrets.token_urlsafe(32))
+TEST_GATEWAY_SECRET = os.environ.setdefault("WAIMAI_GATEWAY_SECRET", secrets.token_urlsafe(24))
 PG_ADMIN = os.environ.get("WAIMAI_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 _RUN = uuid.uuid4().hex[:8]

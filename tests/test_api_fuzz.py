@@ -72,6 +72,8 @@ def test_no_server_errors(fuzz_app: tuple[object, str, int]) -> None:
     for result in schema.get_all_operations():
         op = result.ok()
         operations += 1
+        if op.path == "/api/v1/auth/logout":  # would revoke the token every later operation runs with
+            continue
 
         @given(case=op.as_strategy(), how=st.sampled_from(["as_is", "nul", "null"]))
         @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck),

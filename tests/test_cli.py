@@ -41,8 +41,13 @@ def test_migrate_seed_and_create_user(env) -> None:  # type: ignore[no-untyped-d
     assert r.exit_code == 2 and "Traceback" not in r.output
 
 
-def test_production_with_default_secret_refuses_to_start(env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("WAIMAI_ENV", "production")
+@pytest.mark.parametrize("environment", ["production", "test", None])
+def test_outside_development_the_default_secret_refuses_to_start(env, monkeypatch, environment) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("WAIMAI_SECRET_KEY", raising=False)
+    if environment is None:  # no WAIMAI_ENV at all: production, not development
+        monkeypatch.delenv("WAIMAI_ENV")
+    else:
+        monkeypatch.setenv("WAIMAI_ENV", environment)
     get_settings.cache_clear()
     r = runner.invoke(app, ["migrate"])
     assert r.exit_code == 2 and "WAIMAI_SECRET_KEY" in r.output

@@ -87,6 +87,13 @@ def housekeeping_jobs(app: FastAPI) -> list[Job]:
             purge_expired(s, ttl=ttl(settings.idempotency_ttl_hours))
             s.commit()
 
+    def forget_login_failures() -> None:
+        from waimai.platform.accounts import throttle
+
+        with db.session() as s:
+            throttle.prune(s, settings)
+            s.commit()
+
     def callbacks() -> None:
         if app.state.platform_adapters:
             app.state.callback_sender.run_once()
@@ -96,6 +103,7 @@ def housekeeping_jobs(app: FastAPI) -> list[Job]:
             Job("intake_callbacks", 2.0, callbacks, role="notifier", singleton=True),
             Job("refund_retry", 30.0, refunds, role="worker", singleton=True),
             Job("idempotency_expiry", 600.0, expire_keys, role="worker", singleton=True),
+            Job("login_failures_expiry", 600.0, forget_login_failures, role="worker", singleton=True),
             Job("sqlite_checkpoint", 1.0, db.checkpoint, role=EVERY_PROCESS), *backup_jobs(app)]
 
 
@@ -307,4 +315,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.add_middleware(RequestMonitor, metrics=settings.monitoring, access_log=settings.monitoring,
                        errors_only=settings.access_log == "errors", signed_in=token_signed_in(settings.secret_key),
                        on_anonymous_error=lambda addr: app.state.security_events.note("anonymous_server_error", addr))
+    if settings.trusted_proxy_list:  # outermost: every layer sees the real client (core.proxies)
+        from waimai.core.proxies import install as trust_proxies
+
+        trust_proxies(app, settings.trusted_proxy_list)
     return app

@@ -139,6 +139,9 @@ def serve(
     try:
         uvicorn.run("waimai.app:create_app", factory=True, host=host or s.host, port=port or s.port,
                     workers=n_workers, access_log=access_log, log_level="warning",
+                    # X-Forwarded-* are believed in the app, from WAIMAI_TRUSTED_PROXIES only (core.proxies),
+                    # not by uvicorn's default trust in any local peer.
+                    proxy_headers=False,
                     timeout_graceful_shutdown=10)
     finally:
         stop_child(gw)

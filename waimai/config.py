@@ -14,12 +14,26 @@ DEFAULT_SECRET = "change-me-dev-secret-key-0000000000"  # noqa: S105 - refused o
 DEFAULT_GATEWAY_SECRET = "dev-gateway-secret"  # noqa: S105 - refused outside development
 
 
+def weak_secret(value: str, *, min_len: int, min_bits: float) -> bool:
+    """Too short, or too little in it: the Shannon entropy of its characters times its length, so
+    `xxxx…` or `abab…` fails however long it is, while `secrets.token_urlsafe(32)` or 64 hex digits pass."""
+    import math
+    from collections import Counter
+
+    if len(value) < min_len:
+        return True
+    n = len(value)
+    per_char = -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+    return per_char * n < min_bits or len(set(value)) < 8
+
+
 class Settings(BaseSettings):
     """Everything configurable; each field maps to `WAIMAI_<NAME>` (see README table)."""
 
     model_config = SettingsConfigDict(env_prefix="WAIMAI_", env_file=".env", extra="ignore")
 
-    env: Literal["development", "test", "production"] = "development"
+    # Fail closed: only an explicit WAIMAI_ENV=development (`make run` sets it) may run on the published keys.
+    env: Literal["development", "test", "production"] = "production"
     database_url: str = Field(default="sqlite:///var/waimai.db", description="SQLAlchemy URL")
     secret_key: str = Field(default=DEFAULT_SECRET, description="signs login tokens and links")
     token_ttl_minutes: int = Field(default=12 * 60, ge=5)
@@ -62,7 +76,18 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: int = Field(default=24, ge=24, description="how long idempotency keys are kept")
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     login_max_attempts: int = Field(default=5, ge=1, description="failed logins per phone+IP per window")
+    login_max_per_phone: int = Field(default=10, ge=1, description="failed logins per phone (any address) per window")
+    login_max_per_address: int = Field(default=30, ge=1, description="failed logins per client address per window")
+    login_max_global: int = Field(default=1000, ge=1, description="failed logins of everyone per window")
     login_window_s: int = Field(default=300, ge=10)
+    trusted_proxies: str = Field(default="", description="comma list of proxy addresses or CIDRs whose "
+                                 "X-Forwarded-For/-Proto are believed (default none: the peer is the client)")
+    proof_max_attempts: int = Field(default=5, ge=1, le=20, description="wrong delivery proof codes per order "
+                                    "before the order's proof locks (support unlocks)")
+    proof_max_per_rider: int = Field(default=10, ge=1, description="wrong proof codes per rider per hour before "
+                                     "the rider's proof entry locks")
+    authz_cache_s: float = Field(default=1.0, ge=0, le=10, description="how long a user's role, active flag and "
+                                 "token version read from the database are reused")
     monitoring: bool = Field(default=True, description="metrics, sampling and probes (off only to measure them)")
     metrics_url: str = Field(default="sqlite:///var/metrics.db", description="embedded time-series store")
     sample_interval_s: float = Field(default=5.0, gt=0, le=300, description="how often key series are sampled")
@@ -154,6 +179,23 @@ class Settings(BaseSettings):
 
         return ",".join(ordered(parse_roles(v)))
 
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [x.strip() for x in self.trusted_proxies.split(",") if x.strip()]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, v: str) -> str:
+        import ipaddress
+
+        for item in (x.strip() for x in v.split(",")):
+            if item:
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"WAIMAI_TRUSTED_PROXIES: {item!r} is not an address or CIDR") from exc
+        return v
+
     @model_validator(mode="after")
     def _public_url_from_host_and_port(self) -> Settings:
         # A team serving on WAIMAI_PORT=8001 must get callbacks and cashier returns on 8001 too.
@@ -164,15 +206,19 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Settings:
-        if self.env == "production":
-            if self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 32:
-                raise ValueError(
-                    "WAIMAI_SECRET_KEY must be set to a random value of at least 32 characters in production"
-                )
-            if self.gateway_secret == DEFAULT_GATEWAY_SECRET:
-                raise ValueError("WAIMAI_GATEWAY_SECRET must be set in production")
-            if self.chaos:
-                raise ValueError("WAIMAI_CHAOS (fault injection) must not be set in production")
+        if self.env == "development":
+            return self
+        where = f"with WAIMAI_ENV={self.env}"
+        if self.secret_key == DEFAULT_SECRET or weak_secret(self.secret_key, min_len=32, min_bits=96):
+            raise ValueError(f"WAIMAI_SECRET_KEY must be a random value of at least 32 characters {where} "
+                             "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`); "
+                             "only WAIMAI_ENV=development runs on the published key")
+        if self.gateway_secret == DEFAULT_GATEWAY_SECRET or weak_secret(self.gateway_secret, min_len=16, min_bits=48):
+            raise ValueError(f"WAIMAI_GATEWAY_SECRET must be a random value of at least 16 characters {where}")
+        if self.alert_ingest_token is not None and weak_secret(self.alert_ingest_token, min_len=16, min_bits=48):
+            raise ValueError(f"WAIMAI_ALERT_INGEST_TOKEN must be a random value of at least 16 characters {where}")
+        if self.env == "production" and self.chaos:
+            raise ValueError("WAIMAI_CHAOS (fault injection) must not be set in production")
         return self
 
     def sqlite_path(self) -> Path | None:

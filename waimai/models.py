@@ -3,6 +3,7 @@
 from waimai.core.audit import AuditEntry
 from waimai.core.database import Base
 from waimai.core.outbox import OutboxEvent
+from waimai.core.security_alerts import SecurityAlert
 from waimai.firewall.alerting.models import (
     AlertGroupRow,
     AlertHistory,
@@ -28,6 +29,7 @@ from waimai.platform.accounts.models import LoginAttempt, User
 from waimai.platform.catalog.models import Campus, DeliveryPoint, MenuCategory, MenuItem, Merchant, Zone
 from waimai.platform.coupons.models import Coupon
 from waimai.platform.delivery.models import Rider
+from waimai.platform.delivery.proof import ProofAttempt
 from waimai.platform.integrations.models import ExternalOrderLink, PlatformCallback, PlatformShop
 from waimai.platform.ordering.models import IdempotencyRecord, Order, OrderLine, OrderTransition
 from waimai.platform.payments.models import Payment, PaymentCallback
@@ -39,5 +41,5 @@ __all__ = [
     "AlertHistory", "AlertRuleSet", "AuditEntry", "Base", "BreakerRow", "ComponentStatus", "ComponentStatusChange", "Coupon", "IncidentAction", "IncidentReview", "Incident",
     "IncidentEvent", "Maintenance", "Notice", "StatusSubscriber", "ExternalOrderLink", "PlatformCallback", "PlatformShop", "Campus", "DeliveryPoint", "IdempotencyRecord", "LoginAttempt", "MenuCategory",
     "MenuItem", "Merchant", "Order", "OrderLine", "OrderTransition", "OutboxEvent", "Payment",
-    "PaymentCallback", "PayAdjustment", "PayLine", "PayPeriod", "PayRules", "Payslip", "Rating", "Rider", "RiderShift", "Switch", "Ticket", "TicketEvent", "TicketPhoto", "User", "Zone",
+    "PaymentCallback", "PayAdjustment", "ProofAttempt", "SecurityAlert", "PayLine", "PayPeriod", "PayRules", "Payslip", "Rating", "Rider", "RiderShift", "Switch", "Ticket", "TicketEvent", "TicketPhoto", "User", "Zone",
 ]

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import DEMO_ACCOUNTS, DEMO_PASSWORD
+from tests.conftest import DEMO_ACCOUNTS, DEMO_PASSWORD, TEST_GATEWAY_SECRET
 from tests.reliability.cluster import Replica, wait_until
 from tests.servers import serve
-from waimai.config import DEFAULT_GATEWAY_SECRET
 from waimai.platform.accounts.models import Role
 from waimai.platform.payments.fake_gateway import GatewayConfig, create_gateway_app
 
@@ -26,7 +25,7 @@ def test_sigterm_fails_readiness_first_finishes_in_flight_requests_then_exits(sq
                                                                               tmp_path: Path) -> None:
     db = tmp_path / "w.db"
     shutil.copy(sqlite_template, db)
-    gw = create_gateway_app(app_id="waimai-demo", secret=DEFAULT_GATEWAY_SECRET)
+    gw = create_gateway_app(app_id="waimai-demo", secret=TEST_GATEWAY_SECRET)
     gw.state.gw["config"] = GatewayConfig(latency_ms=GATEWAY_MS)  # a payment call takes 3 s
     with serve(gw) as gw_url:
         r = Replica("drain", f"sqlite:///{db}", tmp_path, env={

@@ -62,6 +62,7 @@ def waimai(db_url: str, **settings: object) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     scratch = Path(tempfile.mkdtemp(prefix="waimai-rel-"))
     env = {"WAIMAI_ENV": "test", "WAIMAI_DATABASE_URL": db_url, "WAIMAI_PUBLIC_URL": base,
+           "WAIMAI_SECRET_KEY": os.environ["WAIMAI_SECRET_KEY"], "WAIMAI_GATEWAY_SECRET": os.environ["WAIMAI_GATEWAY_SECRET"],
            "WAIMAI_METRICS_URL": f"sqlite:///{scratch / 'metrics.db'}", "WAIMAI_LOG_FILE": str(scratch / "log.jsonl"),
            "WAIMAI_LOG_LEVEL": "WARNING", "WAIMAI_DRAIN_DELAY_S": "0",
            **{f"WAIMAI_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in settings.items()}}

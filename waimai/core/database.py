@@ -74,6 +74,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             url,
             echo=echo,
             connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None},
+            hide_parameters=True,  # phones, hashes, proof codes never in an exception's text
             pool_size=8,
             max_overflow=16,
         )
@@ -127,7 +128,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         event.listen(engine, "rollback", _release)
 
         return engine
-    return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True)
 
 
 class Database:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
+from sqlalchemy import column, select, table
 from sqlalchemy.orm import Session
 
 from waimai.config import Settings
-from waimai.core.database import Database
+from waimai.core.database import Database, run_db
 from waimai.core.errors import Forbidden, Unauthorized
-from waimai.core.security import read_token
+from waimai.core.security import TokenClaims, read_token
 
 TOKEN_COOKIE = "waimai_token"  # noqa: S105 - a cookie name, not a secret
 
@@ -42,13 +45,66 @@ ReadSessionDep = Annotated[Session, Depends(get_read_db)]
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: enough to authorise without a database read on every request."""
+    """Who is calling: the token says who, the database (read through `AuthzCache`) says what they may do."""
 
     user_id: int
     role: str
 
     def is_(self, *roles: str) -> bool:
         return self.role in roles
+
+
+@dataclass(frozen=True)
+class UserState:
+    role: str
+    active: bool
+    token_version: int
+
+
+_USERS = table("users", column("id"), column("role"), column("is_active"), column("token_version"))
+
+
+class AuthzCache:
+    """Each user's role, active flag and token version, read from the database and kept `ttl` seconds.
+
+    A token proves who signed in; what they may do is decided here, per request: a demoted user acts with
+    the new role, a deactivated or deleted user and every token older than the user's token version
+    (logout, a role change) are refused within `ttl` on every replica, at once on the replica that made
+    the change (`invalidate`)."""
+
+    def __init__(self, database: Database, ttl: float) -> None:
+        self.database, self.ttl = database, ttl
+        self._states: dict[int, tuple[float, UserState | None]] = {}
+        self._lock = threading.Lock()
+
+    def peek(self, user_id: int) -> tuple[bool, UserState | None]:
+        hit = self._states.get(user_id)
+        if hit is not None and hit[0] > time.monotonic():
+            return True, hit[1]
+        return False, None
+
+    def load(self, user_id: int) -> UserState | None:
+        with self.database.read_session() as db:
+            row = db.execute(select(_USERS.c.role, _USERS.c.is_active, _USERS.c.token_version)
+                             .where(_USERS.c.id == user_id)).first()
+        state = None if row is None else UserState(role=str(row[0]), active=bool(row[1]),
+                                                    token_version=int(row[2] or 0))
+        if self.ttl > 0:
+            with self._lock:
+                if len(self._states) >= 65536:
+                    self._states.clear()
+                self._states[user_id] = (time.monotonic() + self.ttl, state)
+        return state
+
+    def invalidate(self, user_id: int) -> None:
+        self._states.pop(user_id, None)
+
+
+def authz_cache(app: Any) -> AuthzCache:
+    cache: AuthzCache | None = getattr(app.state, "authz", None)
+    if cache is None:
+        cache = app.state.authz = AuthzCache(app.state.db, app.state.settings.authz_cache_s)
+    return cache
 
 
 def _token_from(request: Request) -> str | None:
@@ -58,23 +114,47 @@ def _token_from(request: Request) -> str | None:
     return request.cookies.get(TOKEN_COOKIE)
 
 
-def principal_from(request: Request) -> Principal | None:
+def _claims(request: Request) -> TokenClaims | None:
     token = _token_from(request)
     if not token:
         return None
-    claims = read_token(token, secret=request.app.state.settings.secret_key)
+    return read_token(token, secret=request.app.state.settings.secret_key)
+
+
+def _principal(claims: TokenClaims, state: UserState | None) -> Principal | None:
+    if state is None or not state.active or state.token_version != claims.version:
+        return None
+    return Principal(user_id=claims.user_id, role=state.role)
+
+
+def principal_from(request: Request) -> Principal | None:
+    """The caller, or None (no token, a bad or revoked one, a user no longer active). Blocking: pages call it
+    from their worker thread; the async dependencies below use the cache first and hop off the loop on a miss."""
+    claims = _claims(request)
     if claims is None:
         return None
-    return Principal(user_id=claims.user_id, role=claims.role)
+    cache = authz_cache(request.app)
+    hit, state = cache.peek(claims.user_id)
+    return _principal(claims, state if hit else cache.load(claims.user_id))
 
 
-# Async on purpose: FastAPI runs sync dependencies in the thread pool, a needless hop for pure CPU work.
+async def _principal_async(request: Request) -> Principal | None:
+    claims = _claims(request)
+    if claims is None:
+        return None
+    cache = authz_cache(request.app)
+    hit, state = cache.peek(claims.user_id)
+    if not hit:
+        state = await run_db(cache.database, cache.load, claims.user_id)
+    return _principal(claims, state)
+
+
 async def optional_principal(request: Request) -> Principal | None:
-    return principal_from(request)
+    return await _principal_async(request)
 
 
 async def current_principal(request: Request) -> Principal:
-    p = principal_from(request)
+    p = await _principal_async(request)
     if p is None:
         raise Unauthorized("Sign in first: send a bearer token from /api/v1/auth/login.",
                            headers={"WWW-Authenticate": "Bearer"})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import threading
 from collections.abc import Mapping, MutableMapping
@@ -29,9 +30,42 @@ _MAX_BYTES = 50 * 1024 * 1024
 _KEEP = 5
 
 
+# What a database error's text may carry besides the statement: bound values (SQLAlchemy's `[parameters: …]`,
+# hidden at the engine too), PostgreSQL's DETAIL line (`Key (phone)=(13800000001) already exists`) and
+# CONTEXT parameters, values quoted in a driver's message, Argon2 hashes. Scrubbed from every log line.
+_SCRUB = [
+    (re.compile(r"\[parameters: [^\n]*\]"), "[parameters: hidden]"),
+    (re.compile(r"^(\s*DETAIL:).*$", re.MULTILINE), r"\1 (hidden)"),
+    (re.compile(r"(parameter \$\d+ = )'[^'\n]*'"), r"\1'(hidden)'"),
+    (re.compile(r"((?:input syntax for type|input value for enum|value too long for type)[^:\n]*: )\"[^\"\n]*\""),
+     r'\1"(hidden)"'),
+    (re.compile(r"\$argon2(?:id|i|d)\$[^\s'\",)\]]*"), "$argon2id$(hidden)"),
+]
+
+
+def scrub_text(text: str) -> str:
+    """Mask phone numbers and remove SQL parameters, DETAIL values and password hashes from free text."""
+    for pattern, repl in _SCRUB:
+        text = pattern.sub(repl, text)
+    return mask_phones_in_text(text)
+
+
+class ScrubFilter(logging.Filter):
+    """The same scrubbing for the standard library's loggers (uvicorn's tracebacks on stderr)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub_text(record.exc_text)
+        if isinstance(record.msg, str) and not record.args:  # formatted records (uvicorn.access) keep their args
+            record.msg = scrub_text(record.msg)
+        return True
+
+
 def _mask_value(v: Any) -> Any:
     if isinstance(v, str):
-        return mask_phones_in_text(v)
+        return scrub_text(v)
     if isinstance(v, dict):
         return {k: ("***" if str(k).lower() in SECRET_KEYS else _mask_value(x)) for k, x in v.items()}
     if isinstance(v, list | tuple):
@@ -39,8 +73,13 @@ def _mask_value(v: Any) -> Any:
     return v
 
 
+_HEX_ID = re.compile(r"[0-9a-f]{32}")
+
+
 def mask_processor(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for k, v in list(event.items()):
+        if k == "trace_id" and isinstance(v, str) and _HEX_ID.fullmatch(v):
+            continue  # our own request id: its digits may look like a phone number, and searching needs it whole
         event[k] = "***" if k.lower() in SECRET_KEYS else _mask_value(v)
     return event
 
@@ -122,13 +161,17 @@ def configure(*, json_lines: bool, level: str = "INFO", file: Path | None = None
             _sink.write(line)
         return line if json_lines else str(console(logger, name, dict(event)))
 
+    for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        lg = logging.getLogger(name)
+        if not any(isinstance(f, ScrubFilter) for f in lg.filters):
+            lg.addFilter(ScrubFilter())
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.stdlib.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,  # first, so the traceback text is scrubbed too
             mask_processor,
-            structlog.processors.format_exc_info,
             render,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping().get(level.upper(), 20)),

@@ -13,8 +13,7 @@ from __future__ import annotations
 import hmac
 
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 
 from waimai.core.deps import OpsDep, principal_from
 
@@ -37,12 +36,17 @@ def scraper_or_ops(request: Request) -> bool:
 
 
 def install_ops_docs(app: FastAPI) -> None:
-    """In production, /openapi.json and /docs for ops only (create_app turns FastAPI's public ones off)."""
+    """In production, /openapi.json for ops only (create_app turns FastAPI's public one off; the vendored
+    Swagger UI and ReDoc pages in waimai/web/docs.py check `docs_allowed` themselves)."""
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_for_ops(_p: OpsDep) -> JSONResponse:
         return JSONResponse(app.openapi())
 
-    @app.get("/docs", include_in_schema=False)
-    def docs_for_ops(_p: OpsDep) -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} – API")
+
+def docs_allowed(request: Request) -> bool:
+    """The API docs pages: anyone outside production, ops only in production."""
+    if not production(request):
+        return True
+    p = principal_from(request)
+    return p is not None and p.role == "ops"

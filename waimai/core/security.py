@@ -34,12 +34,14 @@ DUMMY_HASH = hash_password("not-a-real-password")
 @dataclass(frozen=True)
 class TokenClaims:
     user_id: int
-    role: str
+    role: str  # the role at sign-in, for clients; authority is read from the database (core.deps.AuthzCache)
+    version: int  # the user's token version at sign-in: a later logout or role change bumps it
 
 
-def issue_token(*, secret: str, user_id: int, role: str, ttl_minutes: int) -> str:
+def issue_token(*, secret: str, user_id: int, role: str, ttl_minutes: int, version: int = 0) -> str:
     now = dt.datetime.now(dt.UTC)
-    payload = {"sub": str(user_id), "role": role, "iat": now, "exp": now + dt.timedelta(minutes=ttl_minutes)}
+    payload = {"sub": str(user_id), "role": role, "tv": version, "iat": now,
+               "exp": now + dt.timedelta(minutes=ttl_minutes)}
     return jwt.encode(payload, secret, algorithm=_ALG)
 
 
@@ -55,7 +57,7 @@ def read_token(token: str, *, secret: str) -> TokenClaims | None:
         return hit[1]
     try:
         data = jwt.decode(token, secret, algorithms=[_ALG], options={"require": ["exp", "sub"]})
-        claims = TokenClaims(user_id=int(data["sub"]), role=str(data["role"]))
+        claims = TokenClaims(user_id=int(data["sub"]), role=str(data["role"]), version=int(data.get("tv", 0)))
     except (jwt.PyJWTError, KeyError, ValueError):
         return None
     if len(_verified) >= _VERIFIED_MAX:
@@ -80,3 +82,34 @@ def mask_phone(phone: str | None) -> str:
 def mask_phones_in_text(text: str) -> str:
     """Mask every mainland mobile number inside free text (log lines, notes)."""
     return _PHONE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+
+
+MIN_PASSWORD = 8
+
+
+def _common_passwords() -> frozenset[str]:
+    """The 30,000 most common passwords of the leaked-password corpora zxcvbn ships (its `passwords`
+    frequency list), lower-cased: the guesses an attacker tries first."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+_COMMON: frozenset[str] | None = None
+
+
+def password_problem(password: str, *, phone: str | None = None) -> str | None:
+    """Why a new password is refused (None: acceptable), after NIST SP 800-63B 5.1.1.2: at least 8
+    characters, not a commonly used password, not derived from the account's phone number."""
+    global _COMMON
+    if len(password) < MIN_PASSWORD:
+        return "The password needs at least 8 characters."
+    if _COMMON is None:
+        _COMMON = _common_passwords()
+    lowered = password.lower()
+    if lowered in _COMMON or len(set(lowered)) <= 2:
+        return "This password is too common; choose one that is hard to guess."
+    digits = "".join(ch for ch in (phone or "") if ch.isdigit())
+    if digits and (digits[-8:] in "".join(ch for ch in password if ch.isdigit()) or lowered in digits):
+        return "The password must not contain your phone number."
+    return None

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from waimai.core.database import utcnow
-from waimai.core.deps import TOKEN_COOKIE, IdPath, Principal
+from waimai.core.deps import TOKEN_COOKIE, IdPath, Principal, authz_cache
 from waimai.core.deps import principal_from as optional_principal
 from waimai.core.errors import AppError
 from waimai.core.security import mask_phone
@@ -31,6 +31,7 @@ from waimai.platform.accounts.models import User
 from waimai.platform.catalog import service as catalog
 from waimai.platform.catalog.models import DeliveryPoint, MenuItem, Merchant
 from waimai.platform.coupons import service as coupons
+from waimai.platform.delivery import proof as delivery_proof
 from waimai.platform.delivery import service as delivery
 from waimai.platform.delivery.models import Rider
 from waimai.platform.ordering import idempotency
@@ -165,7 +166,13 @@ def login_submit(request: Request, phone: str = Form(""), password: str = Form("
 
 
 @router.post("/logout")
-def logout() -> Response:
+def logout(request: Request) -> Response:
+    p = optional_principal(request)
+    if p is not None:  # revoke, not just forget: a copy of the cookie stops working too
+        with request.app.state.db.session() as db:
+            accounts.revoke_tokens(db, p.user_id)
+            db.commit()
+        authz_cache(request.app).invalidate(p.user_id)
     resp = RedirectResponse("/", status_code=303)
     resp.delete_cookie(TOKEN_COOKIE)
     return resp
@@ -570,6 +577,9 @@ def _web_transition(request: Request, order_id: IdPath, to: Status, target: str,
     target = target.replace("{id}", str(order_id))
     database = request.app.state.db
     try:
+        if proof is not None:  # counted and limited on its own first, like the API
+            delivery_proof.check(database, request.app.state.settings, p, order_id, proof,
+                                 client=request.client.host if request.client else "")
         with database.session() as db:
             order = ordering.load_order(db, order_id, for_update=True)
             ordering.check_can_view(db, p, order)
@@ -577,7 +587,7 @@ def _web_transition(request: Request, order_id: IdPath, to: Status, target: str,
                 rider = delivery.rider_for_user(db, p.user_id)
                 if order.rider_id != rider.id:
                     raise AppError(N_("This order is assigned to another rider."))
-            if proof is not None and proof != order.proof_code:
+            if proof is not None and not delivery_proof.matches(order, proof):
                 raise AppError(N_("The proof code does not match; ask the customer for the 4 digits."))
             ordering.transition(db, order, to, actor=p, reason=reason)
             number = order.number

@@ -15,10 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import make_settings
+from tests.conftest import TEST_GATEWAY_SECRET, make_settings
 from tests.servers import free_port, serve
 from waimai.app import create_app
-from waimai.config import DEFAULT_GATEWAY_SECRET
 from waimai.platform.payments.fake_gateway import create_gateway_app
 
 pytestmark = pytest.mark.xdist_group("e2e-incident")
@@ -35,7 +34,7 @@ def _until(fn: Any, timeout: float, what: str) -> Any:
 
 
 def test_payment_failures_open_an_incident_that_users_see(sqlite_url: str) -> None:
-    gw_app = create_gateway_app(app_id="waimai-demo", secret=DEFAULT_GATEWAY_SECRET, seed=1)
+    gw_app = create_gateway_app(app_id="waimai-demo", secret=TEST_GATEWAY_SECRET, seed=1)
     port = free_port()
     with serve(gw_app) as gw:
         app = create_app(make_settings(sqlite_url, gateway_url=gw, public_url=f"http://127.0.0.1:{port}",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
 
 from tests.conftest import Api
-from waimai.config import Settings
+from waimai.config import DEFAULT_GATEWAY_SECRET, DEFAULT_SECRET, Settings
 from waimai.core.security import mask_phone, mask_phones_in_text
 from waimai.platform.accounts.models import User
 
@@ -71,7 +73,8 @@ def test_phone_masking() -> None:
 
 def test_production_refuses_default_secrets() -> None:
     with pytest.raises(ValidationError, match="WAIMAI_SECRET_KEY"):
-        Settings(env="production")
+        Settings(env="production", secret_key=DEFAULT_SECRET)
     with pytest.raises(ValidationError, match="GATEWAY_SECRET"):
-        Settings(env="production", secret_key="x" * 40)
-    assert Settings(env="production", secret_key="x" * 40, gateway_secret="y" * 20).env == "production"
+        Settings(env="production", secret_key=secrets.token_urlsafe(32), gateway_secret=DEFAULT_GATEWAY_SECRET)
+    assert Settings(env="production", secret_key=secrets.token_urlsafe(32),
+                    gateway_secret=secrets.token_urlsafe(24)).env == "production"

@@ -20,7 +20,6 @@ read-only, with status `incomplete` and the way out in `next_step`, reported to 
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import time
@@ -32,7 +31,7 @@ import structlog
 from pydantic import BaseModel, Field
 from sqlalchemy import Table, or_, select
 
-from waimai.core import audit
+from waimai.core import audit, csvsafe
 from waimai.core.database import Database, table_of
 from waimai.core.migrate import current_revision, head_revision, upgrade
 from waimai.core.outbox import emit
@@ -242,7 +241,7 @@ def export_orders(directory: Path, restore_id: str, m: Manifest, new: list[dict[
     jpath.write_text(json.dumps(body, default=_json_default, ensure_ascii=False, indent=1))
     jpath.chmod(0o600)  # customers' phone numbers: ops only
     with open(cpath, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
+        w = csvsafe.writer(f)
         w.writerow(["kind", "order_id", "number", "created_at", "status_live", "customer_id", "merchant_id",
                     "delivery_point_id", "payment_method", "source", "total_fen", "contact_phone", "items", "note"])
         for kind, rows in (("new", new), ("changed", changed)):

@@ -32,10 +32,13 @@ class User(Timestamped, Base):
     # Merchant staff belong to one shop; riders to one rider profile.
     merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id"), default=None)
     locale: Mapped[str | None] = mapped_column(String(8), default=None)
+    # Bumped by logout and by a role or active change: tokens carrying an older version are refused.
+    token_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class LoginAttempt(Base):
-    """Failed logins, counted per phone and client address to slow down guessing."""
+    """One failed login under one key: `pa:<phone>|<address>`, `p:<phone>`, `a:<address>` or `*` (everyone);
+    counted per key over the window to slow down guessing (accounts.throttle)."""
 
     __tablename__ = "login_attempts"
     __table_args__ = (Index("ix_login_attempts_key_at", "key", "at"),)

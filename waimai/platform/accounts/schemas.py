@@ -32,6 +32,11 @@ class UserCreate(Strict):
     merchant_id: int | None = Field(default=None, ge=1)
 
 
+class UserChange(Strict):
+    role: Role | None = None
+    is_active: bool | None = None
+
+
 class UserOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

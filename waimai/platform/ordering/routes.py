@@ -20,9 +20,12 @@ from waimai.core.deps import (
     RiderDep,
     SessionDep,
     SettingsDep,
+    SupportDep,
 )
-from waimai.core.errors import Forbidden
+from waimai.core.errors import Forbidden, NotFound, Unprocessable
+from waimai.core.outbox import emit
 from waimai.platform.accounts.models import User
+from waimai.platform.delivery import proof
 from waimai.platform.delivery import service as delivery
 from waimai.platform.ordering import idempotency, service
 from waimai.platform.ordering.models import Order, OrderTransition
@@ -197,15 +200,26 @@ def pickup(order_id: IdPath, request: Request, p: RiderDep) -> OrderOut:
 @router.post("/orders/{order_id}/deliver", response_model=OrderOut)
 def deliver(order_id: IdPath, body: DeliverIn, request: Request, p: RiderDep) -> OrderOut:
     carry = _must_carry(p)
+    # Counted and limited in its own transaction first (a wrong code must stay counted).
+    proof.check(request.app.state.db, request.app.state.settings, p, order_id, body.proof_code,
+                client=request.client.host if request.client else "")
 
     def check(db, order: Order) -> None:  # type: ignore[no-untyped-def]
         carry(db, order)
-        if body.proof_code != order.proof_code:
-            from waimai.core.errors import Unprocessable
-
-            raise Unprocessable("The proof code does not match; ask the customer for the 4 digits on their "
-                                "order page.", code="proof_code_mismatch")
+        if not proof.matches(order, body.proof_code):
+            raise Unprocessable(proof.MISMATCH, code="proof_code_mismatch")
     return _act(request, order_id, p, Status.delivered, check=check)
+
+
+@router.post("/orders/{order_id}/proof/unlock", response_model=OrderOut)
+def unlock_proof(order_id: IdPath, p: SupportDep, db: SessionDep) -> OrderOut:
+    """Support, having reached the customer, clears an order's wrong proof codes so the rider can try again."""
+    order = service.load_order(db, order_id, for_update=True)
+    cleared = proof.unlock(db, order_id)
+    audit.record(db, actor_id=p.user_id, actor_role=p.role, action="order.proof_unlock", target=f"order:{order_id}",
+                 details={"cleared": cleared})
+    db.commit()
+    return service.to_out(order, viewer=p)
 
 
 @router.post("/orders/{order_id}/fail", response_model=OrderOut)

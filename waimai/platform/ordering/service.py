@@ -36,7 +36,7 @@ from waimai.platform.catalog.models import (
 from waimai.platform.coupons import service as coupons
 from waimai.platform.ordering.models import Order, OrderLine, OrderTransition
 from waimai.platform.ordering.schemas import LineOut, OrderOut, PlaceOrderIn, QuoteLine, QuoteOut
-from waimai.platform.ordering.state import ACTORS, CUSTOMER_CANCELLABLE, KITCHEN, TRANSITIONS, Status
+from waimai.platform.ordering.state import ACTIVE, ACTORS, CUSTOMER_CANCELLABLE, KITCHEN, TRANSITIONS, Status
 from waimai.platform.payments.models import Payment
 
 log = structlog.get_logger(__name__)
@@ -442,7 +442,8 @@ def release_stock(db: Session, order: Order) -> None:
 def to_out(order: Order, *, viewer: Principal | None, viewer_is_carrier: bool = False) -> OrderOut:
     show_code = viewer is not None and (viewer.role in ("ops",) or
                                         (viewer.role == "customer" and viewer.user_id == order.customer_id))
-    phone = order.contact_phone if viewer_is_carrier else mask_phone(order.contact_phone)
+    # The rider sees the full number only while carrying the order: delivered, failed or cancelled, it is masked.
+    phone = order.contact_phone if viewer_is_carrier and order.status in ACTIVE else mask_phone(order.contact_phone)
     return OrderOut(
         id=order.id, number=order.number, status=order.status, merchant_id=order.merchant_id,
         delivery_point_id=order.delivery_point_id, rider_id=order.rider_id, payment_method=order.payment_method,

@@ -7,7 +7,6 @@ UTF-8 with a byte-order mark so spreadsheet programs show Chinese names; amounts
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from waimai.core import csvsafe
 from waimai.core.errors import Conflict
 from waimai.core.security import mask_phone
 from waimai.core.timeutil import LOCAL
@@ -39,7 +39,7 @@ def yuan_plain(fen: int) -> str:
 
 def _csv(header: list[str], rows: Iterable[list[Any]]) -> str:
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
+    w = csvsafe.writer(buf, lineterminator="\r\n")
     w.writerow(header)
     w.writerows(rows)
     return "\ufeff" + buf.getvalue()

@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from waimai.core import audit
@@ -430,6 +430,13 @@ def mark_resolved(db: Session, p: Principal, t: Ticket, resolution: str, note: s
     check_resolvable(p, t)
     now = utcnow()
     previous = t.status
+    # One resolution per ticket, decided by the database: of two parallel resolutions the second's guarded
+    # UPDATE waits for the first's row lock, then matches no row (PostgreSQL re-reads the row under READ
+    # COMMITTED; SQLite has one writer) and its whole transaction, coupon included, rolls back as a 409.
+    won = db.execute(update(Ticket).where(Ticket.id == t.id, Ticket.status != "resolved")
+                     .values(status="resolved", resolved_at=now).execution_options(synchronize_session=False))
+    if won.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(f"Ticket {t.id} is resolved already.", code="ticket_resolved")
     t.status, t.resolution, t.resolution_note, t.resolved_at = "resolved", resolution, note.strip()[:500], now
     t.assignee_id = t.assignee_id or p.user_id
     _responded(t, p, now)
