@@ -29,10 +29,13 @@ WEB = Path(__file__).resolve().parent / "web"
 
 
 def build_providers(settings: Settings) -> dict[str, PaymentProvider]:
+    from waimai.platform.payments.rails import build_rails
+
     return {
         "gateway": GatewayProvider(base_url=settings.gateway_url, app_id=settings.gateway_app_id,
                                    secret=settings.gateway_secret, timeout_s=settings.gateway_timeout_s),
         "cod": CashOnDelivery(),
+        **build_rails(settings),
     }
 
 
@@ -61,6 +64,7 @@ def housekeeping_jobs(app: FastAPI) -> list[Job]:
     from waimai.platform.delivery.service import dispatch_round, waiting_for_rider
     from waimai.platform.ordering.idempotency import purge_expired
     from waimai.platform.payments import service as payments
+    from waimai.platform.payments.jobs import payment_jobs
 
     db: Database = app.state.db
     settings: Settings = app.state.settings
@@ -93,7 +97,7 @@ def housekeeping_jobs(app: FastAPI) -> list[Job]:
             Job("intake_callbacks", 2.0, callbacks, role="notifier", singleton=True),
             Job("refund_retry", 30.0, refunds, role="worker", singleton=True),
             Job("idempotency_expiry", 600.0, expire_keys, role="worker", singleton=True),
-            Job("sqlite_checkpoint", 1.0, db.checkpoint, role=EVERY_PROCESS), *backup_jobs(app)]
+            Job("sqlite_checkpoint", 1.0, db.checkpoint, role=EVERY_PROCESS), *backup_jobs(app), *payment_jobs(app)]
 
 
 def create_app(settings: Settings | None = None, *, background: bool = True) -> FastAPI:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import structlog
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from waimai.core.deps import API_PREFIX
 from waimai.core.errors import NotFound, error_body
@@ -14,7 +14,7 @@ log = structlog.get_logger(__name__)
 
 
 @router.post("/payments/callbacks/{provider}", include_in_schema=False)
-async def callback(provider: str, request: Request) -> JSONResponse:
+async def callback(provider: str, request: Request) -> Response:
     """Provider notifications: verified by signature, applied exactly once."""
     providers = request.app.state.payment_providers
     if provider not in providers:
@@ -34,14 +34,20 @@ async def callback(provider: str, request: Request) -> JSONResponse:
     outcome = await run_in_threadpool(apply)
     if outcome == "refund_needed":
         await run_in_threadpool(service.refund_order, request.app.state.db, providers=providers,
-                                order_id=_order_id_for(request, event.provider_ref))
+                                order_id=_order_id_for(request, provider, event.provider_ref))
+    ack = getattr(providers[provider], "ack", None)
+    if ack is not None:  # each provider's own "received" answer (Alipay: the word `success`)
+        status, text, media = ack(outcome)
+        return Response(text, status_code=status, media_type=media)
     return JSONResponse({"result": outcome})
 
 
-def _order_id_for(request: Request, provider_ref: str) -> int:
+def _order_id_for(request: Request, provider: str, provider_ref: str) -> int:
     from sqlalchemy import select
 
     from waimai.platform.payments.models import Payment
 
     with request.app.state.db.read_session() as db:
-        return int(db.scalar(select(Payment.order_id).where(Payment.provider_ref == provider_ref)) or 0)
+        return int(db.scalar(select(Payment.order_id).where(Payment.provider == provider,
+                                                            Payment.provider_ref == provider_ref)
+                             .order_by(Payment.id.desc()).limit(1)) or 0)
