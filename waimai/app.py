@@ -239,6 +239,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.include_router(backup_routes)
     app.include_router(disk_chaos)
     app.include_router(backup_pages)
+    from waimai.web.ops_payments import router as payment_pages
+
+    app.include_router(payment_pages)
     from waimai.platform.payroll.routes import router as payroll_api
     from waimai.web.payroll import router as payroll_pages
 

@@ -245,7 +245,8 @@ def cart_page(request: Request) -> Response:
                   if quote and c.min_spend_fen <= quote.subtotal_fen and c.merchant_id in (None, cart["merchant_id"])]
     return render(request, "cart.html", {"quote": quote, "quote_err": quote_err, "cart": cart, "points": points,
                                          "merchant": merchant, "idem": str(uuid.uuid4()), "cod_only": cod_only,
-                                         "pickup_only": pickup_only, "coupons": usable})
+                                         "pickup_only": pickup_only, "coupons": usable,
+                                         "rails": pay_choices(request)})
 
 
 def _cart_body(cart: dict[str, Any], point_id: int, method: str, note: str, coupon: str = "") -> PlaceOrderIn:
@@ -265,7 +266,8 @@ def checkout(request: Request, delivery_point_id: int = Form(...), payment_metho
         return back("/cart", err=gettext("Your cart is empty."))
     database = request.app.state.db
     try:
-        body = _cart_body(cart, delivery_point_id, payment_method, note[:200], coupon_code.strip()[:24])
+        body = _cart_body(cart, delivery_point_id, "gateway" if payment_method in ("wechat", "alipay")
+                          else payment_method, note[:200], coupon_code.strip()[:24])
         key = idempotency.validate_key(idem)
         fp = idempotency.request_fingerprint(body.model_dump(mode="json"))
         ttl = dt.timedelta(hours=request.app.state.settings.idempotency_ttl_hours)
@@ -275,8 +277,8 @@ def checkout(request: Request, delivery_point_id: int = Form(...), payment_metho
         return back("/cart", err=exc.message)
     except ValidationError:
         return back("/cart", err=gettext("Please check the cart: a quantity or option is not valid."))
-    if payment_method == "gateway":
-        target = f"/orders/{order_id}/pay"
+    if payment_method in ("gateway", "wechat", "alipay"):
+        target = f"/orders/{order_id}/pay" + ("" if payment_method == "gateway" else f"?provider={payment_method}")
         resp: Response = RedirectResponse(target, status_code=303)
     else:
         resp = back(f"/orders/{order_id}", msg=gettext("Order placed. Pay the rider in cash on delivery."))
@@ -290,15 +292,9 @@ def pay_redirect(request: Request, order_id: IdPath) -> Response:
     if isinstance(p, RedirectResponse):
         return p
     _locale(request)
-    s = request.app.state.settings
-    try:
-        payment = payments.start_payment(
-            request.app.state.db, provider=request.app.state.payment_providers["gateway"], order_id=order_id,
-            payer=p, notify_url=f"{s.public_url}/api/v1/payments/callbacks/gateway",
-            return_url=f"{s.public_url}/orders/{order_id}")
-    except AppError as exc:
-        return back(f"/orders/{order_id}", err=gettext(exc.message))
-    return RedirectResponse(payment.pay_url or f"/orders/{order_id}", status_code=303)
+    from waimai.web import pay
+
+    return pay.start(request, order_id, p, render)
 
 
 @router.post("/orders/{order_id}/cod")
@@ -336,10 +332,21 @@ def my_orders(request: Request) -> Response:
 
 
 @router.get("/orders/{order_id}", response_class=HTMLResponse)
+def pay_choices(request: Request) -> list[dict[str, Any]]:
+    from waimai.platform.payments.rails import rails as configured
+    from waimai.web.pay import choices
+
+    return choices(request) if configured(request.app.state.settings) else []
+
+
 def order_page(request: Request, order_id: IdPath) -> Response:
     p = _need(request)
     if isinstance(p, RedirectResponse):
         return p
+    if request.query_params.get("returned") and p.role == "customer":
+        from waimai.web.pay import settle_on_return
+
+        settle_on_return(request, order_id)  # back from a cashier: ask the provider, trust no redirect
     with request.app.state.db.read_session() as db:
         try:
             order = ordering.load_order(db, order_id)
@@ -362,7 +369,8 @@ def order_page(request: Request, order_id: IdPath) -> Response:
         reached.add(Status.created.value)
     return render(request, "order.html", {
         "o": out, "order": order, "merchant": merchant, "point": point, "history": history, "payment": pay,
-        "campus": campus, "rider": rider,
+        "campus": campus, "rider": rider, "rails": pay_choices(request) if order.status == "created" else [],
+        "rails_configured": bool(request.app.state.settings.payment_rails.strip()),
         "steps": STEPS, "reached": reached, "active": Status(order.status) in ACTIVE,
         "status_labels": {**{st.value: gettext("status." + st.value) for st in Status}, "__eta": gettext("arrives in")}})
 

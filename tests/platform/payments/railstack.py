@@ -39,6 +39,9 @@ class RailStack:
                            json={"phone": DEMO_ACCOUNTS[role][0], "password": DEMO_PASSWORD})
         return str(r.json()["access_token"])
 
+    def login_as(self, role: str) -> str:
+        return self.login(Role(role))
+
     def place(self) -> dict[str, Any]:
         r = self.http.post(f"{self.base}/api/v1/orders", headers=self.h(**{"Idempotency-Key": uuid.uuid4().hex}),
                            json={"merchant_id": 1, "delivery_point_id": 1, "payment_method": "gateway",

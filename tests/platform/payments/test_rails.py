@@ -195,3 +195,144 @@ def test_alipay_forged_stale_and_replayed_notifications_are_refused(rs: RailStac
     assert rs.http.post(url, content=body, headers=form).text == "success"  # acknowledged, not applied again
     hist = rs.http.get(f"{rs.base}/api/v1/orders/{o['id']}/transitions", headers=rs.h()).json()
     assert [h["to_status"] for h in hist].count("paid") == 1
+
+
+# ------------------------------------------------------------ interrupted payments, never charged twice
+
+
+@pytest.mark.parametrize(("provider", "channel"), [("wechat", "h5"), ("alipay", "wap")])
+def test_lost_callback_is_settled_by_query(rs: RailStack, provider: str, channel: str) -> None:
+    from waimai.platform.payments.jobs import settle_overdue
+
+    rs.config(provider, callbacks_enabled=False)  # the customer pays; the notification never arrives
+    o = rs.place()
+    pay_url = rs.pay(o["id"], provider, channel).json()["pay_url"]
+    _cashier_pays(rs, pay_url, provider, channel)
+    time.sleep(0.5)
+    assert rs.order(o["id"])["status"] == "created"
+    assert rs.stats(provider)["callbacks"] == 0
+    # The settle job asks the provider about overdue payments (here: at once).
+    assert settle_overdue(rs.app.state.db, rs.app.state.payment_providers, older_than_s=0) == ["paid"]
+    assert rs.order(o["id"])["status"] == "paid"
+    assert settle_overdue(rs.app.state.db, rs.app.state.payment_providers, older_than_s=0) == []
+    # Paying again is refused: the order is paid, and the provider saw one payment.
+    assert rs.pay(o["id"], provider, channel).status_code == 409
+    assert rs.stats(provider)["paid"] == 1 and rs.stats(provider)["charged_twice"] == 0
+
+
+def test_switching_provider_after_paying_silently_charges_once(rs: RailStack) -> None:
+    """Paid with WeChat Pay (callback lost), then the customer tries Alipay: the WeChat payment is found
+    by query and stands; Alipay is never asked to take the money."""
+    o = rs.place()
+    rs.config("wechat", callbacks_enabled=False)
+    first = rs.pay(o["id"], "wechat", "h5").json()
+    _cashier_pays(rs, first["pay_url"], "wechat", "h5")
+    r = rs.pay(o["id"], "alipay", "wap")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "succeeded" and r.json()["payment_id"] == first["payment_id"]
+    assert rs.order(o["id"])["status"] == "paid"
+    assert rs.stats("alipay")["trades"] == 0
+
+
+def test_switching_provider_closes_the_open_trade(rs: RailStack) -> None:
+    o = rs.place()
+    code_url = rs.pay(o["id"], "wechat", "native").json()["pay_url"]
+    r = rs.pay(o["id"], "alipay", "page")
+    assert r.status_code == 200 and r.json()["pay_url"].startswith(f"{rs.alipay}/gateway.do?")
+    # The WeChat trade was closed at WeChat Pay: scanning its QR code now takes no money.
+    prepay = code_url.rpartition("pr=")[2]
+    assert "CLOSED" in rs.http.get(f"{rs.wechat}/cashier/scan", params={"code_url": code_url}).text
+    rs.http.post(f"{rs.wechat}/cashier/confirm?prepay_id={prepay}")
+    assert rs.stats("wechat")["paid"] == 0
+
+
+# ------------------------------------------------------------ reconciliation
+
+
+@pytest.mark.parametrize("provider", ["wechat", "alipay"])
+def test_daily_bill_with_planted_mismatches_is_reconciled(rs: RailStack, provider: str) -> None:
+    from sqlalchemy import select
+
+    from waimai.platform.payments import reconcile
+    from waimai.platform.payments.models import BillMismatch
+
+    channel = "h5" if provider == "wechat" else "wap"
+    ok = rs.place()  # paid and recorded: no mismatch
+    _cashier_pays(rs, rs.pay(ok["id"], provider, channel).json()["pay_url"], provider, channel)
+    rs.wait_status(ok["id"], "paid")
+    lost = rs.place()  # paid at the provider, callback lost: the bill shows it, we have it pending
+    rs.http.get(rs.pay(lost["id"], provider, channel).json()["pay_url"])  # the customer reaches the cashier
+    r = rs.http.post(f"{getattr(rs, provider)}/admin/pay-silently", json={"out_trade_no": lost["number"]})
+    assert r.status_code == 200
+    rs.http.post(f"{getattr(rs, provider)}/admin/plant-bill-row", json={"out_trade_no": "W-NOT-OURS", "amount_fen": 999})
+    day = dt.datetime.now(SHANGHAI).date()
+    db, providers = rs.app.state.db, rs.app.state.payment_providers
+    found = reconcile.reconcile(db, provider=providers[provider], providers=providers, day=day)
+    assert sorted(found) == ["paid_not_recorded", "unknown_trade"]
+    assert rs.order(lost["id"])["status"] == "paid"  # recovered by query
+    with db.read_session() as s:
+        rows = {m.kind: (m.status, m.out_trade_no, m.bill_amount_fen) for m in s.scalars(select(BillMismatch))}
+    assert rows["paid_not_recorded"][:2] == ("recovered", lost["number"])
+    assert rows["unknown_trade"] == ("open", "W-NOT-OURS", 999)
+    assert reconcile.open_count(db) == {provider: 1}
+    # A second run of the same day finds nothing new.
+    assert reconcile.reconcile(db, provider=providers[provider], providers=providers, day=day) == []
+    ops = rs.login_as("ops")
+    page = rs.http.get(f"{rs.base}/ops/payments", headers={"Authorization": f"Bearer {ops}"})
+    assert page.status_code == 200 and "W-NOT-OURS" in page.text
+
+
+def test_paid_after_cancel_found_in_bill_is_refunded(rs: RailStack) -> None:
+    from waimai.platform.payments import reconcile
+
+    o = rs.place()
+    rs.config("wechat", callbacks_enabled=False)
+    rs.pay(o["id"], "wechat", "h5")
+    assert rs.http.post(f"{rs.base}/api/v1/orders/{o['id']}/cancel", json={"reason": "left"},
+                        headers=rs.h()).status_code == 200
+    rs.http.post(f"{rs.wechat}/admin/pay-silently", json={"out_trade_no": o["number"]})
+    rs.config("wechat", callbacks_enabled=True)
+    db, providers = rs.app.state.db, rs.app.state.payment_providers
+    found = reconcile.reconcile(db, provider=providers["wechat"], providers=providers,
+                                day=dt.datetime.now(SHANGHAI).date())
+    assert found == ["paid_not_recorded"]
+    rs.wait_status(o["id"], "refunded")  # refund sent, REFUND.SUCCESS notification applied
+    assert rs.stats("wechat")["refunds"] == 1
+
+
+# ------------------------------------------------------------ failover
+
+
+def test_failover_wechat_to_alipay_to_cash_on_delivery(db_url: str, tmp_path: Path) -> None:
+    with rail_stack(db_url, tmp_path, breaker_failure_threshold=2, breaker_open_s=1.0, cod_recovery_s=0.0) as rs:
+        guard = rs.app.state.payment_guard
+        o = rs.place()
+        rs.config("wechat", failure_rate=1.0)
+        for _ in range(2):
+            assert rs.pay(o["id"], "wechat", "h5").status_code == 503
+        # WeChat Pay's breaker is open: checkout offers Alipay, and asking for WeChat Pay says so.
+        r = rs.pay(o["id"], "wechat", "h5")
+        assert r.status_code == 503 and r.json()["error"]["details"]["offered"] == ["alipay"]
+        r = rs.pay(o["id"])  # the default: the first provider offered
+        assert r.status_code == 200, r.text
+        assert r.json()["pay_url"].startswith(f"{rs.alipay}/gateway.do?")
+        assert guard.run() != "engaged"
+        o2 = rs.place()
+        rs.config("alipay", failure_rate=1.0)
+        for _ in range(2):
+            assert rs.pay(o2["id"], "alipay", "wap").status_code == 503
+        assert guard.run() == "engaged"  # both down: cash on delivery only
+        r = rs.pay(o2["id"])
+        assert r.status_code == 409 and r.json()["error"]["code"] == "payment_cod_only"
+        r = rs.http.post(f"{rs.base}/api/v1/orders/{o2['id']}/pay?method=cod", headers=rs.h())
+        assert r.status_code == 200 and rs.order(o2["id"])["status"] == "cod_confirmed"
+        # Alipay recovers (WeChat Pay does not): the guard's trial calls close Alipay's breaker only, and
+        # online payment comes back through Alipay.
+        rs.config("alipay", failure_rate=0.0)
+        deadline = time.time() + 10
+        while guard.run() != "released" and time.time() < deadline:
+            time.sleep(0.3)
+        assert rs.app.state.payment_providers["wechat"].dependency.record().state != "closed"
+        o3 = rs.place()
+        r = rs.pay(o3["id"], "alipay", "wap")
+        assert r.status_code == 200 and r.json()["pay_url"].startswith(f"{rs.alipay}/gateway.do?")

@@ -152,7 +152,13 @@ def start_payment(database: Database, *, provider: PaymentProvider, order_id: in
         db.add(payment)
         emit(db, "payment.started", key=str(order_id), order_id=order_id, provider=provider.name)
         db.commit()
-        return payment
+        pid = payment.id
+    if intent.status == "succeeded":  # the provider says this trade is paid already: settle it, charge nothing
+        settle_by_query(database, provider=provider, payment_id=pid)
+    with database.read_session() as db:
+        fresh = db.get(Payment, pid)
+        assert fresh is not None
+        return fresh
 
 
 def switch_to_cod(db: Session, *, order: Order, actor: Principal) -> Order:

@@ -257,11 +257,11 @@ def create_wechatpay_app(sandbox: WechatSandbox, *, seed: int | None = None) -> 
         return None
 
     async def guarded(request: Request) -> tuple[bytes, Response | None]:
+        await chaos()  # a failing service fails before it looks at anything
         body = await request.body()
         why = verify(request, body)
         if why is not None:
             return body, error(401, "SIGN_ERROR", why)
-        await chaos()
         return body, None
 
     def transaction(t: Trade) -> dict[str, Any]:
@@ -615,6 +615,8 @@ def create_alipay_app(sandbox: AlipaySandbox, *, seed: int | None = None) -> Fas
     async def gateway(request: Request) -> Response:
         params = await params_of(request)
         method = params.get("method", "")
+        if method not in ("alipay.trade.wap.pay", "alipay.trade.page.pay"):
+            await chaos()  # (the cashier pages fail when the customer confirms)
         why = verify(params)
         if why is not None:
             return fail(method or "error", "40002", "Invalid Arguments", why, "签名或参数错误")
@@ -633,12 +635,10 @@ def create_alipay_app(sandbox: AlipaySandbox, *, seed: int | None = None) -> Fas
                 trades[no] = t
             elif t.amount_fen != amount:
                 return HTMLResponse(_page("错误", "<h1>交易信息被篡改 Trade tampered</h1>"), status_code=400)
-            await chaos()
             if chaos.config.auto_confirm and t.status == "WAIT_BUYER_PAY":
                 settle(t)
             return HTMLResponse(_cashier("支付宝 Alipay", "#1677ff", t,
                                          f"/cashier/confirm?out_trade_no={quote_plus(no)}&m={method}"))
-        await chaos()
         no = str(biz.get("out_trade_no", ""))
         t = trades.get(no)
         if method == "alipay.trade.query":
