@@ -111,13 +111,22 @@ def serve(
             console.print(f"[red]--role:[/red] {exc}")
             raise typer.Exit(2) from None
         get_settings.cache_clear()
+    if with_fake_gateway:
+        _demo_rails()
     s = _settings()
     _prepare_sqlite_dir(s)
     gw: subprocess.Popen[bytes] | None = None
+    standins: list[subprocess.Popen[bytes]] = []
     if with_fake_gateway:
         port_gw = s.gateway_url.rsplit(":", 1)[-1].split("/")[0]
         gw = subprocess.Popen([sys.executable, "-m", "waimai.cli", "fake-gateway", "--port", port_gw])  # noqa: S603
         console.print(f"fake payment gateway on {s.gateway_url}")
+        for name, url in (("wechatpay", s.wechatpay_url), ("alipay", s.alipay_url)):
+            if url.startswith("http://127.0.0.1:"):
+                port_s = url.removeprefix("http://127.0.0.1:").split("/")[0]
+                standins.append(subprocess.Popen([sys.executable, "-m", "waimai.cli", f"fake-{name}",  # noqa: S603
+                                                  "--port", port_s]))
+                console.print(f"{name} sandbox (stand-in) on {url}")
     n_workers = workers or s.workers
     if n_workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Several processes: prometheus-client keeps per-process files that /metrics adds up.
@@ -135,9 +144,55 @@ def serve(
                     workers=n_workers, access_log=access_log, log_level="warning",
                     timeout_graceful_shutdown=10)
     finally:
-        if gw is not None:
-            gw.send_signal(signal.SIGTERM)
-            gw.wait(timeout=10)
+        for proc in [p for p in (gw, *standins) if p is not None]:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=10)
+
+
+def _demo_rails() -> None:
+    """`make run`: with no merchant account configured, WeChat Pay and Alipay run against their stand-ins."""
+    if os.environ.get("WAIMAI_PAYMENT_RAILS") is not None or _settings().env == "production":
+        return
+    os.environ.update({"WAIMAI_PAYMENT_RAILS": "wechat,alipay", "WAIMAI_WECHATPAY_URL": "http://127.0.0.1:8101",
+                       "WAIMAI_ALIPAY_URL": "http://127.0.0.1:8102/gateway.do"})
+    get_settings.cache_clear()
+
+
+def _standin(kind: str, port: int, host: str, failure_rate: float, auto_confirm: bool) -> None:
+    from pathlib import Path
+
+    import uvicorn
+
+    from waimai.platform.payments import sandbox
+    from waimai.platform.payments.standins import StandInConfig, create_alipay_app, create_wechatpay_app
+
+    s = _settings()
+    wx, ali = sandbox.ensure(Path(s.payments_sandbox_dir))
+    app_ = create_wechatpay_app(wx) if kind == "wechat" else create_alipay_app(ali)
+    app_.state.standin["chaos"].config = StandInConfig(failure_rate=failure_rate, auto_confirm=auto_confirm)
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+@app.command("fake-wechatpay")
+def fake_wechatpay(
+    port: Annotated[int, typer.Option(help="port")] = 8101,
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    failure_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="share of calls answered 503")] = 0.0,
+    auto_confirm: Annotated[bool, typer.Option(help="settle every payment at once")] = False,
+) -> None:
+    """Run the WeChat Pay API v3 stand-in on the sandbox keys (breakable at run time: PUT /admin/config)."""
+    _standin("wechat", port, host, failure_rate, auto_confirm)
+
+
+@app.command("fake-alipay")
+def fake_alipay(
+    port: Annotated[int, typer.Option(help="port")] = 8102,
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    failure_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="share of calls answered 503")] = 0.0,
+    auto_confirm: Annotated[bool, typer.Option(help="settle every payment at once")] = False,
+) -> None:
+    """Run the Alipay open-platform stand-in on the sandbox keys (breakable at run time: PUT /admin/config)."""
+    _standin("alipay", port, host, failure_rate, auto_confirm)
 
 
 @app.command("fake-gateway")

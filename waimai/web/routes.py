@@ -331,7 +331,6 @@ def my_orders(request: Request) -> Response:
     return render(request, "orders.html", {"orders": orders, "names": names})
 
 
-@router.get("/orders/{order_id}", response_class=HTMLResponse)
 def pay_choices(request: Request) -> list[dict[str, Any]]:
     from waimai.platform.payments.rails import rails as configured
     from waimai.web.pay import choices
@@ -339,6 +338,7 @@ def pay_choices(request: Request) -> list[dict[str, Any]]:
     return choices(request) if configured(request.app.state.settings) else []
 
 
+@router.get("/orders/{order_id}", response_class=HTMLResponse)
 def order_page(request: Request, order_id: IdPath) -> Response:
     p = _need(request)
     if isinstance(p, RedirectResponse):
