@@ -51,6 +51,10 @@ class PaymentGuard:
         self.provider = provider
         self.recovery_s = recovery_s
         self.targets: list[tuple[Dependency, Any]] = [(dependency, provider), *others]
+        # With several providers, checkout sends customers to the first one offered: the others may see no
+        # traffic at all, so each is probed (through its breaker) every `probe_every_s` to notice an outage.
+        self.probe_every_s = 2.0 if others else None
+        self._probed: dict[str, float] = {}
 
     @staticmethod
     def _trial(dependency: Dependency, provider: Any) -> None:
@@ -75,7 +79,11 @@ class PaymentGuard:
             if rec is None:
                 continue
             due = rec.state == "half-opened" or (rec.reopens_at is not None and now >= rec.reopens_at)
-            if due or (ours and rec.state == "closed"):
+            idle = self.probe_every_s is not None and rec.state == "closed" \
+                and now - self._probed.get(dep.name, 0.0) >= self.probe_every_s
+            if idle:
+                self._probed[dep.name] = now
+            if due or idle or (ours and rec.state == "closed"):
                 self._trial(dep, provider)  # no online payments while COD-only: these calls decide recovery
                 rec = dep.record() or rec
             recs.append((dep.name, rec))

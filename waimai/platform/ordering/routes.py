@@ -134,7 +134,7 @@ def pay(order_id: IdPath, request: Request, p: CustomerDep, settings: SettingsDe
             db.commit()
             pay_row = payments.latest_payment(db, order_id)
             assert pay_row is not None
-            return PayOut(order_id=order_id, payment_id=pay_row.id, status=order.status, pay_url=None)
+            return PayOut(order_id=order_id, payment_id=pay_row.id, status=order.status, pay_url=None, provider="cod")
     chosen = payments.choose_provider(request.app.state, provider, channel,
                                       user_agent=request.headers.get("user-agent", ""))
     payment = payments.start_payment(
@@ -143,7 +143,8 @@ def pay(order_id: IdPath, request: Request, p: CustomerDep, settings: SettingsDe
         payer_openid=openid,
         notify_url=f"{settings.public_url}/api/v1/payments/callbacks/{chosen.provider.name}",
         return_url=f"{settings.public_url}/orders/{order_id}?returned=1")
-    return PayOut(order_id=order_id, payment_id=payment.id, status=payment.status, pay_url=payment.pay_url)
+    return PayOut(order_id=order_id, payment_id=payment.id, status=payment.status, pay_url=payment.pay_url,
+                  provider=payment.provider)
 
 
 def _act(request: Request, order_id: IdPath, p, to: Status, reason: str | None = None,  # type: ignore[no-untyped-def]

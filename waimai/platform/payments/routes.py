@@ -4,13 +4,21 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from waimai.core.deps import API_PREFIX
+from waimai.core.deps import API_PREFIX, PrincipalDep
 from waimai.core.errors import NotFound, error_body
 from waimai.platform.payments import service
 from waimai.platform.payments.base import CallbackRejected
 
 router = APIRouter(prefix=API_PREFIX, tags=["payments"])
 log = structlog.get_logger(__name__)
+
+
+@router.get("/payments/providers")
+def offered_providers(request: Request, _p: PrincipalDep) -> dict[str, list[str]]:
+    """The online providers checkout offers now (one whose breaker is open is left out) and all configured."""
+    from waimai.platform.payments import rails
+
+    return {"offered": rails.offerable(request.app.state), "online": rails.online(request.app.state)}
 
 
 @router.post("/payments/callbacks/{provider}", include_in_schema=False)
@@ -32,6 +40,9 @@ async def callback(provider: str, request: Request) -> Response:
             return service.apply_callback(db, provider=providers[provider], event=event)
 
     outcome = await run_in_threadpool(apply)
+    if outcome == "unknown_payment":  # not (yet) ours: ask for a redelivery rather than acknowledge it
+        return JSONResponse(error_body("unknown_payment", "No such payment (yet); send it again later."),
+                            status_code=503, headers={"Retry-After": "1"})
     if outcome == "refund_needed":
         await run_in_threadpool(service.refund_order, request.app.state.db, providers=providers,
                                 order_id=_order_id_for(request, provider, event.provider_ref))

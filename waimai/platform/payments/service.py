@@ -188,7 +188,9 @@ def apply_callback(db: Session, *, provider: PaymentProvider, event: CallbackEve
                                               Payment.provider_ref == event.provider_ref)
                         .order_by(Payment.id.desc()).limit(1))
     if payment is None:
-        db.commit()
+        # Not recorded as applied: a callback can overtake the commit of the payment it is about (a provider
+        # that settles at once), and the provider's redelivery must then find it.
+        db.rollback()
         log.warning("payment_callback_unknown", provider_ref=event.provider_ref)
         return "unknown_payment"
     if event.transaction_id and not payment.transaction_id:
