@@ -336,3 +336,30 @@ def test_failover_wechat_to_alipay_to_cash_on_delivery(db_url: str, tmp_path: Pa
         o3 = rs.place()
         r = rs.pay(o3["id"], "alipay", "wap")
         assert r.status_code == 200 and r.json()["pay_url"].startswith(f"{rs.alipay}/gateway.do?")
+
+
+def test_standins_refuse_requests_not_signed_as_documented(rs: RailStack) -> None:
+    body = {"appid": "wxsandbox0000001", "mchid": "1900000109", "description": "x", "out_trade_no": "W1",
+            "notify_url": "http://127.0.0.1:9/n", "amount": {"total": 1}}
+    r = rs.http.post(f"{rs.wechat}/v3/pay/transactions/native", json=body)
+    assert r.status_code == 401 and r.json()["code"] == "SIGN_ERROR"
+    forged = ('WECHATPAY2-SHA256-RSA2048 mchid="1900000109",nonce_str="n1",signature="AAAA",'
+              f'timestamp="{int(time.time())}",serial_no="00"')
+    r = rs.http.post(f"{rs.wechat}/v3/pay/transactions/native", json=body, headers={"Authorization": forged})
+    assert r.status_code == 401
+    r = rs.http.get(f"{rs.alipay}/gateway.do", params={"app_id": "2021000000000001", "method": "alipay.trade.query",
+                                                      "sign_type": "RSA2", "sign": "AAAA", "charset": "utf-8",
+                                                      "timestamp": "2026-01-01 00:00:00", "version": "1.0",
+                                                      "biz_content": '{"out_trade_no":"W1"}'})
+    assert "isv.invalid" in r.text and "10000" not in r.text
+
+
+def test_payments_console_is_for_ops_only(rs: RailStack) -> None:
+    r = rs.http.get(f"{rs.base}/ops/payments", headers=rs.h(), follow_redirects=False)
+    assert r.status_code == 303 and "/login" in r.headers["location"]
+    ops = {"Authorization": f"Bearer {rs.login_as('ops')}"}
+    page = rs.http.get(f"{rs.base}/ops/payments", headers=ops)
+    assert page.status_code == 200 and 'data-provider="wechat"' in page.text and 'id="no-mismatch"' in page.text
+    r = rs.http.post(f"{rs.base}/ops/payments/reconcile", headers=rs.h(), data={"day": "2026-12-01"},
+                     follow_redirects=False)
+    assert r.status_code == 303 and "/login" in r.headers["location"]

@@ -125,20 +125,31 @@ class _Chaos:
             raise HTTPException(503, "stand-in failure (injected)")
 
 
+_CLIENTS: dict[int, httpx.AsyncClient] = {}
+
+
+def _client() -> httpx.AsyncClient:
+    """One client per event loop: building one (its TLS context) takes long enough to stall a busy loop."""
+    loop = id(asyncio.get_running_loop())
+    if loop not in _CLIENTS:
+        _CLIENTS[loop] = httpx.AsyncClient(timeout=5)
+    return _CLIENTS[loop]
+
+
 async def _deliver(url: str, content: bytes, headers_for: Any, log: list[dict[str, Any]], ok: Any) -> None:
     """POST a callback, retrying (six times, doubling delays) until the receiver acknowledges it."""
     delay = 0.2
-    async with httpx.AsyncClient(timeout=5) as client:
-        for _ in range(6):
-            try:
-                r = await client.post(url, content=content, headers=headers_for())
-                log.append({"url": url, "status": r.status_code, "body": r.text[:100]})
-                if ok(r):
-                    return
-            except httpx.HTTPError as exc:
-                log.append({"url": url, "status": 0, "body": exc.__class__.__name__})
-            await asyncio.sleep(delay)
-            delay *= 2
+    client = _client()
+    for _ in range(6):
+        try:
+            r = await client.post(url, content=content, headers=headers_for())
+            log.append({"url": url, "status": r.status_code, "body": r.text[:100]})
+            if ok(r):
+                return
+        except httpx.HTTPError as exc:
+            log.append({"url": url, "status": 0, "body": exc.__class__.__name__})
+        await asyncio.sleep(delay)
+        delay *= 2
 
 
 def _admin(app: FastAPI, chaos: _Chaos, trades: dict[str, Trade], state: dict[str, Any], settle: Any) -> None:
@@ -574,19 +585,19 @@ def create_alipay_app(sandbox: AlipaySandbox, *, seed: int | None = None) -> Fas
 
         async def send() -> None:
             delay = 0.2
-            async with httpx.AsyncClient(timeout=5) as client:
-                for _ in range(6):
-                    try:
-                        r = await client.post(t.notify_url, content=body(), headers={
-                            "content-type": "application/x-www-form-urlencoded; charset=utf-8"})
-                        state["callbacks"].append({"url": t.notify_url, "status": r.status_code,
-                                                   "body": r.text[:100]})
-                        if r.status_code == 200 and r.text.strip() == "success":
-                            return
-                    except httpx.HTTPError as exc:
-                        state["callbacks"].append({"url": t.notify_url, "status": 0, "body": exc.__class__.__name__})
-                    await asyncio.sleep(delay)
-                    delay *= 2
+            client = _client()
+            for _ in range(6):
+                try:
+                    r = await client.post(t.notify_url, content=body(), headers={
+                        "content-type": "application/x-www-form-urlencoded; charset=utf-8"})
+                    state["callbacks"].append({"url": t.notify_url, "status": r.status_code,
+                                               "body": r.text[:100]})
+                    if r.status_code == 200 and r.text.strip() == "success":
+                        return
+                except httpx.HTTPError as exc:
+                    state["callbacks"].append({"url": t.notify_url, "status": 0, "body": exc.__class__.__name__})
+                await asyncio.sleep(delay)
+                delay *= 2
         asyncio.get_running_loop().create_task(send())
 
     def settle(t: Trade, *, send: bool = True) -> None:
