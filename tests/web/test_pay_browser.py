@@ -14,18 +14,23 @@ IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/60
           "Version/17.0 Mobile/15E148 Safari/604.1")
 
 
+def _signed_in(page, base: str):  # type: ignore[no-untyped-def]
+    """The customer signs in through the login form (a phone user agent of its own, so not signed_in())."""
+    page.goto(f"{base}/login")
+    page.fill("#phone", "13800000001")
+    page.fill("#password", "waimai-demo")
+    page.click("button[type=submit] >> text=登录")
+    page.wait_for_load_state()
+    return page
+
+
 @pytest.mark.parametrize(("provider", "label"), [("wechat", "微信支付"), ("alipay", "支付宝")])
 def test_customer_pays_on_the_providers_cashier(browser, sqlite_url: str, tmp_path: Path,  # noqa: F811
                                                 provider: str, label: str) -> None:  # type: ignore[no-untyped-def]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with rail_stack(sqlite_url, tmp_path) as rs:
-        page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN", user_agent=IPHONE,
-                                extra_http_headers={"Accept-Language": "zh-CN"})
-        page.goto(f"{rs.base}/login")
-        page.fill("#phone", "13800000001")
-        page.fill("#password", "waimai-demo")
-        page.click("button[type=submit] >> text=登录")
-        page.wait_for_load_state()
+        page = _signed_in(browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN", user_agent=IPHONE,
+                                           extra_http_headers={"Accept-Language": "zh-CN"}), rs.base)
         page.goto(f"{rs.base}/")
         page.click("text=兰州拉面")
         page.click('[data-item="5"] button')
@@ -54,12 +59,7 @@ def test_customer_pays_on_the_providers_cashier(browser, sqlite_url: str, tmp_pa
 def test_desktop_wechat_native_shows_a_qr_code(browser, sqlite_url: str, tmp_path: Path) -> None:  # noqa: F811  # type: ignore[no-untyped-def]
     with rail_stack(sqlite_url, tmp_path) as rs:
         o = rs.place()
-        page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="zh-CN")
-        page.goto(f"{rs.base}/login")
-        page.fill("#phone", "13800000001")
-        page.fill("#password", "waimai-demo")
-        page.click("button[type=submit] >> text=登录")
-        page.wait_for_load_state()
+        page = _signed_in(browser.new_page(viewport={"width": 1440, "height": 900}, locale="zh-CN"), rs.base)
         page.goto(f"{rs.base}/orders/{o['id']}")
         page.click("#pay-wechat")
         page.wait_for_selector("#qr svg")

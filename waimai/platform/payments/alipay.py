@@ -23,7 +23,7 @@ from alipay import AliPay
 from alipay.exceptions import AliPayException, AliPayValidationError
 from alipay.utils import AliPayConfig
 
-from waimai.firewall.resilience.policy import Dependency, DependencyUnavailable, Policy, standalone
+from waimai.firewall.resilience.policy import Dependency, Policy, standalone
 from waimai.platform.payments.base import (
     CallbackEvent,
     CallbackRejected,
@@ -32,6 +32,7 @@ from waimai.platform.payments.base import (
     ProbeResult,
     RefundResult,
 )
+from waimai.platform.payments.gateway import Retryable, through
 
 MAX_CALLBACK_AGE_S = 300
 CHANNELS = ("wap", "page")
@@ -47,10 +48,6 @@ def yuan(fen: int) -> str:
 
 def fen(amount: str) -> int:
     return int((Decimal(amount) * 100).to_integral_value())
-
-
-class _Retryable(Exception):
-    pass
 
 
 class AlipayProvider:
@@ -83,18 +80,13 @@ class AlipayProvider:
                 raise PaymentError(f"alipay refused: {str(exc)[:200]}", retryable=False) from exc
             except urllib.error.HTTPError as exc:
                 if exc.code >= 500:
-                    raise _Retryable(f"alipay error {exc.code}") from exc
+                    raise Retryable(f"alipay error {exc.code}") from exc
                 raise PaymentError(f"alipay refused ({exc.code})", retryable=False) from exc
             except (urllib.error.URLError, TimeoutError, OSError) as exc:
-                raise _Retryable(f"alipay unreachable: {exc.__class__.__name__}") from exc
+                raise Retryable(f"alipay unreachable: {exc.__class__.__name__}") from exc
             return result
 
-        try:
-            return self.dependency.call(attempt, retry_on=_Retryable)
-        except _Retryable as exc:
-            raise PaymentError(str(exc)) from exc
-        except DependencyUnavailable as exc:
-            raise PaymentError(f"alipay not called: {exc}") from exc
+        return through(self.dependency, attempt, "alipay")
 
     def create_payment(self, *, order_number: str, amount_fen: int, description: str, notify_url: str,
                        return_url: str, channel: str = "wap", client_ip: str = "", payer_openid: str | None = None
@@ -136,8 +128,8 @@ class AlipayProvider:
                           out_trade_no=provider_ref, out_request_no=refund_no)
         if data.get("code") != "10000":
             raise PaymentError(f"alipay refund failed: {data.get('sub_code')}", retryable=False)
-        return RefundResult(refund_ref=f"{data.get('trade_no', '')}:{refund_no}",
-                            status="succeeded" if data.get("fund_change") in ("Y", None) else "pending")
+        # fund_change "N" answers a repeated out_request_no: the money moved the first time.
+        return RefundResult(refund_ref=f"{data.get('trade_no', '')}:{refund_no}"[:64], status="succeeded")
 
     def bill_url(self, bill_date: str) -> str:
         data = self._call(self._sdk.server_api, api_name="alipay.data.dataservice.bill.downloadurl.query",

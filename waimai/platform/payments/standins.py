@@ -136,13 +136,15 @@ def _client() -> httpx.AsyncClient:
     return _CLIENTS[loop]
 
 
-async def _deliver(url: str, content: bytes, headers_for: Any, log: list[dict[str, Any]], ok: Any) -> None:
-    """POST a callback, retrying (six times, doubling delays) until the receiver acknowledges it."""
+async def _deliver(url: str, content: Any, headers_for: Any, log: list[dict[str, Any]], ok: Any) -> None:
+    """POST a callback, retrying (six times, doubling delays) until the receiver acknowledges it;
+    `content` is the body, or makes it anew for each attempt (Alipay signs its notify_time)."""
     delay = 0.2
     client = _client()
     for _ in range(6):
         try:
-            r = await client.post(url, content=content, headers=headers_for())
+            body = content() if callable(content) else content
+            r = await client.post(url, content=body, headers=headers_for())
             log.append({"url": url, "status": r.status_code, "body": r.text[:100]})
             if ok(r):
                 return
@@ -583,22 +585,10 @@ def create_alipay_app(sandbox: AlipaySandbox, *, seed: int | None = None) -> Fas
             params["sign"], params["sign_type"] = sign(content(params)), "RSA2"
             return urlencode(params).encode()
 
-        async def send() -> None:
-            delay = 0.2
-            client = _client()
-            for _ in range(6):
-                try:
-                    r = await client.post(t.notify_url, content=body(), headers={
-                        "content-type": "application/x-www-form-urlencoded; charset=utf-8"})
-                    state["callbacks"].append({"url": t.notify_url, "status": r.status_code,
-                                               "body": r.text[:100]})
-                    if r.status_code == 200 and r.text.strip() == "success":
-                        return
-                except httpx.HTTPError as exc:
-                    state["callbacks"].append({"url": t.notify_url, "status": 0, "body": exc.__class__.__name__})
-                await asyncio.sleep(delay)
-                delay *= 2
-        asyncio.get_running_loop().create_task(send())
+        form = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
+        asyncio.get_running_loop().create_task(_deliver(
+            t.notify_url, body, lambda: form, state["callbacks"],
+            lambda r: r.status_code == 200 and r.text.strip() == "success"))
 
     def settle(t: Trade, *, send: bool = True) -> None:
         if t.status == "TRADE_SUCCESS":

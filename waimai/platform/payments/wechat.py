@@ -19,7 +19,7 @@ from typing import Any
 import requests
 from wechatpayv3 import WeChatPay, WeChatPayType
 
-from waimai.firewall.resilience.policy import Dependency, DependencyUnavailable, Policy, standalone
+from waimai.firewall.resilience.policy import Dependency, Policy, standalone
 from waimai.platform.payments.base import (
     CallbackEvent,
     CallbackRejected,
@@ -28,6 +28,7 @@ from waimai.platform.payments.base import (
     ProbeResult,
     RefundResult,
 )
+from waimai.platform.payments.gateway import Retryable, through
 
 MAX_CALLBACK_AGE_S = 300
 CHANNELS = ("native", "h5", "jsapi")
@@ -35,10 +36,6 @@ _TYPES = {"native": WeChatPayType.NATIVE, "h5": WeChatPayType.H5, "jsapi": WeCha
 # trade_state (query and callbacks) -> our payment status
 TRADE_STATES = {"SUCCESS": "succeeded", "REFUND": "succeeded", "NOTPAY": "pending", "USERPAYING": "pending",
                 "CLOSED": "failed", "REVOKED": "failed", "PAYERROR": "failed"}
-
-
-class _Retryable(Exception):
-    pass
 
 
 class WechatPayProvider:
@@ -78,21 +75,16 @@ class WechatPayProvider:
             try:
                 code, message = fn(*args, **kwargs)
             except requests.Timeout as exc:
-                raise _Retryable("wechat pay timed out") from exc
+                raise Retryable("wechat pay timed out") from exc
             except requests.RequestException as exc:
-                raise _Retryable(f"wechat pay unreachable: {exc.__class__.__name__}") from exc
+                raise Retryable(f"wechat pay unreachable: {exc.__class__.__name__}") from exc
             except Exception as exc:  # noqa: BLE001 - the SDK raises bare Exception for a forged answer
                 raise PaymentError(f"wechat pay answer refused: {exc}", retryable=False) from exc
             if code >= 500:
-                raise _Retryable(f"wechat pay error {code}")
+                raise Retryable(f"wechat pay error {code}")
             return code, message
 
-        try:
-            return self.dependency.call(attempt, retry_on=_Retryable)
-        except _Retryable as exc:
-            raise PaymentError(str(exc)) from exc
-        except DependencyUnavailable as exc:
-            raise PaymentError(f"wechat pay not called: {exc}") from exc
+        return through(self.dependency, attempt, "wechat pay")
 
     @staticmethod
     def _json(code: int, message: Any, what: str) -> dict[str, Any]:
