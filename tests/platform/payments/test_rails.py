@@ -280,6 +280,17 @@ def test_daily_bill_with_planted_mismatches_is_reconciled(rs: RailStack, provide
     ops = rs.login_as("ops")
     page = rs.http.get(f"{rs.base}/ops/payments", headers={"Authorization": f"Bearer {ops}"})
     assert page.status_code == 200 and "W-NOT-OURS" in page.text
+    # The hourly job publishes the open count; the PaymentBillMismatch rule fires on it.
+    from waimai.platform.payments.jobs import payment_jobs
+
+    job = next(j for j in payment_jobs(rs.app) if j.name == "payment_reconcile")
+    job.fn()
+    rs.app.state.sampler.sample()  # the first sample is the baseline
+    time.sleep(1.1)
+    assert rs.app.state.sampler.sample()["bill_mismatches_open"] >= 1
+    rs.app.state.alerting.evaluate()
+    firing = {a.alert.name for a in rs.app.state.alerting.pipeline.alerts.values() if a.alert.status == "firing"}
+    assert "PaymentBillMismatch" in firing
 
 
 def test_paid_after_cancel_found_in_bill_is_refunded(rs: RailStack) -> None:

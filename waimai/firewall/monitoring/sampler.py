@@ -144,8 +144,7 @@ def derive(cur: Snapshot, prev: Snapshot) -> dict[str, float]:
                         ("riders_on_shift", "waimai_riders_on_shift")):
         if any(n == gauge for n, _ in g):
             out[name] = _sum(g, gauge)
-    if any(n == "waimai_payment_bill_mismatches_open" for n, _ in g):
-        out["bill_mismatches_open"] = _sum(g, "waimai_payment_bill_mismatches_open")
+    out["bill_mismatches_open"] = _sum(g, "waimai_payment_bill_mismatches_open")  # 0 until a bill disagrees
     if any(n == "waimai_event_loop_lag_seconds" for n, _ in g):
         out["event_loop_lag_ms"] = max(v for (n, _), v in g.items() if n == "waimai_event_loop_lag_seconds") * 1000
     for platform in ("meituan", "eleme", "jd"):
