@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from waimai.config import Settings, rails
-from waimai.platform.payments.alipay import AlipayProvider
 from waimai.platform.payments.base import PaymentProvider
-from waimai.platform.payments.wechat import WechatPayProvider
 
 LABELS = {"wechat": ("WeChat Pay", "微信支付"), "alipay": ("Alipay", "支付宝")}
 
@@ -29,7 +27,10 @@ def build_rails(settings: Settings) -> dict[str, PaymentProvider]:
     names = rails(settings)
     if not names:
         return out
+    # The SDKs (and pyOpenSSL, pycryptodomex) load only where a rail is configured.
     from waimai.platform.payments import sandbox
+    from waimai.platform.payments.alipay import AlipayProvider
+    from waimai.platform.payments.wechat import WechatPayProvider
 
     wx_sb, ali_sb = sandbox.ensure(Path(settings.payments_sandbox_dir))
     callback = f"{settings.public_url}/api/v1/payments/callbacks"
