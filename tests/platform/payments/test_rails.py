@@ -220,6 +220,22 @@ def test_lost_callback_is_settled_by_query(rs: RailStack, provider: str, channel
     assert rs.stats(provider)["paid"] == 1 and rs.stats(provider)["charged_twice"] == 0
 
 
+def test_lost_refund_notification_is_settled_by_query(rs: RailStack) -> None:
+    from waimai.platform.payments.jobs import settle_overdue
+
+    o = rs.place()
+    _cashier_pays(rs, rs.pay(o["id"], "wechat", "h5").json()["pay_url"], "wechat", "h5")
+    rs.wait_status(o["id"], "paid")
+    rs.config("wechat", callbacks_enabled=False)  # REFUND.SUCCESS will not arrive
+    assert rs.http.post(f"{rs.base}/api/v1/orders/{o['id']}/cancel", json={"reason": "x"},
+                        headers=rs.h()).json()["status"] == "cancelled"
+    time.sleep(0.5)
+    assert rs.order(o["id"])["status"] == "cancelled"  # refund PROCESSING, no notification
+    assert settle_overdue(rs.app.state.db, rs.app.state.payment_providers, older_than_s=0) == ["refunded"]
+    assert rs.order(o["id"])["status"] == "refunded"
+    assert rs.stats("wechat")["refunds"] == 1
+
+
 def test_switching_provider_after_paying_silently_charges_once(rs: RailStack) -> None:
     """Paid with WeChat Pay (callback lost), then the customer tries Alipay: the WeChat payment is found
     by query and stands; Alipay is never asked to take the money."""

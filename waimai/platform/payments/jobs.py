@@ -8,19 +8,19 @@ from waimai.core.background import Job
 from waimai.core.database import Database
 from waimai.firewall.monitoring.instruments import BILL_MISMATCHES_OPEN
 from waimai.platform.payments import reconcile, service
+from waimai.platform.payments.models import Payment
 
 CALLBACK_OVERDUE_S = 30.0
 
 
 def settle_overdue(database: Database, providers: Any, *, older_than_s: float = CALLBACK_OVERDUE_S) -> list[str]:
-    """Ask the provider about every open payment whose callback is late (a lost callback is settled here)."""
+    """Ask the provider about every open payment whose callback is late (a lost callback is settled here),
+    and about every refund whose notification is late."""
     with database.read_session() as db:
         ids = service.stale_pending(db, older_than_s=older_than_s, providers=providers)
     out = []
     for pid in ids:
         with database.read_session() as db:
-            from waimai.platform.payments.models import Payment
-
             p = db.get(Payment, pid)
             name = p.provider if p is not None else ""
         outcome = service.settle_by_query(database, provider=providers[name], payment_id=pid)
@@ -30,6 +30,12 @@ def settle_overdue(database: Database, providers: Any, *, older_than_s: float = 
                 oid = p.order_id if p is not None else 0
             service.refund_order(database, providers=providers, order_id=oid)
         out.append(outcome)
+    with database.read_session() as db:
+        refunding = [(pid, db.get(Payment, pid)) for pid in service.stale_refunding(db, older_than_s=older_than_s)]
+        refunding_named = [(pid, p.provider) for pid, p in refunding if p is not None]
+    for pid, name in refunding_named:
+        if name in providers:
+            out.append(service.settle_refund_by_query(database, provider=providers[name], payment_id=pid))
     return out
 
 

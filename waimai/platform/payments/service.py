@@ -278,6 +278,34 @@ def settle_by_query(database: Database, *, provider: PaymentProvider, payment_id
         return apply_callback(db, provider=provider, event=event)
 
 
+def settle_refund_by_query(database: Database, *, provider: PaymentProvider, payment_id: int) -> str:
+    """A refund still `refunding` (its notification overdue): ask the provider and apply the answer."""
+    query = getattr(provider, "refund_query", None)
+    if query is None:
+        return "unsupported"
+    with database.read_session() as db:
+        p = db.get(Payment, payment_id)
+        if p is None or p.status != "refunding" or not p.provider_ref:
+            return "not_refunding"
+        order = ordering.load_order(db, p.order_id)
+        ref, refund_no = p.provider_ref, f"R{order.number}"
+    try:
+        with observe(provider.name, "query"):
+            event = query(ref, refund_no)
+    except PaymentError:
+        return "unavailable"
+    if event.status == "pending":
+        return "pending"
+    with database.session() as db:
+        return apply_callback(db, provider=provider, event=event)
+
+
+def stale_refunding(db: Session, *, older_than_s: float) -> list[int]:
+    edge = utcnow() - dt.timedelta(seconds=older_than_s)
+    return list(db.scalars(select(Payment.id).where(Payment.status == "refunding", Payment.updated_at <= edge)
+                           .order_by(Payment.id).limit(100)))
+
+
 def stale_pending(db: Session, *, older_than_s: float, providers: Mapping[str, PaymentProvider]) -> list[int]:
     """Open payments old enough that their callback should have come (asked by the settle job)."""
     edge = utcnow() - dt.timedelta(seconds=older_than_s)

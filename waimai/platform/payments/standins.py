@@ -430,6 +430,19 @@ def create_wechatpay_app(sandbox: WechatSandbox, *, seed: int | None = None) -> 
                        "out_trade_no": t.out_trade_no, "channel": "ORIGINAL", "status": "PROCESSING",
                        "amount": {"total": t.amount_fen, "refund": r["amount_fen"], "currency": "CNY"}})
 
+    @app.get("/v3/refund/domestic/refunds/{no}")
+    async def refund_query(no: str, request: Request) -> Response:
+        _, refused = await guarded(request)
+        if refused:
+            return refused
+        for t in trades.values():
+            if no in t.refunds:
+                r = t.refunds[no]
+                return answer({"refund_id": r["refund_id"], "out_refund_no": no, "transaction_id": t.trade_no,
+                               "out_trade_no": t.out_trade_no, "channel": "ORIGINAL", "status": "SUCCESS",
+                               "amount": {"total": t.amount_fen, "refund": r["amount_fen"], "currency": "CNY"}})
+        return error(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
+
     @app.get("/v3/bill/tradebill")
     async def tradebill(request: Request) -> Response:
         _, refused = await guarded(request)

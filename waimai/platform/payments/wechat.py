@@ -156,6 +156,15 @@ class WechatPayProvider:
         status = {"SUCCESS": "succeeded", "PROCESSING": "pending"}.get(str(data.get("status")), "pending")
         return RefundResult(refund_ref=str(data.get("refund_id", "")), status=status)
 
+    def refund_query(self, provider_ref: str, refund_no: str) -> CallbackEvent:
+        """A refund as WeChat Pay has it now (its REFUND.SUCCESS notification may have been lost)."""
+        data = self._json(*self._call(self.sdk().query_refund, out_refund_no=refund_no), what="the refund query")
+        status = {"SUCCESS": "refunded", "CLOSED": "refund_failed", "ABNORMAL": "refund_failed"}.get(
+            str(data.get("status")), "pending")
+        return CallbackEvent(event_id=f"refund-query:{data.get('refund_id', refund_no)}:{data.get('status')}",
+                             provider_ref=provider_ref, order_number=provider_ref, status=status,
+                             amount_fen=int((data.get("amount") or {}).get("refund") or 0), kind="refund")
+
     def trade_bill(self, bill_date: str) -> bytes:
         """The day's trade bill (交易账单, `bill_type=ALL`), as the CSV WeChat Pay serves, gunzipped."""
         import gzip
