@@ -32,10 +32,13 @@ WEB = Path(__file__).resolve().parent / "web"
 
 
 def build_providers(settings: Settings) -> dict[str, PaymentProvider]:
+    from waimai.platform.payments.rails import build_rails
+
     return {
         "gateway": GatewayProvider(base_url=settings.gateway_url, app_id=settings.gateway_app_id,
                                    secret=settings.gateway_secret, timeout_s=settings.gateway_timeout_s),
         "cod": CashOnDelivery(),
+        **build_rails(settings),
     }
 
 
@@ -64,6 +67,7 @@ def housekeeping_jobs(app: FastAPI) -> list[Job]:
     from waimai.platform.delivery.service import dispatch_round, waiting_for_rider
     from waimai.platform.ordering.idempotency import purge_expired
     from waimai.platform.payments import service as payments
+    from waimai.platform.payments.jobs import payment_jobs
 
     db: Database = app.state.db
     settings: Settings = app.state.settings
@@ -104,7 +108,7 @@ def housekeeping_jobs(app: FastAPI) -> list[Job]:
             Job("refund_retry", 30.0, refunds, role="worker", singleton=True),
             Job("idempotency_expiry", 600.0, expire_keys, role="worker", singleton=True),
             Job("login_failures_expiry", 600.0, forget_login_failures, role="worker", singleton=True),
-            Job("sqlite_checkpoint", 1.0, db.checkpoint, role=EVERY_PROCESS), *backup_jobs(app)]
+            Job("sqlite_checkpoint", 1.0, db.checkpoint, role=EVERY_PROCESS), *backup_jobs(app), *payment_jobs(app)]
 
 
 def create_app(settings: Settings | None = None, *, background: bool = True) -> FastAPI:
@@ -254,6 +258,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.include_router(backup_routes)
     app.include_router(disk_chaos)
     app.include_router(backup_pages)
+    from waimai.web.ops_payments import router as payment_pages
+
+    app.include_router(payment_pages)
     from waimai.platform.payroll.routes import router as payroll_api
     from waimai.web.payroll import router as payroll_pages
 

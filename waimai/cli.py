@@ -117,13 +117,21 @@ def serve(
         if value is not None:
             os.environ[name] = str(value)
             get_settings.cache_clear()
+    if with_fake_gateway:
+        _demo_rails()
     s = _settings()
     _prepare_sqlite_dir(s)
     gw: subprocess.Popen[bytes] | None = None
+    standins: list[subprocess.Popen[bytes]] = []
     if with_fake_gateway:
         port_gw = s.gateway_url.rsplit(":", 1)[-1].split("/")[0]
         gw = start_child(["fake-gateway", "--port", port_gw])
         console.print(f"fake payment gateway on {s.gateway_url}")
+        for name, url in (("wechatpay", s.wechatpay_url), ("alipay", s.alipay_url)):
+            if url.startswith("http://127.0.0.1:"):
+                port_s = url.removeprefix("http://127.0.0.1:").split("/")[0]
+                standins.append(start_child([f"fake-{name}", "--port", port_s]))
+                console.print(f"{name} sandbox (stand-in) on {url}")
     n_workers = workers or s.workers
     if n_workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Several processes: prometheus-client keeps per-process files that /metrics adds up.
@@ -144,7 +152,60 @@ def serve(
                     proxy_headers=False,
                     timeout_graceful_shutdown=10)
     finally:
-        stop_child(gw)
+        for proc in (gw, *standins):
+            stop_child(proc)
+
+
+def _demo_rails() -> None:
+    """`make run`: with no merchant account configured, WeChat Pay and Alipay run against their stand-ins."""
+    if os.environ.get("WAIMAI_PAYMENT_RAILS") is not None or _settings().env == "production":
+        return
+    os.environ.update({"WAIMAI_PAYMENT_RAILS": "wechat,alipay", "WAIMAI_WECHATPAY_URL": "http://127.0.0.1:8101",
+                       "WAIMAI_ALIPAY_URL": "http://127.0.0.1:8102/gateway.do"})
+    get_settings.cache_clear()
+
+
+def _standin(kind: str, port: int, host: str, failure_rate: float, auto_confirm: bool,
+             parent_pid: int | None = None) -> None:
+    from pathlib import Path
+
+    import uvicorn
+
+    from waimai.core.children import exit_with_parent
+
+    from waimai.platform.payments import sandbox
+    from waimai.platform.payments.standins import StandInConfig, create_alipay_app, create_wechatpay_app
+
+    exit_with_parent(parent_pid)
+    s = _settings()
+    wx, ali = sandbox.ensure(Path(s.payments_sandbox_dir))
+    app_ = create_wechatpay_app(wx) if kind == "wechat" else create_alipay_app(ali)
+    app_.state.standin["chaos"].config = StandInConfig(failure_rate=failure_rate, auto_confirm=auto_confirm)
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+@app.command("fake-wechatpay")
+def fake_wechatpay(
+    port: Annotated[int, typer.Option(help="port")] = 8101,
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    failure_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="share of calls answered 503")] = 0.0,
+    auto_confirm: Annotated[bool, typer.Option(help="settle every payment at once")] = False,
+    parent_pid: Annotated[int | None, typer.Option(hidden=True, help="exit when this process is gone")] = None,
+) -> None:
+    """Run the WeChat Pay API v3 stand-in on the sandbox keys (breakable at run time: PUT /admin/config)."""
+    _standin("wechat", port, host, failure_rate, auto_confirm, parent_pid)
+
+
+@app.command("fake-alipay")
+def fake_alipay(
+    port: Annotated[int, typer.Option(help="port")] = 8102,
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    failure_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="share of calls answered 503")] = 0.0,
+    auto_confirm: Annotated[bool, typer.Option(help="settle every payment at once")] = False,
+    parent_pid: Annotated[int | None, typer.Option(hidden=True, help="exit when this process is gone")] = None,
+) -> None:
+    """Run the Alipay open-platform stand-in on the sandbox keys (breakable at run time: PUT /admin/config)."""
+    _standin("alipay", port, host, failure_rate, auto_confirm, parent_pid)
 
 
 @app.command("fake-gateway")

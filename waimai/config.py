@@ -57,6 +57,21 @@ class Settings(BaseSettings):
     gateway_app_id: str = "waimai-demo"
     gateway_secret: str = DEFAULT_GATEWAY_SECRET
     gateway_timeout_s: float = Field(default=3.0, gt=0)
+    # Payment rails (docs/payments.md): WeChat Pay API v3 and Alipay. Empty: only the gateway above.
+    # Unset merchant credentials mean the sandbox identities under `payments_sandbox_dir` (development only).
+    payment_rails: str = Field(default="", description="comma list of wechat, alipay offered at checkout")
+    payments_sandbox_dir: str = "var/payments-sandbox"
+    wechatpay_url: str = Field(default="https://api.mch.weixin.qq.com", description="WeChat Pay API base URL")
+    wechatpay_mchid: str | None = None
+    wechatpay_appid: str | None = None
+    wechatpay_apiv3_key: SecretStr | None = None
+    wechatpay_private_key_file: str | None = Field(default=None, description="merchant API private key (PEM)")
+    wechatpay_cert_serial_no: str | None = Field(default=None, description="serial of the merchant API certificate")
+    wechatpay_platform_cert_dir: str | None = Field(default=None, description="WeChat Pay platform certificates")
+    alipay_url: str = Field(default="https://openapi.alipay.com/gateway.do", description="Alipay gateway URL")
+    alipay_appid: str | None = None
+    alipay_app_private_key_file: str | None = None
+    alipay_public_key_file: str | None = Field(default=None, description="Alipay's public key (PEM)")
 
     # Resilience (docs/operations.md, "Breakers and switches"): shared breaker state, automatic switches.
     redis_url: str | None = Field(default=None, description="Redis for shared breaker state (unset: the database)")
@@ -217,6 +232,8 @@ class Settings(BaseSettings):
             raise ValueError(f"WAIMAI_GATEWAY_SECRET must be a random value of at least 16 characters {where}")
         if self.alert_ingest_token is not None and weak_secret(self.alert_ingest_token, min_len=16, min_bits=48):
             raise ValueError(f"WAIMAI_ALERT_INGEST_TOKEN must be a random value of at least 16 characters {where}")
+        if self.env == "production":
+            _refuse_missing_rails(self)
         if self.env == "production" and self.chaos:
             raise ValueError("WAIMAI_CHAOS (fault injection) must not be set in production")
         return self
@@ -226,6 +243,25 @@ class Settings(BaseSettings):
             return None
         raw = self.database_url.split("///", 1)[-1]
         return None if raw in ("", ":memory:") else Path(raw)
+
+
+def rails(settings: Settings) -> list[str]:
+    return [r.strip() for r in settings.payment_rails.split(",") if r.strip()]
+
+
+def _refuse_missing_rails(s: Settings) -> None:
+    """In production every configured rail needs its own merchant credentials, never the sandbox's."""
+    need = {"wechat": ("wechatpay_mchid", "wechatpay_appid", "wechatpay_apiv3_key", "wechatpay_private_key_file",
+                       "wechatpay_cert_serial_no", "wechatpay_platform_cert_dir"),
+            "alipay": ("alipay_appid", "alipay_app_private_key_file", "alipay_public_key_file")}
+    for rail in rails(s):
+        if rail not in need:
+            raise ValueError(f"unknown payment rail {rail!r} in WAIMAI_PAYMENT_RAILS")
+        for name in need[rail]:
+            value = getattr(s, name)
+            if not value or "sandbox" in str(value if not isinstance(value, SecretStr)
+                                             else value.get_secret_value()):
+                raise ValueError(f"WAIMAI_{name.upper()} must be set (not the sandbox's) in production")
 
 
 @lru_cache

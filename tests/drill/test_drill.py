@@ -36,6 +36,22 @@ def test_payment_outage_drill_meets_its_targets(tmp_path: Path) -> None:
     assert json.loads((folder / "scorecard.json").read_text())["passed"] is True
 
 
+@pytest.mark.parametrize("fault", ["wechat-outage", "alipay-outage"])
+def test_one_payment_provider_down_drill(tmp_path: Path, fault: str) -> None:
+    """One provider's stand-in fails, the other is up: the healthy one is offered within 10 s of detection,
+    nothing is lost or charged twice, and cash-on-delivery-only never comes on."""
+    lines: list[str] = []
+    card = Drill(DrillConfig(fault=fault, out=tmp_path, users=10, pacing_s=2.0, warmup_s=12, fault_s=35,
+                             recover_timeout_s=45, progress=lines.append)).run()
+    print("\n".join(lines))
+    print(json.dumps(card.targets, ensure_ascii=False), json.dumps(card.orders, ensure_ascii=False))
+    assert all(card.targets.values()), card.targets
+    assert card.step("COD switched on").ok is None
+    o = card.orders
+    assert o["lost"] == 0 and o["duplicated"] == 0 and o["charged_twice"] == 0 and o["acknowledged"] > 50
+    assert card.passed
+
+
 def test_every_experiment_is_valid_and_names_known_activities() -> None:
     from chaoslib.experiment import ensure_experiment_is_valid
 

@@ -15,7 +15,8 @@ console = Console()
 
 @drill_app.command("lunch-rush")
 def lunch_rush(
-    fault: Annotated[str, typer.Option(help="payment-outage, payment-slow, database-slow, sms-down, channel-down, "
+    fault: Annotated[str, typer.Option(help="payment-outage, payment-slow, wechat-outage, alipay-outage, "
+                                            "database-slow, sms-down, channel-down, "
                                             "replica-kill, platform-flood, backup-disk-full")
                      ] = "payment-outage",
     out: Annotated[Path, typer.Option(help="where the drill's folder is written")] = Path("var/drills"),

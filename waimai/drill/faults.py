@@ -9,6 +9,7 @@ which marks steps from what a person would look at. The same actions are exposed
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -150,6 +151,7 @@ class Fault:
     extra_targets: Callable[[Any], dict[str, bool]] = field(default=lambda d: {})
 
     detects: bool = True  # the firewall is expected to detect this fault (an incident)
+    rails: bool = False  # run WeChat Pay and Alipay against their stand-ins (auto-confirming cashiers)
 
     def targets(self, d: Any) -> dict[str, bool]:
         o = d.card.orders
@@ -351,6 +353,58 @@ def _disk_observe(d: Any, c: httpx.Client, phase: str) -> None:
                 d._mark("backup works again", True, time.time(), r.json()["id"])
 
 
+# --- wechat-outage / alipay-outage: one payment provider fails, the other is up ------------------------
+
+def _rail_observe(failing: str, healthy: str) -> Callable[[Any, httpx.Client, str], None]:
+    """Detection is the failing provider's breaker opening; then checkout must offer the healthy one."""
+    def observe(d: Any, c: httpx.Client, phase: str) -> None:
+        breakers = {b["dependency"]: b for b in c.get("/api/v1/breakers", headers=d.ops).json()}
+        b = breakers.get(f"payment.{failing}")
+        if phase == "fault":
+            if b is not None and b["state"] != "closed" and _ts(b["changed_at"]) >= d.t0:
+                d._mark("detected", True, _ts(b["changed_at"]), f"breaker payment.{failing} {b['state']}")
+            offered = c.get("/api/v1/payments/providers", headers=d.customer).json()["offered"]
+            if d.card.step("detected").ok and offered == [healthy]:
+                d._mark(f"checkout offers {healthy} only", True, time.time(), f"offered: {offered}")
+        see_switch(d, c, "payment.cod_only", True, "COD switched on", d.t0)  # must NOT happen, in either phase
+        if phase != "fault":
+            if b is not None and b["state"] == "closed" and _ts(b["changed_at"]) >= d.t1:
+                d._mark("recovery detected", True, _ts(b["changed_at"]), f"breaker payment.{failing} closed")
+            offered = c.get("/api/v1/payments/providers", headers=d.customer).json()["offered"]
+            if d.card.step("recovery detected").ok and failing in offered:
+                d._mark(f"{failing} offered again", True, time.time(), f"offered: {offered}")
+    return observe
+
+
+def _rail_targets(failing: str, healthy: str) -> Callable[[Any], dict[str, bool]]:
+    def targets(d: Any) -> dict[str, bool]:
+        s, o = d.card.step, d.card.orders
+        det, offered = s("detected"), s(f"checkout offers {healthy} only")
+        twice = sum(httpx.get(f"{u}/admin/stats", timeout=5).json()["charged_twice"] for u in d.rail_urls.values())
+        d.card.orders["charged_twice"] = twice
+        return {
+            f"{healthy} offered ≤ 10 s after detection": det.at_s is not None and offered.at_s is not None
+            and offered.at_s - det.at_s <= 10,
+            "0 orders charged twice": twice == 0,
+            "COD not switched on (the other provider was up)": s("COD switched on").ok is None,
+            "≥ 99% of orders attempted during the fault completed": (o.get("completed_during_fault_pct") or 0) >= 99,
+        }
+    return targets
+
+
+def _rail_fault(failing: str, healthy: str) -> Fault:
+    return Fault(
+        f"{failing}-outage", f"the {failing} stand-in answers every call with 503 while {healthy} is up",
+        inject=lambda d: gateway_config(d.rail_urls[failing], failure_rate=1.0),
+        remove=lambda d: gateway_config(d.rail_urls[failing], failure_rate=0.0),
+        observe=_rail_observe(failing, healthy),
+        steps=[("detected", "breaker opened"), (f"checkout offers {healthy} only", "≤ 10 s after detection"),
+               ("COD switched on", ""), ("fault removed", ""), ("recovery detected", "after removal"),
+               (f"{failing} offered again", "after recovery")],
+        recovery_steps=("recovery detected", f"{failing} offered again"), breakers=(f"payment.{failing}",),
+        extra_targets=_rail_targets(failing, healthy), rails=True)
+
+
 def _both(a: Callable[[], None], b: Callable[[], None]) -> None:
     a()
     b()
@@ -411,4 +465,6 @@ FAULTS: dict[str, Fault] = {
                ("recovery detected", "after removal"), ("backup works again", "after removal"),
                ("root-cause report written", "")],
         recovery_steps=("recovery detected", "backup works again")),
+    "wechat-outage": _rail_fault("wechat", "alipay"),
+    "alipay-outage": _rail_fault("alipay", "wechat"),
 }

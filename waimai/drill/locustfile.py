@@ -24,6 +24,7 @@ LEDGER = os.environ.get("DRILL_LEDGER", "drill-ledger.jsonl")
 PHONE = os.environ.get("DRILL_PHONE", "13800000001")
 PASSWORD = os.environ.get("DRILL_PASSWORD", "waimai-demo")
 PACING_S = float(os.environ.get("DRILL_PACING_S", "3"))
+OPEN_CASHIER = os.environ.get("DRILL_OPEN_CASHIER") == "1"  # WeChat Pay / Alipay: open the stand-in's cashier
 _lock = threading.Lock()
 _menus: dict[int, tuple[list[tuple[int, int]], int]] = {}  # merchant -> ([(item, price)], minimum order)
 
@@ -93,7 +94,20 @@ class Customer(HttpUser):
         order = data
         entry.update(order_id=order["id"], acked=True, method=order["payment_method"])
         if order["payment_method"] == "gateway":
-            r = self.client.post(f"/api/v1/orders/{order['id']}/pay", headers=self.auth, name="pay online")
+            params = {}
+            if OPEN_CASHIER:  # like the checkout: choose among the providers offered right now
+                offered = self.client.get("/api/v1/payments/providers", headers=self.auth,
+                                          name="providers offered").json().get("offered") or []
+                if offered:
+                    params["provider"] = random.choice(offered)  # noqa: S311 - load mix, not security
+            r = self.client.post(f"/api/v1/orders/{order['id']}/pay", headers=self.auth, name="pay online",
+                                 params=params)
+            if r.status_code == 200:
+                paid = r.json()
+                entry["provider"] = paid.get("provider")
+                url = paid.get("pay_url") or ""
+                if OPEN_CASHIER and url.startswith("http"):  # the customer reaches the cashier (auto-confirmed)
+                    self.client.get(url, name=f"cashier {paid.get('provider')}")
             if r.status_code != 200:  # the gateway failed: pay the rider instead
                 entry["pay_failed"] = r.status_code
                 r = self.client.post(f"/api/v1/orders/{order['id']}/pay?method=cod", headers=self.auth,

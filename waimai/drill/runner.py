@@ -174,6 +174,10 @@ class Drill:
             # the processes run the same code as this one (not whatever copy the environment would import)
             "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
                                            *filter(None, [os.environ.get("PYTHONPATH")])])})
+        if self.fault.rails:
+            env.update({"WAIMAI_PAYMENT_RAILS": "wechat,alipay", "WAIMAI_PAYMENTS_SANDBOX_DIR": str(w / "sandbox"),
+                        "WAIMAI_WECHATPAY_URL": self.rail_urls["wechat"],
+                        "WAIMAI_ALIPAY_URL": f"{self.rail_urls['alipay']}/gateway.do"})
         if self.fault.platform:
             env["WAIMAI_PLATFORMS"] = json.dumps({"meituan": {"app_id": MT_APP, "secret": MT_SECRET,
                                                               "api_base": f"{self.meituan}/api/v1"}})
@@ -238,6 +242,8 @@ class Drill:
 
         self.port, gw_port = free_port(), free_port()  # with replicas, self.port is the load balancer's
         self.base, self.gateway = f"http://127.0.0.1:{self.port}", f"http://127.0.0.1:{gw_port}"
+        self.rail_urls = {n: f"http://127.0.0.1:{free_port()}" for n in ("wechat", "alipay")} if self.fault.rails \
+            else {}
         dt_app = create_dingtalk_standin(access_token=DT_TOKEN, secret=DT_SECRET)
         sms_app = create_aliyun_sms_standin(access_keys={SMS_KEY: SMS_SECRET}, sign_names=["外卖"],
                                             templates={"SMS_DRILL_ZH": ["component", "status", "eta"],
@@ -343,6 +349,10 @@ class Drill:
         self.env = env
         self._spawn([*PY, "fake-gateway", "--port", self.gateway.rsplit(":", 1)[1], "--auto-confirm"], env,
                     "gateway.log")
+        for name, url in self.rail_urls.items():
+            self._spawn([*PY, f"fake-{'wechatpay' if name == 'wechat' else name}", "--port", url.rsplit(":", 1)[1],
+                         "--auto-confirm"], env, f"{name}.log")
+            self._wait_http(f"{url}/healthz")
         if cfg.replicas == 1:
             self.start_replica(0, self.port, env)
         else:
@@ -364,7 +374,8 @@ class Drill:
                               "--headless", "-u", str(cfg.users), "-r", str(max(1, cfg.users // 5)), "-t",
                               f"{int(total)}s", "--host", self.base, "--csv", str(self.folder / "locust"),
                               "--csv-full-history", "--only-summary", "--stop-timeout", "5"],
-                             {**env, "DRILL_LEDGER": str(ledger), "DRILL_PACING_S": str(cfg.pacing_s)}, "locust.log")
+                             {**env, "DRILL_LEDGER": str(ledger), "DRILL_PACING_S": str(cfg.pacing_s),
+                              "DRILL_OPEN_CASHIER": "1" if self.fault.rails else ""}, "locust.log")
         time.sleep(cfg.warmup_s)
         self.steady = self.fault.steady(self)
         self.say(f"steady state: {'ok' if self.steady else 'NOT ok'}; injecting {cfg.fault}")

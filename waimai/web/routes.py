@@ -288,7 +288,8 @@ def cart_page(request: Request) -> Response:
                   if quote and c.min_spend_fen <= quote.subtotal_fen and c.merchant_id in (None, cart["merchant_id"])]
     return render(request, "cart.html", {"quote": quote, "quote_err": quote_err, "cart": cart, "points": points,
                                          "merchant": merchant, "idem": str(uuid.uuid4()), "cod_only": cod_only,
-                                         "pickup_only": pickup_only, "coupons": usable})
+                                         "pickup_only": pickup_only, "coupons": usable,
+                                         "rails": pay_choices(request)})
 
 
 def _cart_body(cart: dict[str, Any], point_id: int, method: str, note: str, coupon: str = "") -> PlaceOrderIn:
@@ -308,7 +309,8 @@ def checkout(request: Request, delivery_point_id: int = Form(...), payment_metho
         return back("/cart", err=gettext("Your cart is empty."))
     database = request.app.state.db
     try:
-        body = _cart_body(cart, delivery_point_id, payment_method, note[:200], coupon_code.strip()[:24])
+        body = _cart_body(cart, delivery_point_id, "gateway" if payment_method in ("wechat", "alipay")
+                          else payment_method, note[:200], coupon_code.strip()[:24])
         key = idempotency.validate_key(idem)
         fp = idempotency.request_fingerprint(body.model_dump(mode="json"))
         ttl = dt.timedelta(hours=request.app.state.settings.idempotency_ttl_hours)
@@ -318,8 +320,8 @@ def checkout(request: Request, delivery_point_id: int = Form(...), payment_metho
         return back("/cart", err=say(exc))
     except ValidationError:
         return back("/cart", err=gettext("Please check the cart: a quantity or option is not valid."))
-    if payment_method == "gateway":
-        target = f"/orders/{order_id}/pay"
+    if payment_method in ("gateway", "wechat", "alipay"):
+        target = f"/orders/{order_id}/pay" + ("" if payment_method == "gateway" else f"?provider={payment_method}")
         resp: Response = RedirectResponse(target, status_code=303)
     else:
         resp = back(f"/orders/{order_id}", msg=gettext("Order placed. Pay the rider in cash on delivery."))
@@ -333,15 +335,9 @@ def pay_redirect(request: Request, order_id: IdPath) -> Response:
     if isinstance(p, RedirectResponse):
         return p
     _locale(request)
-    s = request.app.state.settings
-    try:
-        payment = payments.start_payment(
-            request.app.state.db, provider=request.app.state.payment_providers["gateway"], order_id=order_id,
-            payer=p, notify_url=f"{s.public_url}/api/v1/payments/callbacks/gateway",
-            return_url=f"{s.public_url}/orders/{order_id}?from=pay")
-    except AppError as exc:
-        return back(f"/orders/{order_id}", err=say(exc))
-    return RedirectResponse(payment.pay_url or f"/orders/{order_id}", status_code=303)
+    from waimai.web import pay
+
+    return pay.start(request, order_id, p, render)
 
 
 @router.post("/orders/{order_id}/cod")
@@ -376,6 +372,13 @@ def my_orders(request: Request) -> Response:
                                  .order_by(Order.id.desc()).limit(50)))
         names = {m.id: m.name for m in db.scalars(select(Merchant))}
     return render(request, "orders.html", {"orders": orders, "names": names})
+
+
+def pay_choices(request: Request) -> list[dict[str, Any]]:
+    from waimai.platform.payments.rails import rails as configured
+    from waimai.web.pay import choices
+
+    return choices(request) if configured(request.app.state.settings) else []
 
 
 # A return from the cashier waits this long for the payment's callback before offering the buttons again.
@@ -415,6 +418,8 @@ def _order_view(request: Request, p: Principal, order_id: int) -> dict[str, Any]
         "o": out, "order": order, "merchant": merchant, "point": point, "history": history, "payment": pay,
         "cmap": cmap, "rider_at": rider_at, "steps": STEPS, "reached": reached, "active": status in ACTIVE,
         "waiting_payment": waiting, "can_pay": customer and unpaid_online and not waiting,
+        "rails": pay_choices(request) if status is Status.created else [],
+        "rails_configured": bool(request.app.state.settings.payment_rails.strip()),
         "can_cancel": customer and status in CUSTOMER_CANCELLABLE and not waiting,
         "can_rate": customer and status is Status.delivered, "last_reason": reason_text(last_reason),
         "live_labels": {**{st.value: gettext("status." + st.value) for st in Status},
@@ -426,6 +431,10 @@ def order_page(request: Request, order_id: IdPath) -> Response:
     p = _need(request)
     if isinstance(p, RedirectResponse):
         return p
+    if request.query_params.get("from") == "pay" and p.role == "customer":
+        from waimai.web.pay import settle_on_return
+
+        settle_on_return(request, order_id)  # back from a cashier: ask the provider, trust no redirect
     ctx = _order_view(request, p, order_id)
     if ctx is None:
         return render(request, "error.html", {"message": gettext("Order not found.")}, 404)

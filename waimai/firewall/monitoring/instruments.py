@@ -33,6 +33,9 @@ PAYMENT_ATTEMPTS = Counter("waimai_payment_attempts_total",
                            ["provider", "operation", "outcome"])
 PAYMENT_LATENCY = Histogram("waimai_payment_request_duration_seconds", "Time of a payment provider call.",
                             ["provider", "operation"], buckets=LATENCY_BUCKETS)
+BILL_MISMATCHES_OPEN = Gauge("waimai_payment_bill_mismatches_open",
+                             "Daily-bill lines (对账单) that disagree with our payments, not yet resolved.",
+                             ["provider"], multiprocess_mode="mostrecent")
 
 DISPATCH_BACKLOG = Gauge("waimai_dispatch_backlog_orders", "Kitchen orders still waiting for a rider.",
                          multiprocess_mode="mostrecent")

@@ -46,6 +46,7 @@ SERIES: dict[str, tuple[str, str]] = {
        for p in ("meituan", "eleme", "jd")},
     **{f"intake_callback_backlog.{p}": ("callbacks", f"status callbacks {p} has not acknowledged")
        for p in ("meituan", "eleme", "jd")},
+    "bill_mismatches_open": ("lines", "daily-bill lines (对账单) that disagree with our payments, unresolved"),
     "dependency_up.watchdog": ("0/1", "the outside watchdog takes our heartbeats (when WAIMAI_WATCHDOG_URL is set)"),
     "dependency_up.sms": ("0/1", "SMS provider probe (when WAIMAI_SMS_PROVIDER_URL is set)"),
     "dependency_latency_ms.sms": ("ms", "SMS provider probe time"),
@@ -152,6 +153,7 @@ def derive(cur: Snapshot, prev: Snapshot) -> dict[str, float]:
                         ("riders_on_shift", "waimai_riders_on_shift")):
         if any(n == gauge for n, _ in g):
             out[name] = _sum(g, gauge)
+    out["bill_mismatches_open"] = _sum(g, "waimai_payment_bill_mismatches_open")  # 0 until a bill disagrees
     if any(n == "waimai_event_loop_lag_seconds" for n, _ in g):
         out["event_loop_lag_ms"] = max(v for (n, _), v in g.items() if n == "waimai_event_loop_lag_seconds") * 1000
     for platform in ("meituan", "eleme", "jd"):

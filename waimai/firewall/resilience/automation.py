@@ -1,6 +1,7 @@
 """The switches the platform flips by itself, and the test-only slow-database hook.
 
-* `PaymentGuard`: `payment.cod_only` ON as soon as the payment gateway's breaker is open; while it is
+* `PaymentGuard`: `payment.cod_only` ON as soon as the payment gateway's breaker is open (with WeChat Pay
+  and Alipay configured: as soon as both breakers are open); while it is
   on, nobody pays online, so the guard itself sends the trial calls (the gateway's health check,
   through the breaker) that let the breaker close; once the breaker has stayed closed for
   `recovery_s`, the switch goes OFF again. Actor `system:breaker`; a switch ops set by hand is left
@@ -18,7 +19,7 @@ import statistics
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -39,47 +40,69 @@ class _ProbeFailed(Exception):
 
 
 class PaymentGuard:
-    def __init__(self, database: Database, dependency: Dependency, provider: Any, *, recovery_s: float) -> None:
+    """`payment.cod_only` for one online provider, or several (WeChat Pay and Alipay): ON only when every
+    one of them has its breaker open — while one works, checkout offers that one instead — and OFF once
+    one of them has stayed closed for `recovery_s`."""
+
+    def __init__(self, database: Database, dependency: Dependency, provider: Any, *, recovery_s: float,
+                 others: Sequence[tuple[Dependency, Any]] = ()) -> None:
         self.database = database
         self.dependency = dependency
         self.provider = provider
         self.recovery_s = recovery_s
+        self.targets: list[tuple[Dependency, Any]] = [(dependency, provider), *others]
+        # With several providers, checkout sends customers to the first one offered: the others may see no
+        # traffic at all, so each is probed (through its breaker) every `probe_every_s` to notice an outage.
+        self.probe_every_s = 2.0 if others else None
+        self._probed: dict[str, float] = {}
 
-    def _trial(self) -> None:
-        """One health check of the gateway through its breaker (counts like a payment call)."""
+    @staticmethod
+    def _trial(dependency: Dependency, provider: Any) -> None:
+        """One health check of a provider through its breaker (counts like a payment call)."""
         def probe() -> None:
-            r = self.provider.health()
+            r = provider.health()
             if not r.ok:
                 raise _ProbeFailed(r.detail or "unhealthy")
         try:
-            with self.dependency.guard(lambda e: True):
+            with dependency.guard(lambda e: True):
                 probe()
         except (_ProbeFailed, DependencyUnavailable):
             pass
 
     def run(self) -> str:
-        rec = self.dependency.record()
-        if rec is None:
-            return "unknown"
         now = time.time()
         cod = flags.details("payment.cod_only")
         ours = cod.value and (cod.flag_metadata or {}).get("updated_by") == COD_ACTOR
-        due = rec.state == "half-opened" or (rec.reopens_at is not None and now >= rec.reopens_at)
-        if due or (ours and rec.state == "closed"):
-            self._trial()  # no online payments while COD-only: these calls decide whether it has recovered
-            rec = self.dependency.record() or rec
-        if rec.state == "opened" and not cod.value:
+        recs = []
+        for dep, provider in self.targets:
+            rec = dep.record()
+            if rec is None:
+                continue
+            due = rec.state == "half-opened" or (rec.reopens_at is not None and now >= rec.reopens_at)
+            idle = self.probe_every_s is not None and rec.state == "closed" \
+                and now - self._probed.get(dep.name, 0.0) >= self.probe_every_s
+            if idle:
+                self._probed[dep.name] = now
+            if due or idle or (ours and rec.state == "closed"):
+                self._trial(dep, provider)  # no online payments while COD-only: these calls decide recovery
+                rec = dep.record() or rec
+            recs.append((dep.name, rec))
+        if not recs:
+            return "unknown"
+        if all(rec.state == "opened" for _n, rec in recs) and not cod.value:
+            names = ", ".join(n for n, _r in recs)
             if set_automatic(self.database, "payment.cod_only", enabled=True, actor=COD_ACTOR,
-                             reason="payment gateway failing: its circuit breaker opened"):
-                log.warning("cod_only_engaged", dependency=self.dependency.name)
+                             reason=f"every online payment provider failing: breakers of {names} open"):
+                log.warning("cod_only_engaged", dependencies=names)
             return "engaged"
-        healthy_for = now - rec.changed_at.timestamp()
-        if ours and rec.state == "closed" and healthy_for >= self.recovery_s:
+        healthy = [now - rec.changed_at.timestamp() for _n, rec in recs if rec.state == "closed"]
+        healthy_for = max(healthy, default=0.0)
+        if ours and healthy and healthy_for >= self.recovery_s:
             if set_automatic(self.database, "payment.cod_only", enabled=False, actor=COD_ACTOR, only_undo=True,
-                             reason=f"payment gateway healthy for {healthy_for:.0f} s"):
+                             reason=f"payment provider healthy for {healthy_for:.0f} s"):
                 log.warning("cod_only_released", healthy_for_s=round(healthy_for, 1))
             return "released"
-        return rec.state
+        return ",".join(rec.state for _n, rec in recs)
 
 
 class DbLatencyWatch:

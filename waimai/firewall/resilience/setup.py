@@ -32,6 +32,10 @@ def policies(settings: Settings) -> dict[str, Policy]:
         "payment_gateway": Policy(timeout_s=settings.gateway_timeout_s, attempts=2, wait_initial_s=0.05,
                                   wait_max_s=0.5, wait_jitter_s=0.1, deadline_s=2 * settings.gateway_timeout_s + 1,
                                   max_concurrent=16, failure_threshold=threshold, open_s=settings.breaker_open_s),
+        # WeChat Pay and Alipay (WAIMAI_PAYMENT_RAILS): one breaker each, so checkout can offer the other.
+        "payment.*": Policy(timeout_s=settings.gateway_timeout_s, attempts=2, wait_initial_s=0.05, wait_max_s=0.5,
+                            wait_jitter_s=0.1, deadline_s=2 * settings.gateway_timeout_s + 1, max_concurrent=16,
+                            failure_threshold=threshold, open_s=settings.breaker_open_s),
         # Notification channels keep their own configured retry policy (ManagedChannel); this adds the
         # budget, bulkhead and breaker. Alerts are few and precious: a generous budget.
         "channel.*": Policy(timeout_s=5.0, attempts=4, retry_ratio=0.5, min_retries_per_s=2.0, max_concurrent=4,
@@ -70,6 +74,14 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
     gateway = app.state.payment_providers.get("gateway")
     if gateway is not None and hasattr(gateway, "dependency"):
         gateway.dependency = resilience.dependency("payment_gateway")
+    from waimai.platform.payments.rails import online
+
+    for name in ("wechat", "alipay"):
+        rail = app.state.payment_providers.get(name)
+        if rail is not None:
+            rail.dependency = resilience.dependency(f"payment.{name}")
+    # payment.cod_only watches the providers checkout offers: the rails when configured, else the gateway.
+    guarded = [app.state.payment_providers[n] for n in online(app.state) if n in app.state.payment_providers]
     app.state.callback_sender.resilience = resilience
     alerting: Any = getattr(app.state, "alerting", None)
     if alerting is not None:
@@ -95,8 +107,9 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
 
     jobs: list[Job] = [Job("replica_heartbeat", 1.0, lambda: fence.beat(db, identity(), settings.roles),
                            role=EVERY_PROCESS)]
-    if gateway is not None and hasattr(gateway, "dependency"):
-        guard = PaymentGuard(db, gateway.dependency, gateway, recovery_s=settings.cod_recovery_s)
+    if guarded and all(hasattr(p, "dependency") for p in guarded):
+        guard = PaymentGuard(db, guarded[0].dependency, guarded[0], recovery_s=settings.cod_recovery_s,
+                             others=[(p.dependency, p) for p in guarded[1:]])
         app.state.payment_guard = guard
 
         def watch_breakers() -> None:

@@ -118,7 +118,14 @@ def transitions(order_id: IdPath, p: PrincipalDep, db: ReadSessionDep) -> list[T
 
 @router.post("/orders/{order_id}/pay", response_model=PayOut)
 def pay(order_id: IdPath, request: Request, p: CustomerDep, settings: SettingsDep,
-        method: Annotated[str, Query(pattern="^(gateway|cod)$")] = "gateway") -> PayOut:
+        method: Annotated[str, Query(pattern="^(gateway|cod)$")] = "gateway",
+        provider: Annotated[str | None, Query(pattern="^(gateway|wechat|alipay)$",
+                                              description="which online provider (default: the first offered)")]
+        = None,
+        channel: Annotated[str | None, Query(pattern="^(native|h5|jsapi|wap|page)$")] = None,
+        openid: Annotated[str | None, Query(max_length=128, pattern="^[A-Za-z0-9_-]+$",
+                                            description="WeChat JSAPI: the payer's openid (from WeChat's OAuth)")]
+        = None) -> PayOut:
     """Start online payment (returns the cashier URL), or switch the order to cash on delivery."""
     database = request.app.state.db
     if method == "cod":
@@ -128,13 +135,17 @@ def pay(order_id: IdPath, request: Request, p: CustomerDep, settings: SettingsDe
             db.commit()
             pay_row = payments.latest_payment(db, order_id)
             assert pay_row is not None
-            return PayOut(order_id=order_id, payment_id=pay_row.id, status=order.status, pay_url=None)
-    provider = request.app.state.payment_providers["gateway"]
+            return PayOut(order_id=order_id, payment_id=pay_row.id, status=order.status, pay_url=None, provider="cod")
+    chosen = payments.choose_provider(request.app.state, provider, channel,
+                                      user_agent=request.headers.get("user-agent", ""))
     payment = payments.start_payment(
-        database, provider=provider, order_id=order_id, payer=p,
-        notify_url=f"{settings.public_url}/api/v1/payments/callbacks/gateway",
-        return_url=f"{settings.public_url}/orders/{order_id}")
-    return PayOut(order_id=order_id, payment_id=payment.id, status=payment.status, pay_url=payment.pay_url)
+        database, provider=chosen.provider, order_id=order_id, payer=p, channel=chosen.channel,
+        client_ip=request.client.host if request.client else "", providers=request.app.state.payment_providers,
+        payer_openid=openid,
+        notify_url=f"{settings.public_url}/api/v1/payments/callbacks/{chosen.provider.name}",
+        return_url=f"{settings.public_url}/orders/{order_id}?returned=1")
+    return PayOut(order_id=order_id, payment_id=payment.id, status=payment.status, pay_url=payment.pay_url,
+                  provider=payment.provider)
 
 
 def _act(request: Request, order_id: IdPath, p, to: Status, reason: str | None = None,  # type: ignore[no-untyped-def]

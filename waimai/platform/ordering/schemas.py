@@ -104,3 +104,4 @@ class PayOut(BaseModel):
     payment_id: int
     status: str
     pay_url: str | None
+    provider: str | None = Field(default=None, description="gateway, wechat, alipay or cod")

@@ -37,8 +37,10 @@ class CallbackEvent:
     event_id: str
     provider_ref: str
     order_number: str
-    status: str  # succeeded | failed
+    status: str  # succeeded | failed | pending; for kind "refund": refunded | refund_failed
     amount_fen: int
+    kind: str = "payment"  # payment | refund
+    transaction_id: str = ""  # the provider's own number for the trade, where it has one
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import httpx
 
@@ -29,6 +29,7 @@ from waimai.platform.payments.base import (
 )
 
 MAX_CALLBACK_AGE_S = 300
+T = TypeVar("T")
 
 
 def sign_request(secret: str, method: str, path: str, timestamp: str, nonce: str, body: bytes) -> str:
@@ -41,8 +42,20 @@ def sign_callback(secret: str, timestamp: str, event_id: str, body: bytes) -> st
     return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
 
 
-class _Retryable(Exception):
-    pass
+class Retryable(Exception):
+    """A failure worth another try (timeout, connection refused, 5xx): counted against the breaker."""
+
+
+
+def through(dependency: Dependency, attempt: Callable[[], T], what: str) -> T:
+    """One logical provider call through its Dependency (bulkhead, breaker, retries within the budget);
+    every way it can fail comes out as PaymentError."""
+    try:
+        return dependency.call(attempt, retry_on=Retryable)
+    except Retryable as exc:
+        raise PaymentError(str(exc)) from exc
+    except DependencyUnavailable as exc:
+        raise PaymentError(f"{what} not called: {exc}") from exc
 
 
 class GatewayProvider:
@@ -76,22 +89,17 @@ class GatewayProvider:
             try:
                 resp = self._client.request(method, path, content=body, headers=headers)
             except httpx.TimeoutException as exc:
-                raise _Retryable(f"gateway timed out: {exc.__class__.__name__}") from exc
+                raise Retryable(f"gateway timed out: {exc.__class__.__name__}") from exc
             except httpx.TransportError as exc:
-                raise _Retryable(f"gateway unreachable: {exc.__class__.__name__}") from exc
+                raise Retryable(f"gateway unreachable: {exc.__class__.__name__}") from exc
             if resp.status_code >= 500:
-                raise _Retryable(f"gateway error {resp.status_code}")
+                raise Retryable(f"gateway error {resp.status_code}")
             if resp.status_code >= 400:
                 raise PaymentError(f"gateway refused ({resp.status_code}): {resp.text[:200]}", retryable=False)
             data: dict[str, Any] = resp.json()
             return data
 
-        try:
-            return self.dependency.call(attempt, retry_on=_Retryable)
-        except _Retryable as exc:
-            raise PaymentError(str(exc)) from exc
-        except DependencyUnavailable as exc:
-            raise PaymentError(f"gateway not called: {exc}") from exc
+        return through(self.dependency, attempt, "gateway")
 
     def create_payment(self, *, order_number: str, amount_fen: int, description: str, notify_url: str,
                        return_url: str) -> PaymentIntent:
