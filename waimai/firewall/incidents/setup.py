@@ -73,7 +73,10 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
     db = app.state.db
     sop = incidents.load_sop(settings.incident_sop_file)
     app.state.sop = sop
-    app.state.status_cache = SnapshotCache(db, sop)
+    from waimai.firewall.statuspage.lastknown import LastKnown
+
+    app.state.last_known = LastKnown(db)  # what the public pages serve while the database is gone
+    app.state.status_cache = SnapshotCache(db, sop, last_known=app.state.last_known)
     sms = build_sms(settings)
     app.state.notifier = Notifier(db, sop, sms=sms, sms_per_hour=settings.notice_sms_per_hour)
     alerting = getattr(app.state, "alerting", None)
