@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from markupsafe import escape
+from markupsafe import escape as _escape
 
 from waimai.core.deps import IdPath
 from waimai.core.deps import principal_from as optional_principal
@@ -40,6 +40,10 @@ def _helpers(request: Request) -> dict[str, Any]:
 
 
 TEMPLATES.env.globals["progress"] = status.progress
+
+
+def escape(text: str) -> str:
+    return str(_escape(text))  # a plain str: Markup would escape the page it is joined to
 
 
 def _stale_page(request: Request, loc: str) -> Response:

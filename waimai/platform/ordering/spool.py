@@ -83,6 +83,7 @@ class Spooled:
         """What the customer (and the 202 answer) sees."""
         return {"reference": self.ref, "status": "pending_confirmation" if self.state == PENDING else self.state,
                 "order_id": self.order_id, "order_number": self.order_number, "reason": self.reason,
+                "reason_code": self.reason_code,
                 "received_at": dt.datetime.fromtimestamp(self.received_at, dt.UTC).isoformat(),
                 "merchant_id": self.body.get("merchant_id"), "payment_method": self.body.get("payment_method"),
                 "items": self.body.get("items", [])}
@@ -220,6 +221,14 @@ NOTICE_TEXT = {
 }
 
 
+# Why a spooled order was refused, in the customer's words (the service's message is for developers).
+REASONS = {"out_of_stock": {"zh": "菜品已售罄", "en": "an item sold out meanwhile"},
+           "merchant_closed": {"zh": "商家已打烊", "en": "the shop has closed"},
+           "merchant_busy": {"zh": "商家订单已满", "en": "the shop is at capacity"},
+           "coupons_paused": {"zh": "优惠券暂停使用", "en": "coupons are paused"}}
+OTHER_REASON = {"zh": "订单无法下达", "en": "it could not be placed"}
+
+
 def _notify(database: Database, row: Spooled) -> None:
     from waimai.firewall.incidents.models import Notice
     from waimai.platform.accounts.models import User
@@ -229,7 +238,8 @@ def _notify(database: Database, row: Spooled) -> None:
         lang = "en" if user is not None and (user.locale or "").startswith("en") else "zh"
         title, body = NOTICE_TEXT[row.state]
         s.add(Notice(user_id=row.user_id, title=title[lang],
-                     body=body[lang].format(ref=row.ref, number=row.order_number or "", reason=row.reason or "")))
+                     body=body[lang].format(ref=row.ref, number=row.order_number or "",
+                                            reason=REASONS.get(row.reason_code or "", OTHER_REASON)[lang])))
         s.commit()
 
 
