@@ -76,7 +76,13 @@ def _order(c: httpx.Client, h: dict[str, str], item: int, *, key: str | None = N
 
 def _wait_degraded(r: Replica, within_s: float) -> float | None:
     t0 = time.monotonic()
-    ok = wait_until(lambda: (r.health() or {}).get("status") == "degraded", within_s, every=0.2)
+    def degraded() -> bool:
+        try:
+            return bool(httpx.get(r.url + "/readyz", timeout=3).json().get("status") == "degraded")
+        except (httpx.HTTPError, ValueError):
+            return False
+
+    ok = wait_until(degraded, within_s, every=0.2)
     return time.monotonic() - t0 if ok else None
 
 

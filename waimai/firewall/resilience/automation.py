@@ -147,8 +147,8 @@ class DbLatencyWatch:
             return float("inf")
         return took[0] if took else float("inf")
 
-    def _reachability(self, sample: float) -> bool:
-        """Track the outage; True while the database is unreachable."""
+    def _reachability(self, sample: float, started: float) -> bool:
+        """Track the outage (from the start of the first probe that failed); True while it lasts."""
         now = time.time()
         if sample != float("inf"):
             self._failing_since = None
@@ -165,7 +165,7 @@ class DbLatencyWatch:
                         log.exception("db_return_hook_failed")
             return False
         if self._failing_since is None:
-            self._failing_since = now
+            self._failing_since = started
         if self.database.unreachable_since is None and now - self._failing_since >= self.outage_after_s:
             self.database.unreachable_since = self._failing_since
             log.error("database_unreachable", for_s=round(now - self._failing_since, 1))
@@ -181,8 +181,9 @@ class DbLatencyWatch:
         return statistics.median(self.samples) if self.samples else 0.0
 
     def run(self) -> str:
+        started = time.time()
         self.samples.append(self.probe())
-        if self._reachability(self.samples[-1]):
+        if self._reachability(self.samples[-1], started):
             self.database.slow = True  # what still touches the database leaves the event loop
             return "unreachable"  # no switch can be written now; the outage is handled by the hooks
         slow = len(self.samples) == self.samples.maxlen and self.latency_s > self.threshold_s
