@@ -84,6 +84,7 @@ class Spooled:
         return {"reference": self.ref, "status": "pending_confirmation" if self.state == PENDING else self.state,
                 "order_id": self.order_id, "order_number": self.order_number, "reason": self.reason,
                 "reason_code": self.reason_code,
+                "settled_at": dt.datetime.fromtimestamp(self.settled_at, dt.UTC).isoformat() if self.settled_at else None,
                 "received_at": dt.datetime.fromtimestamp(self.received_at, dt.UTC).isoformat(),
                 "merchant_id": self.body.get("merchant_id"), "payment_method": self.body.get("payment_method"),
                 "items": self.body.get("items", [])}
