@@ -162,6 +162,10 @@ def test_outage_spools_orders_survives_kill_and_replays_once(own_pg: tuple[Any, 
         assert notices is not None and len(notices) == 4
         assert sum("抱歉" in t[0] or "Sorry" in t[0] for t in notices) == 1
         assert c.get("/readyz/database").status_code == 200
+        # what could not be written during the outage: its incident on 下单, with the real onset
+        inc = _sql(url, "SELECT status, components, onset_at <= detected_at FROM incidents "
+                        "WHERE fault_key = 'database-unreachable'")
+        assert len(inc) == 1 and inc[0][0] == "monitoring" and "ordering" in inc[0][1] and inc[0][2], inc
     finally:
         rep.stop()
 

@@ -107,6 +107,48 @@ def _customer(base: str, ledger: Ledger, headers: dict[str, str], item: int, sto
             stop.wait(pace_s)
 
 
+class Probe(threading.Thread):
+    """What a person and a balancer see, every second from the fault on: /readyz (the outage detected:
+    "degraded") and /api/v1/status (answered? does it tell users, from the last-known copy?)."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__(daemon=True)
+        self.base = base
+        self.stop = threading.Event()
+        self.fault_at: float | None = None
+        self.detected_at: float | None = None
+        self.told_at: float | None = None
+        self.total = self.answered = 0
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.base, timeout=3) as c:
+            while not self.stop.wait(1.0):
+                if self.fault_at is None:
+                    continue
+                self.total += 1
+                with suppress(httpx.HTTPError, ValueError):
+                    st = c.get("/api/v1/status?lang=zh_CN")
+                    if st.status_code == 200:
+                        self.answered += 1
+                        if self.told_at is None and st.json().get("stale"):
+                            self.told_at = time.time()
+                with suppress(httpx.HTTPError, ValueError):
+                    if self.detected_at is None and c.get("/readyz").json().get("status") == "degraded":
+                        self.detected_at = time.time()
+
+
+def _incident(url: str) -> bool:
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(url, connect_args={"connect_timeout": 5})
+    try:
+        with eng.connect() as c:
+            return bool(c.execute(text("SELECT COUNT(*) FROM incidents WHERE fault_key = 'database-unreachable'"))
+                        .scalar())
+    finally:
+        eng.dispose()
+
+
 def _count(url: str, keys: list[str]) -> dict[str, int]:
     from sqlalchemy import create_engine, text
 
@@ -148,8 +190,11 @@ def run(*, standby: bool, before_s: float = 10.0, after_s: float = 30.0, outage_
                    for _ in range(workers)]
         for th in threads:
             th.start()
+        probe = Probe(base)
+        probe.start()
         time.sleep(before_s)
         t_fault = time.time()
+        probe.fault_at = t_fault
         if standby:
             progress(f"kill -9 the primary node ({db.kill_primary()})")
         elif hang:
@@ -168,6 +213,7 @@ def run(*, standby: bool, before_s: float = 10.0, after_s: float = 30.0, outage_
             t_back = time.time()
             progress(f"database back after {t_back - t_fault:.0f} s")
         time.sleep(after_s)
+        probe.stop.set()
         stop.set()
         for th in threads:
             th.join(timeout=30)
@@ -191,6 +237,7 @@ def run(*, standby: bool, before_s: float = 10.0, after_s: float = 30.0, outage_
         first_ok = min((a for st, sent, a in ledger.acked.values() if sent >= t_fault and st in (200, 201)),
                        default=None)
         first_ack = min((a for _st, sent, a in ledger.acked.values() if sent >= t_fault), default=None)
+        back = t_back or first_ok  # the database accepted writes again (restart, or the standby promoted)
         figures = {
             "fault": "primary killed (standby promoted)" if standby else ("database frozen" if hang else
                                                                          "database stopped"),
@@ -200,7 +247,12 @@ def run(*, standby: bool, before_s: float = 10.0, after_s: float = 30.0, outage_
             "lost": len(lost), "duplicated": dup, "retries": ledger.errors,
             "s_kill_to_first_order_placed": round(first_ok - t_fault, 1) if first_ok else None,
             "s_kill_to_first_order_acknowledged": round(first_ack - t_fault, 1) if first_ack else None,
-            "s_return_to_spool_settled": round(settled_at - t_back, 1) if settled_at and t_back else None,
+            "s_return_to_spool_settled": round(settled_at - back, 1) if settled_at and back else
+            (0.0 if not spooled else None),
+            "s_fault_to_detected": round(probe.detected_at - t_fault, 1) if probe.detected_at else None,
+            "s_fault_to_users_told": round(probe.told_at - t_fault, 1) if probe.told_at else None,
+            "status_probes": probe.total, "status_probes_answered": probe.answered,
+            "incident_recorded": _incident(url),
         }
         return figures
     finally:

@@ -77,6 +77,9 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
 
     app.state.last_known = LastKnown(db)  # what the public pages serve while the database is gone
     app.state.status_cache = SnapshotCache(db, sop, last_known=app.state.last_known)
+    from waimai.firewall.incidents import dboutage
+
+    dboutage.install(app, sop)  # the outage's incident, written when the database is back
     sms = build_sms(settings)
     app.state.notifier = Notifier(db, sop, sms=sms, sms_per_hour=settings.notice_sms_per_hour)
     alerting = getattr(app.state, "alerting", None)
