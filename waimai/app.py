@@ -306,7 +306,10 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         """Whether this replica reaches the database (what the outage alerts and an operator watch)."""
         detail = database_state()
         since = app.state.db.unreachable_since
-        return JSONResponse({"database": detail, "unreachable_since": since}, status_code=200 if detail == "ok" else 503)
+        spool = getattr(app.state, "order_spool", None)
+        return JSONResponse({"database": detail, "unreachable_since": since,
+                             "spool": spool.counts() if spool is not None else None},
+                            status_code=200 if detail == "ok" else 503)
 
     if "api" not in settings.role_set:  # background roles only: health and /metrics answer, the rest is 404
         app.add_middleware(BackgroundOnly, roles=settings.roles)

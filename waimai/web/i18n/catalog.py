@@ -10,7 +10,7 @@ from pathlib import Path
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import write_po
 
-from waimai.web.i18n import payroll_strings, support_strings
+from waimai.web.i18n import outage_strings, payroll_strings, support_strings
 
 STATUS = {
     "created": ("Awaiting payment", "待支付"), "paid": ("Paid", "已支付"),
@@ -166,7 +166,7 @@ def build() -> None:
             for k, (en, zh) in table.items():
                 cat.add(prefix + k, en if locale == "en" else zh)
         if locale == "zh_CN":
-            for en, zh in {**support_strings.ZH, **payroll_strings.ZH, **ZH}.items():
+            for en, zh in {**outage_strings.ZH, **support_strings.ZH, **payroll_strings.ZH, **ZH}.items():
                 cat.add(en, zh)
         with (here / f"{locale}.po").open("wb") as f:
             write_po(f, cat, omit_header=False, sort_output=True)
