@@ -23,7 +23,6 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,14 +173,35 @@ class OrderSpool:
 
     def settle(self, ref: str, *, state: str, order_id: int | None = None, order_number: str | None = None,
                reason_code: str | None = None, reason: str | None = None) -> None:
-        with self._lock:
-            self._conn.execute("UPDATE spooled_orders SET state = ?, order_id = ?, order_number = ?, reason_code = ?, "
-                               "reason = ?, settled_at = ?, attempts = attempts + 1 WHERE ref = ? AND state = 'pending'",
-                               (state, order_id, order_number, reason_code, reason, time.time(), ref))
+        self.settle_many([(ref, state, order_id, order_number, reason_code, reason)])
 
-    def mark_notified(self, ref: str) -> None:
+    def settle_many(self, rows: list[tuple[str, str, int | None, str | None, str | None, str | None]]) -> None:
+        """Record outcomes in one transaction (one fsync for the batch: losing it in a crash only means the
+        replay runs again, and the key brings back the same order)."""
+        if not rows:
+            return
+        now = time.time()
         with self._lock:
-            self._conn.execute("UPDATE spooled_orders SET notified = 1 WHERE ref = ?", (ref,))
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany(
+                    "UPDATE spooled_orders SET state = ?, order_id = ?, order_number = ?, reason_code = ?, "
+                    "reason = ?, settled_at = ?, attempts = attempts + 1 WHERE ref = ? AND state = 'pending'",
+                    [(st, oid, num, code, why, now, ref) for ref, st, oid, num, code, why in rows])
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def mark_notified(self, refs: list[str]) -> None:
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany("UPDATE spooled_orders SET notified = 1 WHERE ref = ?", [(r,) for r in refs])
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
 
     def counts(self) -> dict[str, Any]:
         with self._lock:
@@ -230,66 +250,89 @@ REASONS = {"out_of_stock": {"zh": "菜品已售罄", "en": "an item sold out mea
 OTHER_REASON = {"zh": "订单无法下达", "en": "it could not be placed"}
 
 
-def _notify(database: Database, row: Spooled) -> None:
+def _notify(database: Database, rows: list[Spooled]) -> None:
+    """One notice per settled order, in its customer's language, written in one transaction."""
+    from sqlalchemy import select
+
     from waimai.firewall.incidents.models import Notice
     from waimai.platform.accounts.models import User
 
     with database.session() as s:
-        user = s.get(User, row.user_id)
-        lang = "en" if user is not None and (user.locale or "").startswith("en") else "zh"
-        title, body = NOTICE_TEXT[row.state]
-        s.add(Notice(user_id=row.user_id, title=title[lang],
-                     body=body[lang].format(ref=row.ref, number=row.order_number or "",
-                                            reason=REASONS.get(row.reason_code or "", OTHER_REASON)[lang])))
+        ids = {r.user_id for r in rows}
+        locales = dict(s.execute(select(User.id, User.locale).where(User.id.in_(ids))).tuples().all())
+        for row in rows:
+            lang = "en" if (locales.get(row.user_id) or "").startswith("en") else "zh"
+            title, body = NOTICE_TEXT[row.state]
+            s.add(Notice(user_id=row.user_id, title=title[lang],
+                         body=body[lang].format(ref=row.ref, number=row.order_number or "",
+                                                reason=REASONS.get(row.reason_code or "", OTHER_REASON)[lang])))
         s.commit()
 
 
-def replay(database: Database, spool: OrderSpool, *, ttl: dt.timedelta,
-           on_settled: Callable[[Spooled], None] | None = None) -> dict[str, int]:
+def replay(database: Database, spool: OrderSpool, *, ttl: dt.timedelta, batch: int = 50) -> dict[str, int]:
     """Place every pending spooled order through the ordinary placement path, then tell each customer.
 
     Stops at the first connection error (the database went away again; the rest waits for next time).
+    Outcomes are recorded in batches; a crash between placing and recording only repeats the placement,
+    which the key turns into a replay of the same order.
     """
     from waimai.platform.ordering import idempotency
     from waimai.platform.ordering.schemas import PlaceOrderIn
 
     done = {CONFIRMED: 0, REFUSED: 0, "notified": 0}
-    for row in spool.pending():
-        body = PlaceOrderIn.model_validate(row.body)
+    settled: list[tuple[str, str, int | None, str | None, str | None, str | None]] = []
+    gone = False
+    while not gone:
+        rows = spool.pending()
+        if not rows:
+            break
+        progressed = False
+        for row in rows:
+            body = PlaceOrderIn.model_validate(row.body)
+            try:
+                status, (payload, _oid), _replayed = idempotency.place_once(
+                    database, Principal(user_id=row.user_id, role=row.role), body, row.key, row.fingerprint, ttl)
+            except AppError as exc:
+                if exc.code == "idempotency_in_progress":  # the customer's own request is still running: later
+                    continue
+                settled.append((row.ref, REFUSED, None, None, exc.code, exc.message))
+                done[REFUSED] += 1
+                log.warning("spooled_order_refused", ref=row.ref, code=exc.code)
+            except Exception as exc:
+                if is_connection_error(exc):
+                    gone = True
+                    break
+                raise
+            else:
+                out = json.loads(payload)
+                if status >= 300 or "id" not in out:  # a stored refusal from an earlier attempt with this key
+                    err = out.get("error", {})
+                    settled.append((row.ref, REFUSED, None, None, str(err.get("code", status)),
+                                    str(err.get("message", ""))))
+                    done[REFUSED] += 1
+                else:
+                    settled.append((row.ref, CONFIRMED, int(out["id"]), str(out.get("number", "")), None, None))
+                    done[CONFIRMED] += 1
+            progressed = True
+            if len(settled) >= batch:
+                spool.settle_many(settled)
+                settled = []
+        spool.settle_many(settled)
+        settled = []
+        if not progressed:
+            break
+    while True:
+        rows = spool.unnotified()
+        if not rows:
+            break
         try:
-            status, (payload, _oid), replayed = idempotency.place_once(
-                database, Principal(user_id=row.user_id, role=row.role), body, row.key, row.fingerprint, ttl)
-        except AppError as exc:
-            if exc.code == "idempotency_in_progress":  # the customer's own request is still running: later
-                continue
-            spool.settle(row.ref, state=REFUSED, reason_code=exc.code, reason=exc.message)
-            done[REFUSED] += 1
-            log.warning("spooled_order_refused", ref=row.ref, code=exc.code)
-            continue
+            _notify(database, rows)
         except Exception as exc:
             if is_connection_error(exc):
                 break
             raise
-        out = json.loads(payload)
-        if status >= 300 or "id" not in out:  # a stored refusal from an earlier attempt with this key
-            spool.settle(row.ref, state=REFUSED, reason_code=str(out.get("error", {}).get("code", status)),
-                         reason=str(out.get("error", {}).get("message", "")))
-            done[REFUSED] += 1
-            continue
-        spool.settle(row.ref, state=CONFIRMED, order_id=int(out["id"]), order_number=str(out.get("number", "")))
-        done[CONFIRMED] += 1
-        log.info("spooled_order_confirmed", ref=row.ref, order_id=out["id"], replayed=replayed)
-    for row in spool.unnotified():
-        try:
-            _notify(database, row)
-        except Exception as exc:
-            if is_connection_error(exc):
-                break
-            raise
-        spool.mark_notified(row.ref)
-        done["notified"] += 1
-        if on_settled is not None:
-            on_settled(row)
+        spool.mark_notified([r.ref for r in rows])
+        done["notified"] += len(rows)
     return done
 
 
