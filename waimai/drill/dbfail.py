@@ -194,15 +194,17 @@ def run(*, standby: bool, before_s: float = 10.0, after_s: float = 30.0, outage_
         probe.start()
         time.sleep(before_s)
         t_fault = time.time()
-        probe.fault_at = t_fault
         if standby:
-            progress(f"kill -9 the primary node ({db.kill_primary()})")
+            node = db.kill_primary()
+            t_fault = time.time()  # the kill is done: an order sent from now on cannot reach the old primary
+            progress(f"kill -9 the primary node ({node})")
         elif hang:
             db.freeze()
             progress("database frozen (SIGSTOP)")
         else:
             db.stop("immediate")
             progress("database stopped")
+        probe.fault_at = t_fault
         t_back: float | None = None
         if not standby:
             time.sleep(outage_s)
