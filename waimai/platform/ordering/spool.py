@@ -269,58 +269,52 @@ def _notify(database: Database, rows: list[Spooled]) -> None:
         s.commit()
 
 
-def replay(database: Database, spool: OrderSpool, *, ttl: dt.timedelta, batch: int = 50) -> dict[str, int]:
+def replay(database: Database, spool: OrderSpool, *, ttl: dt.timedelta, workers: int = 4) -> dict[str, int]:
     """Place every pending spooled order through the ordinary placement path, then tell each customer.
 
-    Stops at the first connection error (the database went away again; the rest waits for next time).
-    Outcomes are recorded in batches; a crash between placing and recording only repeats the placement,
-    which the key turns into a replay of the same order.
+    Orders are placed oldest first by a few threads at once (a long outage leaves a thousand orders, and
+    customers wait for each); outcomes are recorded one batch at a time — a crash between placing and
+    recording only repeats placements, which the key turns into replays of the same orders. Stops at the
+    first connection error (the database went away again; the rest waits for next time).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from waimai.platform.ordering import idempotency
     from waimai.platform.ordering.schemas import PlaceOrderIn
 
+    def attempt(row: Spooled) -> tuple[str, str, int | None, str | None, str | None, str | None] | str:
+        body = PlaceOrderIn.model_validate(row.body)
+        try:
+            status, (payload, _oid), _replayed = idempotency.place_once(
+                database, Principal(user_id=row.user_id, role=row.role), body, row.key, row.fingerprint, ttl)
+        except AppError as exc:
+            if exc.code == "idempotency_in_progress":  # the customer's own request is still running: later
+                return "later"
+            log.warning("spooled_order_refused", ref=row.ref, code=exc.code)
+            return (row.ref, REFUSED, None, None, exc.code, exc.message)
+        except Exception as exc:
+            if is_connection_error(exc):
+                return "gone"
+            raise
+        out = json.loads(payload)
+        if status >= 300 or "id" not in out:  # a stored refusal from an earlier attempt with this key
+            err = out.get("error", {})
+            return (row.ref, REFUSED, None, None, str(err.get("code", status)), str(err.get("message", "")))
+        return (row.ref, CONFIRMED, int(out["id"]), str(out.get("number", "")), None, None)
+
     done = {CONFIRMED: 0, REFUSED: 0, "notified": 0}
-    settled: list[tuple[str, str, int | None, str | None, str | None, str | None]] = []
-    gone = False
-    while not gone:
-        rows = spool.pending()
-        if not rows:
-            break
-        progressed = False
-        for row in rows:
-            body = PlaceOrderIn.model_validate(row.body)
-            try:
-                status, (payload, _oid), _replayed = idempotency.place_once(
-                    database, Principal(user_id=row.user_id, role=row.role), body, row.key, row.fingerprint, ttl)
-            except AppError as exc:
-                if exc.code == "idempotency_in_progress":  # the customer's own request is still running: later
-                    continue
-                settled.append((row.ref, REFUSED, None, None, exc.code, exc.message))
-                done[REFUSED] += 1
-                log.warning("spooled_order_refused", ref=row.ref, code=exc.code)
-            except Exception as exc:
-                if is_connection_error(exc):
-                    gone = True
-                    break
-                raise
-            else:
-                out = json.loads(payload)
-                if status >= 300 or "id" not in out:  # a stored refusal from an earlier attempt with this key
-                    err = out.get("error", {})
-                    settled.append((row.ref, REFUSED, None, None, str(err.get("code", status)),
-                                    str(err.get("message", ""))))
-                    done[REFUSED] += 1
-                else:
-                    settled.append((row.ref, CONFIRMED, int(out["id"]), str(out.get("number", "")), None, None))
-                    done[CONFIRMED] += 1
-            progressed = True
-            if len(settled) >= batch:
-                spool.settle_many(settled)
-                settled = []
-        spool.settle_many(settled)
-        settled = []
-        if not progressed:
-            break
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spool-replay") as pool:
+        while True:
+            rows = spool.pending(100)
+            if not rows:
+                break
+            results = list(pool.map(attempt, rows))
+            settled = [r for r in results if isinstance(r, tuple)]
+            spool.settle_many(settled)
+            for r in settled:
+                done[r[1]] += 1
+            if "gone" in results or not settled:
+                break
     while True:
         rows = spool.unnotified()
         if not rows:
