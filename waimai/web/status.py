@@ -83,7 +83,7 @@ def status_page(request: Request) -> Response:
     if lk.outage:
         return _stale_page(request, loc)
     try:
-        resp = _status_page(request, loc)
+        resp = lk.within(lambda: _status_page(request, loc))
     except Exception as exc:
         if not unreachable(request.app.state.db, exc):
             raise

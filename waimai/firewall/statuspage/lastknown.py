@@ -11,14 +11,21 @@ so nothing here writes to the database.
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import datetime as dt
 import threading
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, TypeVar
 
 from waimai.core.database import Database, is_connection_error
 
+T = TypeVar("T")
+_WORKERS = 4
+_READS = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="status-read")
 OUTAGE_COMPONENTS = ("ordering", "merchant_console")
 OUTAGE_STATUS = "partial_outage"
 TEXT = {
@@ -47,6 +54,19 @@ class LastKnown:
         self.pages: dict[str, tuple[dt.datetime, bytes]] = {}
         self.inboxes: OrderedDict[int, tuple[dt.datetime, list[Any]]] = OrderedDict()
         self.max_inboxes = max_inboxes
+
+    def within(self, fn: Callable[[], T], timeout_s: float = 1.5) -> T:
+        """Run a read with a deadline: a database that hangs (before the watch has called it an outage)
+        must not hold the status page. Raises `TimeoutError` when the read did not answer in time; the
+        read itself finishes (or fails) on its worker thread later, and while reads are stuck no new ones
+        are started."""
+        if _READS._work_queue.qsize() >= _WORKERS:  # noqa: SLF001 - reads queued behind stuck ones
+            raise TimeoutError("database reads are stuck")
+        fut = _READS.submit(contextvars.copy_context().run, fn)  # the request's locale goes along
+        try:
+            return fut.result(timeout=timeout_s)
+        except FutureTimeout:
+            raise TimeoutError("database read took too long") from None
 
     @property
     def outage(self) -> bool:
@@ -129,5 +149,6 @@ class LastKnown:
 
 
 def unreachable(database: Database, exc: BaseException | None = None) -> bool:
-    """Serve the last-known copy: the watch knows the database is gone, or this read just failed to reach it."""
-    return not database.reachable or (exc is not None and is_connection_error(exc))
+    """Serve the last-known copy: the watch knows the database is gone, or this read just failed to reach it
+    (or did not answer within its deadline)."""
+    return not database.reachable or isinstance(exc, TimeoutError) or (exc is not None and is_connection_error(exc))

@@ -23,7 +23,7 @@ Lang = Annotated[str, Query(pattern="^(en|zh_CN)$")]
 
 
 @public.get("")
-def summary(request: Request, db: ReadSessionDep, lang: Lang = "en") -> dict[str, Any]:
+def summary(request: Request, lang: Lang = "en") -> dict[str, Any]:
     """Components, active public incidents with their updates and progress, scheduled maintenance
     (the shape of Atlassian Statuspage's summary.json). While the database is unreachable: the last summary
     this replica read, marked `stale` with its `as_of` time, and the outage laid over it."""
@@ -31,8 +31,11 @@ def summary(request: Request, db: ReadSessionDep, lang: Lang = "en") -> dict[str
     lk = state.last_known
     if not lk.outage:
         try:
-            return lk.remember_summary(lang, status.summary(db, state.sop, public_url=state.settings.public_url,
-                                                            locale=lang))
+            def read() -> dict[str, Any]:
+                with state.db.read_session() as db:
+                    return status.summary(db, state.sop, public_url=state.settings.public_url, locale=lang)
+
+            return lk.remember_summary(lang, lk.within(read))
         except Exception as exc:
             if not unreachable(state.db, exc):
                 raise
