@@ -42,16 +42,9 @@ def own_pg() -> Iterator[tuple[Any, str]]:
     try:
         cluster.start()
         url = cluster.create_database("waimai")
-        from waimai.core.database import Database
-        from waimai.core.migrate import upgrade
-        from waimai.seed import seed_demo
+        from waimai.drill.dbfail import seed
 
-        db = Database(url)
-        upgrade(db.engine)
-        with db.session() as s:
-            seed_demo(s)
-            s.commit()
-        db.dispose()
+        seed(url)
         yield cluster, url
     finally:
         cluster.destroy()

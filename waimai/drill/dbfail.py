@@ -43,7 +43,8 @@ class Ledger:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _seed(url: str) -> None:
+def seed(url: str) -> None:
+    """Migrate and seed the demo campus into a fresh database."""
     from waimai.core.database import Database
     from waimai.core.migrate import upgrade
     from waimai.seed import seed_demo
@@ -174,7 +175,7 @@ def run(*, standby: bool, before_s: float = 10.0, after_s: float = 30.0, outage_
         db.start()
         url = db.create_database("waimai")
         progress(f"database ready in {time.monotonic() - t:.1f} s ({'pg_auto_failover' if standby else 'one server'})")
-        _seed(url)
+        seed(url)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         proc = _serve(url, scratch, port)
