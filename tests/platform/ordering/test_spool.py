@@ -69,3 +69,27 @@ def test_outage_spools_and_replay_confirms_once_refuses_sold_out(api: Api) -> No
         titles = list(s.scalars(select(Notice.title).where(Notice.user_id == row.user_id)))
     assert len(titles) == 3 and sum("抱歉" in t or "Sorry" in t for t in titles) == 1
     assert replay(db, spool, ttl=TTL) == {"confirmed": 0, "refused": 0, "notified": 0}  # nothing twice
+
+
+def test_pending_pages_and_ops_card_render(api: Api) -> None:
+    from waimai.core.deps import TOKEN_COOKIE
+
+    app = api.c.app
+    db = app.state.db  # type: ignore[attr-defined]
+    db.unreachable_since = time.time()
+    try:
+        ref = api.place().json()["reference"]  # type: ignore[attr-defined]
+        api.c.cookies.set(TOKEN_COOKIE, api.token("customer"))
+        page = api.c.get(f"/orders/pending/{ref}")
+        assert page.status_code == 200 and 'data-state="pending_confirmation"' in page.text and ref in page.text
+        assert api.c.get("/orders/pending/S-0000000000").status_code == 404
+        notices = api.c.get("/notices")
+        assert notices.status_code == 200 and 'id="last-known"' in notices.text
+        status = api.c.get("/status")
+        assert status.status_code == 200 and 'id="last-known"' in status.text
+        api.c.cookies.set(TOKEN_COOKIE, api.token("ops"))
+        ops = api.c.get("/ops")
+        assert ops.status_code == 200 and 'id="db-down"' in ops.text and 'data-spool="pending"' in ops.text
+    finally:
+        db.unreachable_since = None
+        api.c.cookies.clear()
