@@ -116,6 +116,7 @@ def make_settings(url: str, **kw: object) -> Settings:
     scratch = Path(tempfile.mkdtemp(prefix="waimai-test-"))
     kw.setdefault("metrics_url", f"sqlite:///{scratch / 'metrics.db'}")
     kw.setdefault("log_file", str(scratch / "waimai.jsonl"))
+    kw.setdefault("spool_path", str(scratch / "order-spool.db"))
     kw.setdefault("log_level", "WARNING")
     kw.setdefault("gateway_url", "http://127.0.0.1:9")
     return Settings(env="test", database_url=url, log_json=True, **kw)  # type: ignore[arg-type]

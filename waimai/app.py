@@ -152,6 +152,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         if getattr(app.state, "alerting", None) is not None:
             app.state.alerting.close()
         app.state.notices_close()
+        app.state.order_spool.close()
         for p in app.state.payment_providers.values():
             if hasattr(p, "close"):
                 p.close()
@@ -166,7 +167,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     if prod:
         install_ops_docs(app)
     app.state.settings = settings
-    app.state.db = Database(settings.database_url)
+    app.state.db = Database(settings.database_url, timeouts=settings.db_timeouts())
     app.state.payment_providers = build_providers(settings)
     app.state.platform_adapters = build_platform_adapters(settings)
     from waimai.platform.integrations.service import CallbackSender, queue_callback
@@ -203,6 +204,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     from waimai.firewall.incidents import setup as incident_setup
 
     monitoring_jobs += incident_setup.install(app, settings)
+    from waimai.platform.ordering import spool as order_spool
+
+    monitoring_jobs += order_spool.install(app, settings)  # orders taken while no database accepts writes
     from waimai.platform.support import setup as support_setup
 
     monitoring_jobs += support_setup.install(app, settings)  # customer service: re-delivery, complaint signals
@@ -281,20 +285,42 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
 
     @app.get("/livez", tags=["health"])
     async def livez() -> JSONResponse:
-        """Alive: the event loop answers, its lag watcher beats and no role's job loop is stalled."""
+        """Alive: the event loop answers, its lag watcher beats and no role's job loop is stalled. A loop
+        stalled while the database is unreachable is waiting on it: a restart would not help, so the
+        process stays alive (and keeps serving its degraded pages)."""
         stuck = app.state.loop_lag.stuck_for() if background else 0.0
         sched = getattr(app.state, "scheduler", None)
         stalled = sched.stalled() if sched is not None else []
-        ok = stuck < 5.0 and not stalled
-        return JSONResponse({"status": "alive" if ok else ("stuck" if stuck >= 5.0 else "stalled"),
-                             "event_loop_lag_ms": round(app.state.loop_lag.lag * 1000, 1), "roles": roles,
-                             "stalled": stalled}, status_code=200 if ok else 503)
+        waiting = bool(stalled) and not app.state.db.reachable
+        ok = stuck < 5.0 and (not stalled or waiting)
+        status = "alive" if ok and not waiting else "waiting_on_database" if ok else \
+            ("stuck" if stuck >= 5.0 else "stalled")
+        return JSONResponse({"status": status, "event_loop_lag_ms": round(app.state.loop_lag.lag * 1000, 1),
+                             "roles": roles, "stalled": stalled}, status_code=200 if ok else 503)
+
+    migrations_ok: list[bool] = []  # once current, they stay current for this process's life
+
+    def database_state() -> str:
+        db: Database = app.state.db
+        if not db.reachable:
+            return "unreachable"
+        if migrations_ok:
+            return "ok"
+        try:
+            ok = is_current(db.engine)
+        except Exception as exc:  # noqa: BLE001 - any database failure means unreachable
+            return f"unreachable: {exc.__class__.__name__}"
+        if ok:
+            migrations_ok.append(True)
+        return "ok" if ok else "migrations pending"
 
     @app.get("/readyz", tags=["health"])
     def readyz(request: Request) -> JSONResponse:
-        """Ready for traffic: database reachable, migrations current, not draining; each role's health and
-        leadership are reported (a failing notifier does not take an api process out of rotation). In
-        production only ops and the metrics scraper see the detail; everyone gets the status and its code."""
+        """Ready for traffic: not draining, and either the database is reachable with current migrations or
+        it is unreachable and this replica serves what it can without it (status page, banners, /simple,
+        notices from its last-known copy; orders into its spool): balancers keep it, because every replica
+        is in the same position. `/readyz/database` is the separate "database reachable" signal. In production
+        only ops and the metrics scraper see the detail; everyone gets the status and its code."""
         body, code = _readyz()
         return JSONResponse(body if scraper_or_ops(request) else {"status": body["status"]}, status_code=code)
 
@@ -303,12 +329,26 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         drain = getattr(app.state, "drain", None)
         if getattr(app.state, "draining", False) or (drain is not None and drain.draining):
             return {"status": "draining", **body}, 503
-        try:
-            ok = is_current(app.state.db.engine)
-            detail = "ok" if ok else "migrations pending"
-        except Exception as exc:  # noqa: BLE001 - any database failure means not ready
-            ok, detail = False, f"database unreachable: {exc.__class__.__name__}"
-        return {"status": "ready" if ok else "not_ready", "database": detail, **body}, 200 if ok else 503
+        detail = database_state()
+        if detail == "ok":
+            return {"status": "ready", "database": detail, **body}, 200
+        if detail.startswith("unreachable") and app.state.db.unreachable_since is not None:
+            return {"status": "degraded", "database": detail, **body}, 200
+        # not yet known as an outage (a start-up without a database, pending migrations): not ready
+        return {"status": "not_ready", "database": detail, **body}, 503
+
+    @app.get("/readyz/database", tags=["health"])
+    def readyz_database(request: Request) -> JSONResponse:
+        """Whether this replica reaches the database (what the outage alerts and an operator watch)."""
+        detail = database_state()
+        if not scraper_or_ops(request):
+            return JSONResponse({"database": "ok" if detail == "ok" else "unreachable"},
+                                status_code=200 if detail == "ok" else 503)
+        since = app.state.db.unreachable_since
+        spool = getattr(app.state, "order_spool", None)
+        return JSONResponse({"database": detail, "unreachable_since": since,
+                             "spool": spool.counts() if spool is not None else None},
+                            status_code=200 if detail == "ok" else 503)
 
     if "api" not in settings.role_set:  # background roles only: health and /metrics answer, the rest is 404
         app.add_middleware(BackgroundOnly, roles=settings.roles)

@@ -84,6 +84,14 @@ class Settings(BaseSettings):
                                                                             "probes) that engages ordering.simple_mode")
     simple_mode_recovery_s: float = Field(default=60.0, ge=0, le=3600,
                                           description="database fast this long before simple mode turns itself off")
+    # Database failure (docs/operations.md "When the database fails"): timeouts, outage detection, the order spool.
+    db_connect_timeout_s: int = Field(default=3, ge=0, le=60, description="PostgreSQL connect timeout (0: none)")
+    db_statement_timeout_ms: int = Field(default=15_000, ge=0, description="PostgreSQL statement_timeout (0: none)")
+    db_lock_timeout_ms: int = Field(default=5_000, ge=0, description="PostgreSQL lock_timeout (0: none)")
+    db_outage_after_s: float = Field(default=3.0, ge=0, le=60, description="database unreachable this long "
+                                                                          "counts as an outage")
+    spool_path: str = Field(default="var/order-spool.db", description="this replica's order spool (a local "
+                                                                     "SQLite file, never the main database)")
     switch_cache_ttl_s: float = Field(default=0.5, ge=0, le=5, description="how stale a switch read may be")
     chaos: bool = Field(default=False, description="fault injection for drills and tests (PUT /api/v1/chaos/db); "
                                                    "refused in production")
@@ -237,6 +245,12 @@ class Settings(BaseSettings):
         if self.env == "production" and self.chaos:
             raise ValueError("WAIMAI_CHAOS (fault injection) must not be set in production")
         return self
+
+    def db_timeouts(self) -> Any:
+        from waimai.core.database import Timeouts
+
+        return Timeouts(connect_s=self.db_connect_timeout_s, statement_ms=self.db_statement_timeout_ms,
+                        lock_ms=self.db_lock_timeout_ms)
 
     def sqlite_path(self) -> Path | None:
         if not self.is_sqlite:

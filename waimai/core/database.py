@@ -7,6 +7,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 try:
@@ -15,7 +16,7 @@ except ImportError:  # pragma: no cover - not POSIX: in-process lock only
     fcntl = None  # type: ignore[assignment]
 
 from sqlalchemy import JSON, DateTime, MetaData, Table, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 from starlette.concurrency import run_in_threadpool
@@ -67,8 +68,59 @@ def _lock_file_for(url: str) -> str | None:
     return raw + ".writelock"
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """Create an engine; SQLite gets WAL, a busy timeout and `BEGIN IMMEDIATE` for writers."""
+@dataclass(frozen=True)
+class Timeouts:
+    """Bounds on every PostgreSQL connection of the main engine, so a dead or hung server fails calls
+    quickly instead of filling the thread pool (0 turns one off)."""
+
+    connect_s: int = 3  # libpq connect_timeout: covers a server that accepts TCP and then says nothing
+    statement_ms: int = 15_000
+    lock_ms: int = 5_000
+    pool_wait_s: float = 5.0  # waiting for a free pooled connection
+    idle_in_transaction_ms: int = 30_000
+
+
+def pg_connect_args(url: str, t: Timeouts) -> dict[str, Any]:
+    """libpq settings for `t`; whatever the URL itself sets wins (operators may tune per deployment)."""
+    query = make_url(url).query
+    out: dict[str, Any] = {}
+    if "connect_timeout" not in query and t.connect_s:
+        out["connect_timeout"] = t.connect_s
+    if "options" not in query:
+        opts = [f"-c {k}={v}" for k, v in (("statement_timeout", t.statement_ms), ("lock_timeout", t.lock_ms),
+                                            ("idle_in_transaction_session_timeout", t.idle_in_transaction_ms)) if v]
+        if opts:
+            out["options"] = " ".join(opts)
+    # Notice a peer that vanished (a primary killed with its host) within ~10 s instead of hours.
+    for k, v in (("keepalives", 1), ("keepalives_idle", 5), ("keepalives_interval", 2), ("keepalives_count", 3)):
+        if k not in query:
+            out[k] = v
+    return out
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """True when `exc` says the database could not be reached or dropped us (not a constraint, not a bug)."""
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(exc, PoolTimeout):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        orig = exc.orig
+        name = type(orig).__name__ if orig is not None else ""
+        # psycopg: OperationalError (refused, reset, timeout), QueryCanceled (statement_timeout on a stuck
+        # server), ReadOnlySqlTransaction (a standby not yet promoted, or a demoted primary).
+        return name in ("OperationalError", "QueryCanceled", "ReadOnlySqlTransaction", "AdminShutdown",
+                        "CannotConnectNow", "ConnectionTimeout")
+    return False
+
+
+def make_engine(url: str, *, echo: bool = False, timeouts: Timeouts | None = None) -> Engine:
+    """Create an engine; SQLite gets WAL, a busy timeout and `BEGIN IMMEDIATE` for writers; PostgreSQL gets
+    connect, statement and lock timeouts, TCP keepalives and a pre-ping (a connection to a server that was
+    failed over is replaced at checkout, without a restart)."""
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
@@ -128,23 +180,32 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         event.listen(engine, "rollback", _release)
 
         return engine
-    return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True)
+    return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True,
+                         pool_timeout=(timeouts or Timeouts()).pool_wait_s,
+                         connect_args=pg_connect_args(url, timeouts or Timeouts()), hide_parameters=True)
 
 
 class Database:
     """Owns the engine and hands out write and read-only sessions."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, timeouts: Timeouts | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, timeouts=timeouts)
         # Set while the database is slow (firewall/resilience DbLatencyWatch): work leaves the event loop.
         self.slow = False
+        # Set by the same watch while the database cannot be reached (wall clock of the first failed probe):
+        # placement then spools at once instead of waiting on a timeout, pages serve last-known state.
+        self.unreachable_since: float | None = None
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         self._read = sessionmaker(self.engine.execution_options(readonly=True), expire_on_commit=False)
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @property
+    def reachable(self) -> bool:
+        return self.unreachable_since is None
 
     def session(self) -> Session:
         return self._write()

@@ -39,8 +39,20 @@ log = structlog.get_logger(__name__)
 
 
 def libpq_url(sqlalchemy_url: str) -> str:
-    """`postgresql+psycopg://u@h/db` → `postgresql://u@h/db` for a plain psycopg connection."""
-    return make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    """`postgresql+psycopg://u@h/db` → `postgresql://u@h/db` for a plain psycopg connection; SQLAlchemy's
+    multi-host form (`?host=a:1&host=b:2`) becomes libpq's (`//u@a:1,b:2/db`), so the leader lock and
+    the tracking bus follow a failover like the engine does."""
+    url = make_url(sqlalchemy_url).set(drivername="postgresql")
+    hosts = url.query.get("host")
+    if isinstance(hosts, tuple) and not url.host:
+        from urllib.parse import quote
+
+        rest = {k: v for k, v in url.query.items() if k != "host"}
+        auth = quote(url.username or "", safe="") + (":" + quote(url.password, safe="") if url.password else "")
+        qs = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in rest.items())
+        return f"postgresql://{auth}{'@' if auth else ''}{','.join(hosts)}/{url.database or ''}" + \
+            (f"?{qs}" if qs else "")
+    return url.render_as_string(hide_password=False)
 
 
 def lock_key(role: str) -> int:

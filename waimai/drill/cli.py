@@ -16,8 +16,8 @@ console = Console()
 @drill_app.command("lunch-rush")
 def lunch_rush(
     fault: Annotated[str, typer.Option(help="payment-outage, payment-slow, wechat-outage, alipay-outage, "
-                                            "database-slow, sms-down, channel-down, "
-                                            "replica-kill, platform-flood, backup-disk-full")
+                                            "database-slow, sms-down, channel-down, replica-kill, platform-flood, "
+                                            "backup-disk-full, database-down, database-outage, database-hang")
                      ] = "payment-outage",
     out: Annotated[Path, typer.Option(help="where the drill's folder is written")] = Path("var/drills"),
     users: Annotated[int, typer.Option(min=1, max=500, help="simulated customers (Locust users)")] = 12,
@@ -32,11 +32,17 @@ def lunch_rush(
                         ] = 1,
     database: Annotated[str | None, typer.Option(
         help="sqlite or postgres (a scratch database on WAIMAI_DRILL_PG); default: what the fault needs")] = None,
+    standby: Annotated[bool, typer.Option(help="database-down: a pg_auto_failover formation (primary + standby)")
+                       ] = False,
 ) -> None:
     """Start the service and the stand-ins, ramp the lunch rush, inject the fault, time every step of the
     response, remove it, time the recovery, compensate, write the reports — then print the scorecard."""
     from waimai.drill.faults import FAULTS
     from waimai.drill.runner import Drill, DrillConfig
+
+    if fault.startswith("database-") and fault != "database-slow":
+        _database_drill(fault, out=out, standby=standby, short=short, warmup=warmup, fault_seconds=fault_seconds,
+                        database=database)
 
     if fault not in FAULTS:
         console.print(f"[red]Unknown fault {fault!r}.[/red] Known: {', '.join(sorted(FAULTS))}")
@@ -72,3 +78,36 @@ def lunch_rush(
     console.print(f"report: {card.folder}/report.html · incident report: {card.folder}/incident-report.html")
     console.print("[bold green]PASSED[/bold green]" if card.passed else "[bold red]FAILED[/bold red]")
     raise typer.Exit(0 if card.passed else 1)
+
+
+def _database_drill(fault: str, *, out: Path, standby: bool, short: bool, warmup: float, fault_seconds: float,
+                    database: str | None) -> None:
+    """The database drills build their own PostgreSQL (never WAIMAI_DRILL_PG: it is stopped or killed)."""
+    from waimai.drill.dbdrill import FAULTS, DbDrillConfig, run
+
+    if fault not in FAULTS:
+        console.print(f"[red]Unknown fault {fault!r}.[/red] Known database faults: {', '.join(FAULTS)}")
+        raise typer.Exit(2)
+    if database not in (None, "postgres"):
+        console.print("[red]The database drills run on PostgreSQL (their own cluster).[/red]")
+        raise typer.Exit(2)
+    cfg = DbDrillConfig(fault=fault, out=out, standby=standby, warmup_s=8.0 if short else warmup,
+                        fault_s=20.0 if short else fault_seconds, after_s=20.0 if short else 45.0,
+                        workers=3 if short else 4, progress=lambda m: console.print(f"[dim]{m}[/dim]"))
+    try:
+        figures, met, folder = run(cfg)
+    except (RuntimeError, ValueError) as exc:
+        console.print(f"[red]The drill could not run:[/red] {exc}")
+        raise typer.Exit(2) from None
+    t = Table("figure", "value", title=f"Drill {fault}")
+    for k, v in figures.items():
+        t.add_row(k, str(v))
+    console.print(t)
+    tt = Table("target", "result")
+    for k, ok in met.items():
+        tt.add_row(k, "[green]met[/green]" if ok else "[red]MISSED[/red]")
+    console.print(tt)
+    console.print(f"scorecard: {folder}/scorecard.json")
+    passed = all(met.values())
+    console.print("[bold green]PASSED[/bold green]" if passed else "[bold red]FAILED[/bold red]")
+    raise typer.Exit(0 if passed else 1)

@@ -33,10 +33,15 @@ def overview(request: Request) -> Response:
         return p
     probes = request.app.state.probes
     status = probes.last or probes.run()
-    with request.app.state.db.read_session() as db:
-        active = open_incidents(db)
-        switches_on = [sw for sw in all_switches(db) if sw.enabled]
+    spooled = getattr(request.app.state, "order_spool", None)
+    spool = {"counts": spooled.counts(), "pending": [r.public() for r in spooled.pending(20)]} if spooled else None
+    active, switches_on = [], []
+    if request.app.state.db.reachable:  # during an outage the console still shows the spool and the probes
+        with request.app.state.db.read_session() as db:
+            active = open_incidents(db)
+            switches_on = [sw for sw in all_switches(db) if sw.enabled]
     return render(request, "ops_overview.html", {"charts": CHARTS, "probes": list(status.values()),
+                                                 "spool": spool, "db_reachable": request.app.state.db.reachable,
                                                  "active_incidents": active, "switches_on": switches_on,
                                                  "series": SERIES,
                                                  "forecast": getattr(request.app.state, "forecast", None),

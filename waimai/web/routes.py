@@ -17,7 +17,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from waimai.core.database import utcnow
+from waimai.core.database import is_connection_error, utcnow
 from waimai.core.deps import TOKEN_COOKIE, IdPath, Principal, authz_cache
 from waimai.core.deps import principal_from as optional_principal
 from waimai.core.errors import AppError
@@ -34,7 +34,7 @@ from waimai.platform.coupons import service as coupons
 from waimai.platform.delivery import proof as delivery_proof
 from waimai.platform.delivery import service as delivery
 from waimai.platform.delivery.models import Rider
-from waimai.platform.ordering import idempotency
+from waimai.platform.ordering import idempotency, spool
 from waimai.platform.ordering import service as ordering
 from waimai.platform.ordering.models import Order, OrderTransition
 from waimai.platform.ordering.schemas import LineIn, PlaceOrderIn
@@ -94,10 +94,14 @@ def _notices(request: Request, p: Principal | None, loc: str) -> dict[str, Any]:
     cache = getattr(state, "status_cache", None)
     banners = status_banners(cache.get(), state.sop, p.role if p else "customer", loc) if cache else []
     unread = 0
-    if p is not None:
-        with state.db.read_session() as db:
-            unread = db.scalar(select(func.count()).select_from(Notice).where(
-                Notice.user_id == p.user_id, Notice.read_at.is_(None))) or 0
+    if p is not None and state.db.reachable:  # during an outage the header simply shows no count
+        try:
+            with state.db.read_session() as db:
+                unread = db.scalar(select(func.count()).select_from(Notice).where(
+                    Notice.user_id == p.user_id, Notice.read_at.is_(None))) or 0
+        except Exception as exc:
+            if not is_connection_error(exc):
+                raise
     return {"banners": banners, "unread": unread}
 
 
@@ -314,12 +318,26 @@ def checkout(request: Request, delivery_point_id: int = Form(...), payment_metho
         key = idempotency.validate_key(idem)
         fp = idempotency.request_fingerprint(body.model_dump(mode="json"))
         ttl = dt.timedelta(hours=request.app.state.settings.idempotency_ttl_hours)
+        if not database.reachable:
+            raise _Unreachable
         _status, (payload, _oid), _replayed = idempotency.place_once(database, p, body, key, fp, ttl)
         order_id = json.loads(payload)["id"]  # a double-submitted form shows the order already placed
     except AppError as exc:
         return back("/cart", err=say(exc))
     except ValidationError:
         return back("/cart", err=gettext("Please check the cart: a quantity or option is not valid."))
+    except Exception as exc:
+        if not isinstance(exc, _Unreachable) and not is_connection_error(exc):
+            raise
+        try:  # no database accepts writes: into this replica's spool, 待确认 until it is back
+            row, _again = spool.take(request.app.state, customer=p, body=body, key=key, fingerprint=fp)
+        except AppError as refused:
+            return back("/cart", err=gettext("Our database is unavailable: choose cash on delivery, and we confirm "
+                                             "the order as soon as it is back.") if refused.code ==
+                        "database_unavailable" else refused.message)
+        resp0 = back(f"/orders/pending/{row.ref}", msg=gettext("Order received, confirming"))
+        _save_cart(request, resp0, {"merchant_id": None, "lines": []})
+        return resp0
     if payment_method in ("gateway", "wechat", "alipay"):
         target = f"/orders/{order_id}/pay" + ("" if payment_method == "gateway" else f"?provider={payment_method}")
         resp: Response = RedirectResponse(target, status_code=303)
@@ -372,6 +390,26 @@ def my_orders(request: Request) -> Response:
                                  .order_by(Order.id.desc()).limit(50)))
         names = {m.id: m.name for m in db.scalars(select(Merchant))}
     return render(request, "orders.html", {"orders": orders, "names": names})
+
+
+class _Unreachable(Exception):
+    """The database watch already knows: do not wait for a connect timeout."""
+
+
+@router.get("/orders/pending/{reference}", response_class=HTMLResponse)
+def pending_page(request: Request, reference: str) -> Response:
+    """An order taken into this replica's spool while the database was down: 待确认 until confirmed or refused."""
+    p = _need(request)
+    if isinstance(p, RedirectResponse):
+        return p
+    spooled = getattr(request.app.state, "order_spool", None)
+    row = spooled.get(reference) if spooled is not None and len(reference) <= 16 else None
+    if row is None or (row.user_id != p.user_id and p.role not in ("ops", "support")):
+        return render(request, "pending_order.html", {"row": None, "reference": reference[:16]}, 404)
+    if row.state == "confirmed" and row.order_id is not None:
+        return RedirectResponse(f"/orders/{row.order_id}", status_code=303)
+    return render(request, "pending_order.html", {"row": row.public(), "reference": row.ref,
+                                                  "received": dt.datetime.fromtimestamp(row.received_at, dt.UTC)})
 
 
 def pay_choices(request: Request) -> list[dict[str, Any]]:

@@ -22,13 +22,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from waimai.core.database import run_db
+from waimai.core.database import is_connection_error, run_db
 from waimai.core.deps import optional_principal, principal_from
 from waimai.core.errors import AppError
 from waimai.firewall.switches import flags
 from waimai.platform.catalog import service as catalog
 from waimai.platform.catalog.schemas import MerchantDetail
-from waimai.platform.ordering import idempotency
+from waimai.platform.ordering import idempotency, spool
 from waimai.platform.ordering.schemas import LineIn, PlaceOrderIn
 from waimai.web.i18n import gettext, negotiate, say
 
@@ -114,8 +114,22 @@ async def simple_order(request: Request) -> Response:
     fp = idempotency.request_fingerprint(body.model_dump(mode="json"))
     ttl = dt.timedelta(hours=request.app.state.settings.idempotency_ttl_hours)
     try:
+        if not database.reachable:
+            raise _Unreachable
         _status, (payload, _oid), _replayed = await run_db(database, idempotency.place_once, database, p, body,
                                                            key, fp, ttl)
     except AppError as exc:
         return _page(request, {"error": say(exc)}, exc.status)
+    except Exception as exc:
+        if not isinstance(exc, _Unreachable) and not is_connection_error(exc):
+            raise
+        try:  # no database accepts writes: the order waits in this replica's spool, honestly marked
+            row, _again = spool.take(request.app.state, customer=p, body=body, key=key, fingerprint=fp)
+        except AppError as refused:
+            return _page(request, {"error": refused.message}, refused.status)
+        return _page(request, {"spooled": row.public()}, 202)
     return _page(request, {"placed": json.loads(payload)}, 201)
+
+
+class _Unreachable(Exception):
+    """The database watch already knows: do not wait for a connect timeout."""

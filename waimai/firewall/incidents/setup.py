@@ -78,7 +78,13 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
     db = app.state.db
     sop = incidents.load_sop(settings.incident_sop_file)
     app.state.sop = sop
-    app.state.status_cache = SnapshotCache(db, sop)
+    from waimai.firewall.statuspage.lastknown import LastKnown
+
+    app.state.last_known = LastKnown(db)  # what the public pages serve while the database is gone
+    app.state.status_cache = SnapshotCache(db, sop, last_known=app.state.last_known)
+    from waimai.firewall.incidents import dboutage
+
+    dboutage.install(app, sop)  # the outage's incident, written when the database is back
     sms = build_sms(settings)
     app.state.notifier = Notifier(db, sop, sms=sms, sms_per_hour=settings.notice_sms_per_hour)
     alerting = getattr(app.state, "alerting", None)

@@ -9,6 +9,10 @@
 * `DbLatencyWatch`: times a trivial read every run; when the median of the last few is above
   `threshold_ms`, `ordering.simple_mode` goes ON (actor `system:db_slow`), and OFF again after
   `recovery_s` under the threshold.
+  The same probe is the replica's "database reachable" signal: a probe that fails or gets no answer
+  within `deadline_s` (a hung server accepts connections and says nothing) counts as unreachable, and
+  unreachable for `outage_after_s` marks `Database.unreachable_since` and calls the outage hooks (the
+  status page's last-known copy, the order spool's replay); the first answer again calls the return hooks.
 * `install_db_delay`: with WAIMAI_CHAOS=true (refused in production) every statement can be slowed
   by a delay set at run time (`PUT /api/v1/chaos/db`), for drills and the reliability test.
 """
@@ -110,8 +114,14 @@ class DbLatencyWatch:
     housekeeping loops and, on SQLite, the event loop itself, which must not delay noticing it."""
 
     def __init__(self, database: Database, *, threshold_ms: float, recovery_s: float, window: int = 3,
-                 every_s: float = 0.5) -> None:
+                 every_s: float = 0.5, deadline_s: float = 2.0, outage_after_s: float = 3.0) -> None:
         self.database = database
+        self.deadline_s = deadline_s
+        self.outage_after_s = outage_after_s
+        self._failing_since: float | None = None
+        self._stuck: threading.Thread | None = None  # a probe still waiting on a hung server
+        self.on_outage: list[Callable[[float], None]] = []
+        self.on_return: list[Callable[[float], None]] = []
         self.threshold_s = threshold_ms / 1000
         self.recovery_s = recovery_s
         self.every_s = every_s
@@ -137,20 +147,68 @@ class DbLatencyWatch:
         self._thread.start()
 
     def probe(self) -> float:
-        t0 = time.perf_counter()
-        try:
-            with self.database.read_session() as s:
-                s.execute(text("SELECT 1"))
-        except Exception:  # noqa: BLE001 - an unreachable database is as slow as it gets
+        """Seconds for a trivial read; infinity when it fails or has not answered within `deadline_s`
+        (the probe then keeps waiting on its own thread, and no second one is started meanwhile)."""
+        if self._stuck is not None and self._stuck.is_alive():
             return float("inf")
-        return time.perf_counter() - t0
+        took: list[float] = []
+
+        def read() -> None:
+            t0 = time.perf_counter()
+            try:
+                with self.database.read_session() as s:
+                    s.execute(text("SELECT 1"))
+            except Exception:  # noqa: BLE001 - an unreachable database is as slow as it gets
+                return
+            took.append(time.perf_counter() - t0)
+
+        t = threading.Thread(target=read, name="db-probe", daemon=True)
+        t.start()
+        t.join(self.deadline_s)
+        if t.is_alive():
+            self._stuck = t
+            return float("inf")
+        return took[0] if took else float("inf")
+
+    def _reachability(self, sample: float, started: float) -> bool:
+        """Track the outage (from the start of the first probe that failed); True while it lasts."""
+        now = time.time()
+        if sample != float("inf"):
+            self._failing_since = None
+            since = self.database.unreachable_since
+            if since is not None:
+                self.database.unreachable_since = None
+                self.samples.clear()  # the outage's infinities are not latency
+                self.samples.append(sample)
+                log.warning("database_reachable_again", down_s=round(now - since, 1))
+                for hook in self.on_return:
+                    try:
+                        hook(since)
+                    except Exception:  # noqa: BLE001 - one hook must not stop the others
+                        log.exception("db_return_hook_failed")
+            return False
+        if self._failing_since is None:
+            self._failing_since = started
+        if self.database.unreachable_since is None and now - self._failing_since >= self.outage_after_s:
+            self.database.unreachable_since = self._failing_since
+            log.error("database_unreachable", for_s=round(now - self._failing_since, 1))
+            for hook in self.on_outage:
+                try:
+                    hook(self._failing_since)
+                except Exception:  # noqa: BLE001
+                    log.exception("db_outage_hook_failed")
+        return self.database.unreachable_since is not None
 
     @property
     def latency_s(self) -> float:
         return statistics.median(self.samples) if self.samples else 0.0
 
     def run(self) -> str:
+        started = time.time()
         self.samples.append(self.probe())
+        if self._reachability(self.samples[-1], started):
+            self.database.slow = True  # what still touches the database leaves the event loop
+            return "unreachable"  # no switch can be written now; the outage is handled by the hooks
         slow = len(self.samples) == self.samples.maxlen and self.latency_s > self.threshold_s
         self.database.slow = slow
         now = time.monotonic()

@@ -119,7 +119,8 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
         # Every process: its gauge shows the shared state, and the guard's flips are idempotent.
         jobs.append(Job("breaker_watch", 1.0, watch_breakers, role=EVERY_PROCESS))
     watch = DbLatencyWatch(db, threshold_ms=settings.simple_mode_db_latency_ms,
-                           recovery_s=settings.simple_mode_recovery_s)
+                           recovery_s=settings.simple_mode_recovery_s, outage_after_s=settings.db_outage_after_s,
+                           deadline_s=2.0)
     app.state.db_latency = watch
     # Every process needs to know when the database is slow (its own work then leaves the event loop).
     jobs.append(Job("db_latency_watch", 5.0, lambda: watch.ensure_running(

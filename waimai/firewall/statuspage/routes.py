@@ -13,6 +13,7 @@ from waimai.core.deps import API_PREFIX, IdPath, PrincipalDep, ReadSessionDep, S
 from waimai.core.errors import NotFound
 from waimai.firewall.incidents.models import Notice, StatusSubscriber
 from waimai.firewall.statuspage import service as status
+from waimai.firewall.statuspage.lastknown import unreachable
 from waimai.firewall.statuspage.notices import inbox, read_all
 
 public = APIRouter(prefix=API_PREFIX + "/status", tags=["status page"])
@@ -22,10 +23,24 @@ Lang = Annotated[str, Query(pattern="^(en|zh_CN)$")]
 
 
 @public.get("")
-def summary(request: Request, db: ReadSessionDep, lang: Lang = "en") -> dict[str, Any]:
+def summary(request: Request, lang: Lang = "en") -> dict[str, Any]:
     """Components, active public incidents with their updates and progress, scheduled maintenance
-    (the shape of Atlassian Statuspage's summary.json)."""
-    return status.summary(db, request.app.state.sop, public_url=request.app.state.settings.public_url, locale=lang)
+    (the shape of Atlassian Statuspage's summary.json). While the database is unreachable: the last summary
+    this replica read, marked `stale` with its `as_of` time, and the outage laid over it."""
+    state = request.app.state
+    lk = state.last_known
+    if not lk.outage:
+        try:
+            def read() -> dict[str, Any]:
+                with state.db.read_session() as db:
+                    return status.summary(db, state.sop, public_url=state.settings.public_url, locale=lang)
+
+            return lk.remember_summary(lang, lk.within(read))
+        except Exception as exc:
+            if not unreachable(state.db, exc):
+                raise
+    return lk.summary(lang, public_url=state.settings.public_url,  # type: ignore[no-any-return]
+                      names={c: spec.name.get(lang) for c, spec in state.sop.components.items()})
 
 
 @public.get("/uptime")

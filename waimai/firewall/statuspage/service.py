@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from waimai.core.database import Database, utcnow
+from waimai.core.database import Database, is_connection_error, utcnow
 from waimai.firewall.incidents import service as incidents
 from waimai.firewall.incidents.models import ComponentStatusChange, Incident, IncidentEvent, Maintenance
 
@@ -62,20 +62,28 @@ def snapshot(db: Session, sop: incidents.Sop) -> Snapshot:
 class SnapshotCache:
     """Per-process cache: the banners on hot pages read the database at most every `ttl_s`."""
 
-    def __init__(self, database: Database, sop: incidents.Sop, ttl_s: float = 2.0) -> None:
+    def __init__(self, database: Database, sop: incidents.Sop, ttl_s: float = 2.0, last_known: Any = None) -> None:
         self.database, self.sop, self.ttl_s = database, sop, ttl_s
+        self.last_known = last_known  # lastknown.LastKnown: the outage laid over the last snapshot read
         self._value: Snapshot | None = None
         self._at = 0.0
         self._lock = threading.Lock()
 
     def get(self) -> Snapshot:
+        if self.last_known is not None and self.last_known.outage:
+            return self.last_known.overlay_snapshot(self._value)  # type: ignore[no-any-return]
         now = time.monotonic()
         if self._value is not None and now - self._at < self.ttl_s:
             return self._value
         with self._lock:
             if self._value is None or time.monotonic() - self._at >= self.ttl_s:
-                with self.database.read_session() as db:
-                    self._value = snapshot(db, self.sop)
+                try:
+                    with self.database.read_session() as db:
+                        self._value = snapshot(db, self.sop)
+                except Exception as exc:
+                    if self.last_known is None or not is_connection_error(exc):
+                        raise
+                    return self.last_known.overlay_snapshot(self._value)  # type: ignore[no-any-return]
                 self._at = time.monotonic()
         return self._value
 
@@ -100,6 +108,8 @@ def banners(snap: Snapshot, sop: incidents.Sop, role: str, locale: str) -> list[
                 "major_outage": ("暂时不可用", "is down")}[status]
         text = f"{name}{what[0]}" if zh else f"{name} {what[1]}"
         workaround = (inc or {}).get("workaround") or (spec.workaround.get(locale) if spec.workaround else "")
+        if isinstance(workaround, dict):  # a text in both languages (the last-known outage overlay)
+            workaround = workaround["zh" if zh else "en"]
         eta = (inc or {}).get("eta")
         eta_txt = ""
         if eta is not None and status != "under_maintenance":

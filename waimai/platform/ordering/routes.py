@@ -1,20 +1,22 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from waimai.core import audit
-from waimai.core.database import run_db
+from waimai.core.database import is_connection_error, run_db
 from waimai.core.deps import (
     API_PREFIX,
     CustomerDep,
     IdPath,
     MerchantDep,
     OpsDep,
+    Principal,
     PrincipalDep,
     ReadSessionDep,
     RiderDep,
@@ -27,7 +29,7 @@ from waimai.core.outbox import emit
 from waimai.platform.accounts.models import User
 from waimai.platform.delivery import proof
 from waimai.platform.delivery import service as delivery
-from waimai.platform.ordering import idempotency, service
+from waimai.platform.ordering import idempotency, service, spool
 from waimai.platform.ordering.models import Order, OrderTransition
 from waimai.platform.ordering.schemas import (
     AssignIn,
@@ -53,6 +55,10 @@ def quote(body: PlaceOrderIn, _p: CustomerDep, db: ReadSessionDep) -> QuoteOut:
 
 @router.post("/orders", response_model=OrderOut, status_code=201,
              responses={200: {"description": "a replay of the first response for this Idempotency-Key"},
+                        202: {"description": "no database accepts writes: a cash-on-delivery order was spooled on "
+                                             "this replica and will be confirmed or refused (status "
+                                             "pending_confirmation, 待确认; see /api/v1/orders/pending/{reference})"},
+                        503: {"description": "no database accepts writes and the order is not cash on delivery"},
                         409: {"description": "in progress, illegal, sold out or closed"},
                         422: {"description": "invalid body, or the key was used with another body"}})
 async def place_order(body: PlaceOrderIn, request: Request, p: CustomerDep, settings: SettingsDep,
@@ -62,12 +68,45 @@ async def place_order(body: PlaceOrderIn, request: Request, p: CustomerDep, sett
     key = idempotency.validate_key(idempotency_key)
     fp = idempotency.request_fingerprint(body.model_dump(mode="json"))
     ttl = dt.timedelta(hours=settings.idempotency_ttl_hours)
-    status, payload, replayed = await run_db(database, idempotency.place_once, database, p, body, key, fp, ttl)
+    if not database.reachable:  # known outage: do not make the customer wait for a timeout
+        return _spool(request, p, body, key, fp)
+    try:
+        status, payload, replayed = await run_db(database, idempotency.place_once, database, p, body, key, fp, ttl)
+    except Exception as exc:
+        if not is_connection_error(exc):
+            raise
+        return _spool(request, p, body, key, fp)
     if not replayed:
         log.info("order_placed", order_id=payload[1], merchant_id=body.merchant_id,
                  payment_method=body.payment_method)
     headers = {"Idempotent-Replayed": "true"} if replayed else {"Location": f"/api/v1/orders/{payload[1]}"}
     return Response(payload[0], status_code=status, media_type="application/json", headers=headers)
+
+
+def _spool(request: Request, p: Principal, body: PlaceOrderIn, key: str, fp: str) -> Response:
+    row, replayed = spool.take(request.app.state, customer=p, body=body, key=key, fingerprint=fp)
+    headers = {"Location": f"/api/v1/orders/pending/{row.ref}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(row.public(), status_code=202, headers=headers)
+
+
+@router.get("/orders/pending", tags=["orders"])
+def my_pending(request: Request, p: CustomerDep) -> list[dict[str, Any]]:
+    """Your orders received while the database was down, on this replica (待确认 until confirmed or refused)."""
+    spooled = getattr(request.app.state, "order_spool", None)
+    return [r.public() for r in spooled.for_user(p.user_id)] if spooled is not None else []
+
+
+@router.get("/orders/pending/{reference}", tags=["orders"])
+def pending_order(reference: Annotated[str, Path(pattern=r"^S-[0-9A-F]{10}$")], request: Request,
+                  p: PrincipalDep) -> dict[str, Any]:
+    """One spooled order: pending_confirmation, then confirmed (with its order id) or refused (with why)."""
+    spooled = getattr(request.app.state, "order_spool", None)
+    row = spooled.get(reference) if spooled is not None else None
+    if row is None or (row.user_id != p.user_id and p.role not in ("ops", "support")):
+        raise NotFound("No such pending order on this server.")
+    return row.public()
 
 
 @router.get("/orders", response_model=list[OrderOut])
