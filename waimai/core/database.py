@@ -6,8 +6,7 @@ import datetime as dt
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 try:
     import fcntl
@@ -18,9 +17,8 @@ from sqlalchemy import JSON, DateTime, MetaData, Table, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
-from starlette.concurrency import run_in_threadpool
 
-T = TypeVar("T")
+from waimai.core.writer import GroupWriter
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -140,6 +138,9 @@ class Database:
         self.slow = False
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         self._read = sessionmaker(self.engine.execution_options(readonly=True), expire_on_commit=False)
+        # Hot writes (order placement) queue here and are committed many per transaction by one
+        # thread per pool, off the event loop (waimai.core.writer).
+        self.writer = GroupWriter(self.engine)
 
     @property
     def dialect(self) -> str:
@@ -163,16 +164,8 @@ class Database:
             conn.close()
 
     def dispose(self) -> None:
+        self.writer.stop()
         self.engine.dispose()
-
-
-async def run_db(database: Database, fn: Callable[..., T], *args: Any) -> T:
-    """Run blocking database work: inline on SQLite (microsecond statements, and one writer anyway,
-    so a thread hop only adds GIL contention), in the thread pool on a networked database, and
-    there too whenever the database is slow, so the event loop keeps answering other requests."""
-    if database.dialect == "sqlite" and not database.slow:
-        return fn(*args)
-    return await run_in_threadpool(fn, *args)
 
 
 def table_of(model: type[Base]) -> Table:

@@ -22,7 +22,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from waimai.core.database import run_db
 from waimai.core.deps import principal_from
 from waimai.core.errors import AppError
 from waimai.firewall.switches import flags
@@ -114,8 +113,7 @@ async def simple_order(request: Request) -> Response:
     fp = idempotency.request_fingerprint(body.model_dump(mode="json"))
     ttl = dt.timedelta(hours=request.app.state.settings.idempotency_ttl_hours)
     try:
-        _status, (payload, _oid), _replayed = await run_db(database, idempotency.place_once, database, p, body,
-                                                           key, fp, ttl)
+        _status, (payload, _oid), _replayed = await idempotency.place(database, p, body, key, fp, ttl)
     except AppError as exc:
         return _page(request, {"error": exc.message}, exc.status)
     return _page(request, {"placed": json.loads(payload)}, 201)

@@ -1,7 +1,8 @@
 """Idempotency keys for order placement, as Stripe and the IETF draft describe them.
 
-The key is claimed, the order written and the response stored in ONE transaction, so a key is
-`done` exactly when its order exists, and a request that fails leaves nothing behind: the client
+The key is claimed, the order written and the response stored in ONE unit of work (its own
+savepoint inside the group writer's transaction, waimai.core.writer), so a key is `done` exactly
+when its order exists, and a request that fails leaves nothing behind: the client
 may retry with the same key. Same key + same body replays the stored response; same key + another
 body is 422; a retry while the first request still runs is 409.
 """
@@ -128,27 +129,52 @@ def purge_expired(db: Session, *, ttl: dt.timedelta) -> int:
     return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def place_in(conn: Connection, customer: Any, body: Any, key: str, fingerprint: str, ttl: dt.timedelta,
+             source: str = "app", actor: Any = None) -> tuple[int, tuple[str, int | None], bool]:
+    """Claim the key, write the order and store the response in the caller's transaction (a unit of the
+    database's group writer: its savepoint makes it all or nothing). Database writes only: what must
+    happen after the commit (metrics, logs) is `_placed`'s."""
+    replay = begin(conn, user_id=customer.user_id, key=key, fingerprint=fingerprint, ttl=ttl)
+    if replay is not None:
+        return replay.status, (replay.body, None), True
+    out = service.place_order(conn, customer=customer, body=body, source=source, actor=actor)
+    payload = out.model_dump_json()
+    complete(conn, user_id=customer.user_id, key=key, status=201, body=payload, order_id=out.id)
+    if actor is not None:
+        conn.execute(_INS_AUDIT, {
+            "at": utcnow(), "actor_id": actor.user_id, "actor_role": actor.role, "action": f"order.{source}",
+            "target": f"order:{out.id}", "details": {"customer_id": customer.user_id,
+                                                     "payment_method": body.payment_method}})
+    return 201, (payload, out.id), False
+
+
+_INS_AUDIT = insert(table_of(AuditEntry))
+
+
+def _placed(result: tuple[int, tuple[str, int | None], bool], body: Any,
+            source: str) -> tuple[int, tuple[str, int | None], bool]:
+    if not result[2]:
+        ORDERS_PLACED.labels(body.payment_method, source).inc()
+    return result
+
+
 def place_once(database: Database, customer: Any, body: Any, key: str, fingerprint: str,
                ttl: dt.timedelta, *, source: str = "app",
                actor: Any = None) -> tuple[int, tuple[str, int | None], bool]:
-    """Claim the key, write the order and store the response: one transaction, all or nothing.
+    """Claim the key, write the order and store the response: one unit of work, all or nothing.
 
-    Returns (status, (response body, order id), replayed). The API, the checkout page and the
-    support console (`source="assisted"`, `actor` = the staff member, audited in the same
-    transaction) all place through here. A plain Core connection, not an ORM session: the hot
-    path needs no unit of work.
+    Returns (status, (response body, order id), replayed) once the order is committed. The checkout
+    page and the support console (`source="assisted"`, `actor` = the staff member, audited in the same
+    transaction) place through here from worker threads; the API's async route through `place`.
+    Both queue on the database's group writer (waimai.core.writer), which commits many orders per
+    transaction; a plain Core connection, not an ORM session: the hot path needs no unit of work.
     """
-    with database.engine.begin() as conn:
-        replay = begin(conn, user_id=customer.user_id, key=key, fingerprint=fingerprint, ttl=ttl)
-        if replay is not None:
-            return replay.status, (replay.body, None), True
-        out = service.place_order(conn, customer=customer, body=body, source=source, actor=actor)
-        payload = out.model_dump_json()
-        complete(conn, user_id=customer.user_id, key=key, status=201, body=payload, order_id=out.id)
-        if actor is not None:
-            conn.execute(insert(table_of(AuditEntry)), {
-                "at": utcnow(), "actor_id": actor.user_id, "actor_role": actor.role, "action": f"order.{source}",
-                "target": f"order:{out.id}", "details": {"customer_id": customer.user_id,
-                                                         "payment_method": body.payment_method}})
-    ORDERS_PLACED.labels(body.payment_method, source).inc()
-    return 201, (payload, out.id), False
+    return _placed(database.writer.call(place_in, customer, body, key, fingerprint, ttl, source, actor),
+                   body, source)
+
+
+async def place(database: Database, customer: Any, body: Any, key: str, fingerprint: str,
+                ttl: dt.timedelta, *, source: str = "app") -> tuple[int, tuple[str, int | None], bool]:
+    """`place_once` for the event loop: waits for the group commit without holding the loop."""
+    return _placed(await database.writer.submit(place_in, customer, body, key, fingerprint, ttl, source),
+                   body, source)

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy import select
 
 from waimai.core import audit
-from waimai.core.database import run_db
 from waimai.core.deps import (
     API_PREFIX,
     CustomerDep,
@@ -61,7 +60,7 @@ async def place_order(body: PlaceOrderIn, request: Request, p: CustomerDep, sett
     key = idempotency.validate_key(idempotency_key)
     fp = idempotency.request_fingerprint(body.model_dump(mode="json"))
     ttl = dt.timedelta(hours=settings.idempotency_ttl_hours)
-    status, payload, replayed = await run_db(database, idempotency.place_once, database, p, body, key, fp, ttl)
+    status, payload, replayed = await idempotency.place(database, p, body, key, fp, ttl)
     if not replayed:
         log.info("order_placed", order_id=payload[1], merchant_id=body.merchant_id,
                  payment_method=body.payment_method)
