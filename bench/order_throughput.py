@@ -21,9 +21,11 @@ latencies are those of an open-loop client, free of coordinated omission.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import create_engine, func, select, text, update
@@ -96,10 +99,12 @@ function done(summary, latency, requests)
   end
   local parts = {}
   for k, v in pairs(codes) do table.insert(parts, string.format('"%%s": %%d', k, v)) end
+  local late = 0
+  for _, t in ipairs(threads) do late = late + (t:get("late") or 0) end
   io.write(string.format('WRKJSON {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p95_us": %%d, ' ..
-    '"p99_us": %%d, "max_us": %%d, "errors": %%d, "codes": {%%s}}\n',
+    '"p99_us": %%d, "max_us": %%d, "late": %%d, "errors": %%d, "codes": {%%s}}\n',
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(95),
-    latency:percentile(99), latency.max,
+    latency:percentile(99), latency.max, late,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
     table.concat(parts, ", ")))
 end
@@ -211,7 +216,33 @@ def serve(app: str, url: str, port: int, workers: int, extra_env: dict[str, str]
         cmd = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port", str(port),
                "--workers", str(workers), "--log-level", "warning", "--no-access-log", "--loop", "uvloop",
                "--http", "httptools"]
-    return subprocess.Popen(cmd, env=env, cwd=ROOT)
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the server and its workers (its own process group), however far its start-up got."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def server_cpu_s(proc: subprocess.Popen[bytes]) -> float:
+    """CPU seconds used so far by the server and its worker processes (user + system).
+
+    On a machine shared with other jobs, requests/s moves with everybody else's load; CPU time per
+    request hardly does, so the bench reports both."""
+    total = 0.0
+    root = psutil.Process(proc.pid)
+    for p in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
 
 
 def paced_script(script: Path, rate: float, threads: int) -> Path:
@@ -229,7 +260,18 @@ def measure(name: str, app: str, url: str, script: Path, args: argparse.Namespac
     try:
         wait_http(port, proc)
         warm = run_wrk(port, script, 2, args.connections, args.threads)  # warm-up (connections, caches)
+        spy = None
+        if args.profile and name.startswith("orders/"):  # py-spy samples the server (all threads) meanwhile
+            out = Path(args.profile) / f"{name.replace('/', '-')}.txt"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            spy = subprocess.Popen([shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy", "record", "-p", str(proc.pid), "-d", str(args.duration), "-r", "200",
+                                    "--threads", "--gil", "-f", "raw", "-o", str(out)], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        cpu0 = server_cpu_s(proc)
         res = run_wrk(port, script, args.duration, args.connections, args.threads)
+        res["cpu_s"] = server_cpu_s(proc) - cpu0
+        if spy is not None:
+            spy.wait(timeout=60)
         res["warmup"] = warm["codes"].get("201", 0)
         res["rps"] = res["codes"].get("201", 0) / (res["duration_us"] / 1e6)
         res["paced"] = []
@@ -240,8 +282,7 @@ def measure(name: str, app: str, url: str, script: Path, args: argparse.Namespac
             res["paced"].append(r)
             res["warmup"] += r["codes"].get("201", 0)  # orders the consistency check must find
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        stop(proc)
     res["name"] = name
     return res
 
@@ -266,6 +307,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1, help="server processes")
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
+    ap.add_argument("--profile", metavar="DIR", help="write py-spy's collapsed stacks of the saturated server here")
     ap.add_argument("--open-loop", default="0.5,0.8",
                     help="constant-rate runs at these fractions of the saturation rate ('' for none)")
     args = ap.parse_args()
@@ -294,17 +336,21 @@ def main() -> None:
             console.print(f"[bold]{backend}[/bold]: bare one-row insert ceiling …")
             b = measure(f"bare-insert/{backend}", "bench.bare_app:create_app", bare_url, script, args)
             r["ratio"] = r["rps"] / b["rps"] if b["rps"] else 0.0
+            for x in (r, b):
+                x["cpu_ms"] = 1000 * x["cpu_s"] / max(1, x["codes"].get("201", 0))
+            r["cpu_ratio"] = b["cpu_ms"] / r["cpu_ms"] if r["cpu_ms"] else 0.0
             results += [r, b]
     t = Table(title=f"POST /api/v1/orders, {args.connections} connections, {args.workers} {args.server} "
                     f"process(es), {os.cpu_count()} cores")
     for col in ("run", "ok/s", "p50 ms", "p95 ms", "p99 ms", "non-201", "socket errors", "orders in DB",
-                "vs ceiling"):
+                "vs ceiling", "server CPU ms/req", "vs ceiling, CPU"):
         t.add_column(col, justify="right" if col != "run" else "left")
     for r in results:
         non201 = sum(v for k, v in r["codes"].items() if k != "201")
         t.add_row(r["name"], f"{r['rps']:.0f}", f"{r['p50_us'] / 1000:.1f}", f"{r['p95_us'] / 1000:.1f}",
                   f"{r['p99_us'] / 1000:.1f}", str(non201), str(r["errors"]), str(r.get("orders_in_db", "")),
-                  f"{r['ratio']:.2f}" if "ratio" in r else "")
+                  f"{r['ratio']:.2f}" if "ratio" in r else "", f"{r['cpu_ms']:.2f}",
+                  f"{r['cpu_ratio']:.2f}" if "cpu_ratio" in r else "")
     console.print(t)
     paced = [(r["name"], p) for r in results for p in r.get("paced", [])]
     if paced:

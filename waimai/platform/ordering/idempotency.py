@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from waimai.core.audit import AuditEntry
 from waimai.core.database import Database, table_of, utcnow
 from waimai.core.errors import AppError, Conflict, Unprocessable
+from waimai.core.prepared import Prepared
 from waimai.firewall.monitoring.instruments import ORDERS_PLACED
 from waimai.platform.ordering import service
 from waimai.platform.ordering.models import IdempotencyRecord
@@ -61,13 +62,16 @@ _EXPIRE = delete(_T).where(_T.c.user_id == bindparam("uid"), _T.c.key == bindpar
 _TAKE_OVER = (update(_T).where(_T.c.user_id == bindparam("uid"), _T.c.key == bindparam("k"),
                                _T.c.state == "running", _T.c.created_at < bindparam("before"))
               .values(created_at=bindparam("now")))
-_COMPLETE = (update(_T).where(_T.c.user_id == bindparam("uid"), _T.c.key == bindparam("k"))
-             .values(state="done", response_status=bindparam("status"), response_body=bindparam("body"),
-                     order_id=bindparam("oid")))
-_TRY_LOCK = select(func.pg_try_advisory_xact_lock(bindparam("id")))
+# The statements every placement runs go straight to the driver (waimai.core.prepared).
+_COMPLETE = Prepared(update(_T).where(_T.c.user_id == bindparam("uid"), _T.c.key == bindparam("k"))
+                     .values(state="done", response_status=bindparam("status"), response_body=bindparam("body"),
+                             order_id=bindparam("oid")))
+_TRY_LOCK = Prepared(select(func.pg_try_advisory_xact_lock(bindparam("id"))))
 _INSERT_IF_NEW = {
-    "sqlite": sqlite_insert(_T).on_conflict_do_nothing(index_elements=["user_id", "key"]).returning(_T.c.id),
-    "postgresql": pg_insert(_T).on_conflict_do_nothing(index_elements=["user_id", "key"]).returning(_T.c.id),
+    "sqlite": Prepared(sqlite_insert(_T).on_conflict_do_nothing(index_elements=["user_id", "key"])
+                       .returning(_T.c.id)),
+    "postgresql": Prepared(pg_insert(_T).on_conflict_do_nothing(index_elements=["user_id", "key"])
+                           .returning(_T.c.id)),
 }
 
 
@@ -83,14 +87,14 @@ def begin(conn: Connection, *, user_id: int, key: str, fingerprint: str, ttl: dt
     params = {"uid": user_id, "k": key}
     if conn.dialect.name == "postgresql":
         lock_id = int.from_bytes(hashlib.sha256(f"{user_id}:{key}".encode()).digest()[:8], "big", signed=True)
-        if not conn.execute(_TRY_LOCK, {"id": lock_id}).scalar():
+        if not _TRY_LOCK.first_value(conn, {"id": lock_id}):
             raise _in_progress()
     row = {"user_id": user_id, "key": key, "request_hash": fingerprint, "state": "running",
            "response_status": None, "response_body": None, "order_id": None, "created_at": now}
-    if conn.execute(_INSERT_IF_NEW[conn.dialect.name], row).first() is not None:
+    if _INSERT_IF_NEW[conn.dialect.name].first_value(conn, row) is not None:
         return None  # the common case: a fresh key, decided in one statement
     if conn.execute(_EXPIRE, {**params, "before": now - ttl}).rowcount:  # an expired key may be used afresh
-        conn.execute(_INSERT_IF_NEW[conn.dialect.name], row)
+        _INSERT_IF_NEW[conn.dialect.name].first_value(conn, row)
         return None
     rec = conn.execute(_SEL, params).first()
     if rec is None:  # pragma: no cover - removed between the two statements by the expiry job
@@ -120,8 +124,8 @@ def claim(database: Database, *, user_id: int, key: str, fingerprint: str, ttl: 
 def complete(db: Session | Connection, *, user_id: int, key: str, status: int, body: str,
              order_id: int | None) -> None:
     """Store the response in the caller's transaction (the one that wrote the order)."""
-    (db if isinstance(db, Connection) else db.connection()).execute(_COMPLETE, {"uid": user_id, "k": key, "status": status, "body": body,
-                                        "oid": order_id})
+    _COMPLETE.execute(db if isinstance(db, Connection) else db.connection(),
+                      {"uid": user_id, "k": key, "status": status, "body": body, "oid": order_id})
 
 
 def purge_expired(db: Session, *, ttl: dt.timedelta) -> int:
