@@ -49,7 +49,7 @@ from waimai.platform.catalog.models import MenuItem, Merchant  # noqa: E402
 from waimai.platform.ordering.models import IdempotencyRecord, Order  # noqa: E402
 from waimai.seed import seed_demo  # noqa: E402
 
-console = Console()
+console = Console(width=150)
 SECRET = "bench-secret-key-0123456789abcdef0123456789"  # noqa: S105 - a throwaway bench key
 PG_ADMIN = os.environ.get("WAIMAI_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 CUSTOMERS = 64

@@ -172,6 +172,11 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     if give_coupon_back not in TRANSITION_HOOKS:
         TRANSITION_HOOKS.append(give_coupon_back)
     install_error_handlers(app)
+    from waimai.platform.ordering.fastpath import PlaceOrderFastPath
+
+    # Added first, so it sits inside every other middleware (metrics, size limit, switches): the plain
+    # order placement skips FastAPI's router; anything unusual falls through to the route.
+    app.add_middleware(PlaceOrderFastPath)
     monitoring_jobs = monitoring.install(app, settings)
     from waimai.firewall.resilience import setup as resilience
 
