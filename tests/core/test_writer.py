@@ -120,3 +120,41 @@ def test_a_stopped_writer_refuses_new_work(sqlite_url: str) -> None:
     database.dispose()
     with pytest.raises(RuntimeError):
         database.writer.call(lambda conn: 1)
+
+
+class _Deadlock(Exception):
+    sqlstate = "40P01"  # what psycopg's DeadlockDetected carries
+
+
+def test_a_unit_that_hits_a_deadlock_is_run_again(db_url: str) -> None:
+    database = Database(db_url)
+    with database.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE writer_probe (v VARCHAR(40) PRIMARY KEY)")
+    tries: dict[str, int] = {}
+
+    def flaky(conn: Connection, v: str) -> str:
+        tries[v] = tries.get(v, 0) + 1
+        _write(conn, v)
+        if tries[v] == 1:
+            raise _Deadlock("deadlock detected")  # after its write: the retry must not find it twice
+        return v
+
+    gate, inside = threading.Event(), threading.Event()
+    holder = threading.Thread(target=lambda: database.writer.call(lambda c: (inside.set(), gate.wait(10))))
+    holder.start()
+    assert inside.wait(10)
+    results: dict[str, Any] = {}
+    batch = [threading.Thread(target=lambda v=v: results.setdefault(v, database.writer.call(flaky, v)))
+             for v in ("a", "b")]
+    for t in batch:
+        t.start()
+    while len(database.writer._queue) < 2:
+        threading.Event().wait(0.01)
+    gate.set()
+    for t in [holder, *batch]:
+        t.join(10)
+    alone = database.writer.call(flaky, "c")  # a batch of one retries its whole transaction
+    assert results == {"a": "a", "b": "b"} and alone == "c"
+    assert tries == {"a": 2, "b": 2, "c": 2}
+    assert _committed(database) == {"a", "b", "c"}
+    database.dispose()

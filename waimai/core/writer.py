@@ -46,6 +46,22 @@ class _RollBack(Exception):
     """The single unit of a one-unit batch failed: roll the transaction back, report its error."""
 
 
+class _Retry(Exception):
+    """The single unit of a one-unit batch hit a deadlock: roll back and run it again."""
+
+
+# PostgreSQL's deadlock_detected and serialization_failure: the other side went on, so running the
+# unit again succeeds. Batches of several processes can lock the same hot rows (stock) in another
+# order; the database breaks the cycle by failing one statement, and its unit is simply re-run.
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+TRANSIENT_RETRIES = 3
+
+
+def is_transient(exc: BaseException) -> bool:
+    state = getattr(exc, "sqlstate", None) or getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return state in TRANSIENT_SQLSTATES
+
+
 class GroupWriter:
     """Queue of write units for one engine, committed in groups by a dedicated thread."""
 
@@ -112,17 +128,23 @@ class GroupWriter:
             self._commit_group(batch)
             self._deliver(batch)
 
-    def _commit_group(self, batch: list[_Unit]) -> None:
+    def _commit_group(self, batch: list[_Unit], retries: int = 0) -> None:
         try:
             with self.engine.begin() as conn:
                 if len(batch) == 1:  # nothing to isolate it from: no savepoint round trips
                     self._attempt(conn, batch[0])
                     if batch[0].error is not None:
+                        if is_transient(batch[0].error) and retries < TRANSIENT_RETRIES:
+                            raise _Retry
                         raise _RollBack
                 else:
                     for unit in batch:
                         self._attempt_in_savepoint(conn, unit)
         except _RollBack:
+            return
+        except _Retry:
+            batch[0].error = None
+            self._commit_group(batch, retries + 1)
             return
         except Exception as exc:  # noqa: BLE001 - BEGIN/COMMIT failed: nothing of the batch was written
             if len(batch) == 1:
@@ -145,14 +167,19 @@ class GroupWriter:
 
     @staticmethod
     def _attempt_in_savepoint(conn: Connection, unit: _Unit) -> None:
-        sp = conn.begin_nested()
-        try:
-            unit.result = unit.fn(conn, *unit.args)
-        except Exception as exc:  # noqa: BLE001 - handed to the caller; the rest of the batch stays
-            sp.rollback()
-            unit.result, unit.error = None, exc
+        for attempt in range(TRANSIENT_RETRIES + 1):
+            sp = conn.begin_nested()
+            try:
+                unit.result = unit.fn(conn, *unit.args)
+            except Exception as exc:  # noqa: BLE001 - handed to the caller; the rest of the batch stays
+                sp.rollback()  # also frees the row locks the unit took after its savepoint
+                unit.result, unit.error = None, exc
+                if attempt < TRANSIENT_RETRIES and is_transient(exc):
+                    unit.error = None
+                    continue
+                return
+            sp.commit()
             return
-        sp.commit()
 
     @staticmethod
     def _deliver(batch: list[_Unit]) -> None:

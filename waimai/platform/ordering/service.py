@@ -278,7 +278,7 @@ def place_order(db: Session | Connection, *, customer: Principal, body: PlaceOrd
                        code="merchant_busy", headers={"Retry-After": "120"})
     # Reserve counted stock with a guarded update: two buyers can never take the last portion twice.
     reserved: set[int] = set()
-    for item_id, qty in _quantities(body).items():
+    for item_id, qty in sorted(_quantities(body).items()):  # one lock order for every transaction
         if priced.items[item_id].stock is None:
             continue
         if _RESERVE.rowcount(conn, {"iid": item_id, "qty": qty, "updated_at": now}) != 1:
