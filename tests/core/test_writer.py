@@ -16,6 +16,7 @@ from sqlalchemy import Connection, func, select, text
 from waimai.core.database import Database
 from waimai.core.deps import Principal
 from waimai.core.outbox import OutboxEvent
+from waimai.core.writer import GroupWriter
 from waimai.platform.accounts.models import User
 from waimai.platform.ordering import idempotency
 from waimai.platform.ordering.models import IdempotencyRecord, Order
@@ -33,13 +34,21 @@ def _write(conn: Connection, v: str) -> str:
     return v
 
 
+def _one_writer(url: str) -> Database:
+    """A Database whose group writer has one thread (PostgreSQL's default has several), so what
+    queues behind a busy writer lands in one batch."""
+    database = Database(url)
+    database.writer = GroupWriter(database.engine)
+    return database
+
+
 def _committed(database: Database) -> set[str]:
     with database.engine.connect() as conn:
         return {r[0] for r in conn.execute(text("SELECT v FROM writer_probe"))}
 
 
 def test_a_batch_commits_once_and_a_failing_unit_alone_is_rolled_back(db_url: str) -> None:
-    database = Database(db_url)
+    database = _one_writer(db_url)
     with database.engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE writer_probe (v VARCHAR(40) PRIMARY KEY)")
     gate, inside = threading.Event(), threading.Event()
@@ -83,7 +92,7 @@ def test_a_batch_commits_once_and_a_failing_unit_alone_is_rolled_back(db_url: st
 
 
 def test_placements_in_one_batch_keep_idempotency(db_url: str) -> None:
-    database = Database(db_url)
+    database = _one_writer(db_url)
     with database.read_session() as s:
         uid = s.scalar(select(User.id).where(User.role == "customer").order_by(User.id))
     assert uid is not None
@@ -127,7 +136,7 @@ class _Deadlock(Exception):
 
 
 def test_a_unit_that_hits_a_deadlock_is_run_again(db_url: str) -> None:
-    database = Database(db_url)
+    database = _one_writer(db_url)
     with database.engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE writer_probe (v VARCHAR(40) PRIMARY KEY)")
     tries: dict[str, int] = {}
@@ -157,4 +166,29 @@ def test_a_unit_that_hits_a_deadlock_is_run_again(db_url: str) -> None:
     assert results == {"a": "a", "b": "b"} and alone == "c"
     assert tries == {"a": 2, "b": 2, "c": 2}
     assert _committed(database) == {"a", "b", "c"}
+    database.dispose()
+
+
+def test_postgresql_keeps_several_batches_in_flight(db_url: str) -> None:
+    database = Database(db_url)
+    with database.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE writer_probe (v VARCHAR(40) PRIMARY KEY)")
+    gate = threading.Event()
+    inside = threading.Semaphore(0)
+
+    def slow(conn: Connection, v: str) -> str:
+        inside.release()
+        gate.wait(10)
+        return _write(conn, v)
+
+    threads = [threading.Thread(target=database.writer.call, args=(slow, f"s{i}")) for i in range(2)]
+    for t in threads:
+        t.start()
+    # SQLite: one writer, so the second waits; PostgreSQL: both run at once in their own transactions.
+    both = inside.acquire(timeout=5) and inside.acquire(timeout=1 if database.dialect == "sqlite" else 5)
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert both == (database.dialect == "postgresql")
+    assert _committed(database) == {"s0", "s1"}
     database.dispose()

@@ -128,6 +128,10 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
+# Group-commit threads per PostgreSQL pool (see GroupWriter): placement is latency-bound on round trips.
+PG_WRITER_THREADS = 4
+
+
 class Database:
     """Owns the engine and hands out write and read-only sessions."""
 
@@ -140,7 +144,7 @@ class Database:
         self._read = sessionmaker(self.engine.execution_options(readonly=True), expire_on_commit=False)
         # Hot writes (order placement) queue here and are committed many per transaction by one
         # thread per pool, off the event loop (waimai.core.writer).
-        self.writer = GroupWriter(self.engine)
+        self.writer = GroupWriter(self.engine, threads=1 if self.dialect == "sqlite" else PG_WRITER_THREADS)
 
     @property
     def dialect(self) -> str:
