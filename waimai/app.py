@@ -196,6 +196,11 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     from waimai.web.errors import error_page
 
     install_error_handlers(app, page=error_page)
+    from waimai.platform.ordering.fastpath import PlaceOrderFastPath
+
+    # Added first, so it sits inside every other middleware (metrics, size limit, switches): the plain
+    # order placement skips FastAPI's router; anything unusual falls through to the route.
+    app.add_middleware(PlaceOrderFastPath)
     monitoring_jobs = monitoring.install(app, settings)
     from waimai.firewall.resilience import setup as resilience
 

@@ -13,7 +13,7 @@ from sqlalchemy import column, select, table
 from sqlalchemy.orm import Session
 
 from waimai.config import Settings
-from waimai.core.database import Database, run_db
+from waimai.core.database import Database, is_connection_error, run_db
 from waimai.core.errors import Forbidden, Unauthorized
 from waimai.core.security import TokenClaims, read_token
 
@@ -83,10 +83,22 @@ class AuthzCache:
             return True, hit[1]
         return False, None
 
-    def load(self, user_id: int) -> UserState | None:
-        with self.database.read_session() as db:
-            row = db.execute(select(_USERS.c.role, _USERS.c.is_active, _USERS.c.token_version)
-                             .where(_USERS.c.id == user_id)).first()
+    def load(self, user_id: int, claims: TokenClaims | None = None) -> UserState | None:
+        try:
+            with self.database.read_session() as db:
+                row = db.execute(select(_USERS.c.role, _USERS.c.is_active, _USERS.c.token_version)
+                                 .where(_USERS.c.id == user_id)).first()
+        except Exception as exc:
+            if not is_connection_error(exc):
+                raise
+            # No database answers (an outage the firewall rides out: status from memory, orders into the
+            # spool). What this replica last read, however old, else what the signed token says; revocation
+            # and demotion take effect again as soon as the database is back.
+            stale = self._states.get(user_id)
+            if stale is not None:
+                return stale[1]
+            return None if claims is None else UserState(role=claims.role, active=True,
+                                                         token_version=claims.version)
         state = None if row is None else UserState(role=str(row[0]), active=bool(row[1]),
                                                     token_version=int(row[2] or 0))
         if self.ttl > 0:
@@ -135,7 +147,7 @@ def principal_from(request: Request) -> Principal | None:
         return None
     cache = authz_cache(request.app)
     hit, state = cache.peek(claims.user_id)
-    return _principal(claims, state if hit else cache.load(claims.user_id))
+    return _principal(claims, state if hit else cache.load(claims.user_id, claims))
 
 
 async def _principal_async(request: Request) -> Principal | None:
@@ -145,7 +157,7 @@ async def _principal_async(request: Request) -> Principal | None:
     cache = authz_cache(request.app)
     hit, state = cache.peek(claims.user_id)
     if not hit:
-        state = await run_db(cache.database, cache.load, claims.user_id)
+        state = await run_db(cache.database, cache.load, claims.user_id, claims)
     return _principal(claims, state)
 
 

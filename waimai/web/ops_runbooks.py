@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from waimai.core.errors import AppError
 from waimai.firewall import runbooks
@@ -40,13 +41,15 @@ async def run_from_console(request: Request, name: str) -> Response:
     params: dict[str, Any] = {k[2:]: v for k, v in form.items() if k.startswith("p_") and v != ""}
     ctx = runbooks.Context(request.app.state, f"{p.role}:{p.user_id}", p.user_id)
     try:
+        # A runbook (a database restore among them) takes seconds and locks: a worker thread's wait,
+        # never the event loop's.
         if action == "plan":
-            out = runbooks.execute(ctx, name[:60], params, dry_run=True)
+            out = await run_in_threadpool(runbooks.execute, ctx, name[:60], params, dry_run=True)
             from urllib.parse import quote
 
             return RedirectResponse(f"/ops/runbooks?plan={quote(chr(10).join(out['plan']))}#rb-{name}",
                                     status_code=303)
-        out = runbooks.execute(ctx, name[:60], params, confirm=confirm)
+        out = await run_in_threadpool(runbooks.execute, ctx, name[:60], params, confirm=confirm)
     except AppError as exc:
         return back("/ops/runbooks", err=say(exc))
     msg = "; ".join(out["lines"])

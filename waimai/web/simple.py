@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from waimai.core.database import is_connection_error, run_db
+from waimai.core.database import is_connection_error
 from waimai.core.deps import optional_principal, principal_from
 from waimai.core.errors import AppError
 from waimai.firewall.switches import flags
@@ -116,8 +116,7 @@ async def simple_order(request: Request) -> Response:
     try:
         if not database.reachable:
             raise _Unreachable
-        _status, (payload, _oid), _replayed = await run_db(database, idempotency.place_once, database, p, body,
-                                                           key, fp, ttl)
+        _status, (payload, _oid), _replayed = await idempotency.place(database, p, body, key, fp, ttl)
     except AppError as exc:
         return _page(request, {"error": say(exc)}, exc.status)
     except Exception as exc:

@@ -7,6 +7,8 @@ cardinality stays bounded; unmatched paths are labelled `<unmatched>`.
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import time
 import uuid
@@ -23,6 +25,14 @@ from waimai.firewall.monitoring.instruments import HTTP_IN_FLIGHT, HTTP_LATENCY,
 
 log = structlog.get_logger(logger_name="waimai.access")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# Request ids: a random per-process prefix and a counter, 32 hex digits like a uuid4's but without
+# a system call and a UUID object per request (uuid4 was ~3% of a saturated order placement).
+_RID_PREFIX = os.urandom(8).hex()
+_RID_COUNTER = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+
+def new_request_id() -> str:
+    return f"{_RID_PREFIX}{next(_RID_COUNTER) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 class RequestMonitor:
@@ -41,6 +51,10 @@ class RequestMonitor:
         # errors_only: a line for 4xx/5xx and slow requests only. Every line a request causes still
         # carries its id; this drops the routine 200s, the largest share of monitoring's cost.
         self.errors_only = errors_only
+        # Labelled children looked up once per (method, route[, status]): `labels()` takes a lock and
+        # builds a key on every call.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._histograms: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -52,7 +66,7 @@ class RequestMonitor:
                 cand = value.decode("latin-1")
                 rid = cand if _SAFE_ID.match(cand) else None
                 break
-        rid = rid or uuid.uuid4().hex
+        rid = rid or new_request_id()
         scope.setdefault("state", {})["request_id"] = rid
         structlog.contextvars.bind_contextvars(trace_id=rid)
         status = 500
@@ -76,8 +90,15 @@ class RequestMonitor:
             method = scope["method"]
             if self.metrics:
                 HTTP_IN_FLIGHT.dec()
-                HTTP_REQUESTS.labels(method, route, str(status)).inc()
-                HTTP_LATENCY.labels(method, route).observe(elapsed)
+                key = (method, route, status)
+                counter = self._counters.get(key)
+                if counter is None:
+                    counter = self._counters[key] = HTTP_REQUESTS.labels(method, route, str(status))
+                counter.inc()
+                hist = self._histograms.get(key[:2])
+                if hist is None:
+                    hist = self._histograms[key[:2]] = HTTP_LATENCY.labels(method, route)
+                hist.observe(elapsed)
             if self.signed_in is not None:
                 if self.signed_in(scope):
                     if self.metrics:

@@ -1,7 +1,8 @@
 """Idempotency keys for order placement, as Stripe and the IETF draft describe them.
 
-The key is claimed, the order written and the response stored in ONE transaction, so a key is
-`done` exactly when its order exists, and a request that fails leaves nothing behind: the client
+The key is claimed, the order written and the response stored in ONE unit of work (its own
+savepoint inside the group writer's transaction, waimai.core.writer), so a key is `done` exactly
+when its order exists, and a request that fails leaves nothing behind: the client
 may retry with the same key. Same key + same body replays the stored response; same key + another
 body is 422; a retry while the first request still runs is 409.
 """
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 from waimai.core.audit import AuditEntry
 from waimai.core.database import Database, table_of, utcnow
 from waimai.core.errors import AppError, Conflict, Unprocessable
+from waimai.core.prepared import Prepared
 from waimai.firewall.monitoring.instruments import ORDERS_PLACED
 from waimai.platform.ordering import service
 from waimai.platform.ordering.models import IdempotencyRecord
@@ -60,13 +62,16 @@ _EXPIRE = delete(_T).where(_T.c.user_id == bindparam("uid"), _T.c.key == bindpar
 _TAKE_OVER = (update(_T).where(_T.c.user_id == bindparam("uid"), _T.c.key == bindparam("k"),
                                _T.c.state == "running", _T.c.created_at < bindparam("before"))
               .values(created_at=bindparam("now")))
-_COMPLETE = (update(_T).where(_T.c.user_id == bindparam("uid"), _T.c.key == bindparam("k"))
-             .values(state="done", response_status=bindparam("status"), response_body=bindparam("body"),
-                     order_id=bindparam("oid")))
-_TRY_LOCK = select(func.pg_try_advisory_xact_lock(bindparam("id")))
+# The statements every placement runs go straight to the driver (waimai.core.prepared).
+_COMPLETE = Prepared(update(_T).where(_T.c.user_id == bindparam("uid"), _T.c.key == bindparam("k"))
+                     .values(state="done", response_status=bindparam("status"), response_body=bindparam("body"),
+                             order_id=bindparam("oid")))
+_TRY_LOCK = Prepared(select(func.pg_try_advisory_xact_lock(bindparam("id"))))
 _INSERT_IF_NEW = {
-    "sqlite": sqlite_insert(_T).on_conflict_do_nothing(index_elements=["user_id", "key"]).returning(_T.c.id),
-    "postgresql": pg_insert(_T).on_conflict_do_nothing(index_elements=["user_id", "key"]).returning(_T.c.id),
+    "sqlite": Prepared(sqlite_insert(_T).on_conflict_do_nothing(index_elements=["user_id", "key"])
+                       .returning(_T.c.id)),
+    "postgresql": Prepared(pg_insert(_T).on_conflict_do_nothing(index_elements=["user_id", "key"])
+                           .returning(_T.c.id)),
 }
 
 
@@ -82,14 +87,14 @@ def begin(conn: Connection, *, user_id: int, key: str, fingerprint: str, ttl: dt
     params = {"uid": user_id, "k": key}
     if conn.dialect.name == "postgresql":
         lock_id = int.from_bytes(hashlib.sha256(f"{user_id}:{key}".encode()).digest()[:8], "big", signed=True)
-        if not conn.execute(_TRY_LOCK, {"id": lock_id}).scalar():
+        if not _TRY_LOCK.first_value(conn, {"id": lock_id}):
             raise _in_progress()
     row = {"user_id": user_id, "key": key, "request_hash": fingerprint, "state": "running",
            "response_status": None, "response_body": None, "order_id": None, "created_at": now}
-    if conn.execute(_INSERT_IF_NEW[conn.dialect.name], row).first() is not None:
+    if _INSERT_IF_NEW[conn.dialect.name].first_value(conn, row) is not None:
         return None  # the common case: a fresh key, decided in one statement
     if conn.execute(_EXPIRE, {**params, "before": now - ttl}).rowcount:  # an expired key may be used afresh
-        conn.execute(_INSERT_IF_NEW[conn.dialect.name], row)
+        _INSERT_IF_NEW[conn.dialect.name].first_value(conn, row)
         return None
     rec = conn.execute(_SEL, params).first()
     if rec is None:  # pragma: no cover - removed between the two statements by the expiry job
@@ -119,8 +124,8 @@ def claim(database: Database, *, user_id: int, key: str, fingerprint: str, ttl: 
 def complete(db: Session | Connection, *, user_id: int, key: str, status: int, body: str,
              order_id: int | None) -> None:
     """Store the response in the caller's transaction (the one that wrote the order)."""
-    (db if isinstance(db, Connection) else db.connection()).execute(_COMPLETE, {"uid": user_id, "k": key, "status": status, "body": body,
-                                        "oid": order_id})
+    _COMPLETE.execute(db if isinstance(db, Connection) else db.connection(),
+                      {"uid": user_id, "k": key, "status": status, "body": body, "oid": order_id})
 
 
 def purge_expired(db: Session, *, ttl: dt.timedelta) -> int:
@@ -128,27 +133,52 @@ def purge_expired(db: Session, *, ttl: dt.timedelta) -> int:
     return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def place_in(conn: Connection, customer: Any, body: Any, key: str, fingerprint: str, ttl: dt.timedelta,
+             source: str = "app", actor: Any = None) -> tuple[int, tuple[str, int | None], bool]:
+    """Claim the key, write the order and store the response in the caller's transaction (a unit of the
+    database's group writer: its savepoint makes it all or nothing). Database writes only: what must
+    happen after the commit (metrics, logs) is `_placed`'s."""
+    replay = begin(conn, user_id=customer.user_id, key=key, fingerprint=fingerprint, ttl=ttl)
+    if replay is not None:
+        return replay.status, (replay.body, None), True
+    out = service.place_order(conn, customer=customer, body=body, source=source, actor=actor)
+    payload = out.model_dump_json()
+    complete(conn, user_id=customer.user_id, key=key, status=201, body=payload, order_id=out.id)
+    if actor is not None:
+        conn.execute(_INS_AUDIT, {
+            "at": utcnow(), "actor_id": actor.user_id, "actor_role": actor.role, "action": f"order.{source}",
+            "target": f"order:{out.id}", "details": {"customer_id": customer.user_id,
+                                                     "payment_method": body.payment_method}})
+    return 201, (payload, out.id), False
+
+
+_INS_AUDIT = insert(table_of(AuditEntry))
+
+
+def _placed(result: tuple[int, tuple[str, int | None], bool], body: Any,
+            source: str) -> tuple[int, tuple[str, int | None], bool]:
+    if not result[2]:
+        ORDERS_PLACED.labels(body.payment_method, source).inc()
+    return result
+
+
 def place_once(database: Database, customer: Any, body: Any, key: str, fingerprint: str,
                ttl: dt.timedelta, *, source: str = "app",
                actor: Any = None) -> tuple[int, tuple[str, int | None], bool]:
-    """Claim the key, write the order and store the response: one transaction, all or nothing.
+    """Claim the key, write the order and store the response: one unit of work, all or nothing.
 
-    Returns (status, (response body, order id), replayed). The API, the checkout page and the
-    support console (`source="assisted"`, `actor` = the staff member, audited in the same
-    transaction) all place through here. A plain Core connection, not an ORM session: the hot
-    path needs no unit of work.
+    Returns (status, (response body, order id), replayed) once the order is committed. The checkout
+    page and the support console (`source="assisted"`, `actor` = the staff member, audited in the same
+    transaction) place through here from worker threads; the API's async route through `place`.
+    Both queue on the database's group writer (waimai.core.writer), which commits many orders per
+    transaction; a plain Core connection, not an ORM session: the hot path needs no unit of work.
     """
-    with database.engine.begin() as conn:
-        replay = begin(conn, user_id=customer.user_id, key=key, fingerprint=fingerprint, ttl=ttl)
-        if replay is not None:
-            return replay.status, (replay.body, None), True
-        out = service.place_order(conn, customer=customer, body=body, source=source, actor=actor)
-        payload = out.model_dump_json()
-        complete(conn, user_id=customer.user_id, key=key, status=201, body=payload, order_id=out.id)
-        if actor is not None:
-            conn.execute(insert(table_of(AuditEntry)), {
-                "at": utcnow(), "actor_id": actor.user_id, "actor_role": actor.role, "action": f"order.{source}",
-                "target": f"order:{out.id}", "details": {"customer_id": customer.user_id,
-                                                         "payment_method": body.payment_method}})
-    ORDERS_PLACED.labels(body.payment_method, source).inc()
-    return 201, (payload, out.id), False
+    return _placed(database.writer.call(place_in, customer, body, key, fingerprint, ttl, source, actor),
+                   body, source)
+
+
+async def place(database: Database, customer: Any, body: Any, key: str, fingerprint: str,
+                ttl: dt.timedelta, *, source: str = "app") -> tuple[int, tuple[str, int | None], bool]:
+    """`place_once` for the event loop: waits for the group commit without holding the loop."""
+    return _placed(await database.writer.submit(place_in, customer, body, key, fingerprint, ttl, source),
+                   body, source)

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from waimai.core import audit
-from waimai.core.database import is_connection_error, run_db
+from waimai.core.database import is_connection_error
 from waimai.core.deps import (
     API_PREFIX,
     CustomerDep,
@@ -71,7 +71,7 @@ async def place_order(body: PlaceOrderIn, request: Request, p: CustomerDep, sett
     if not database.reachable:  # known outage: do not make the customer wait for a timeout
         return _spool(request, p, body, key, fp)
     try:
-        status, payload, replayed = await run_db(database, idempotency.place_once, database, p, body, key, fp, ttl)
+        status, payload, replayed = await idempotency.place(database, p, body, key, fp, ttl)
     except Exception as exc:
         if not is_connection_error(exc):
             raise

@@ -20,6 +20,7 @@ from waimai.core.database import table_of, utcnow
 from waimai.core.deps import Principal
 from waimai.core.errors import AppError, Conflict, Forbidden, NotFound, Unprocessable
 from waimai.core.outbox import OutboxEvent, emit
+from waimai.core.prepared import Prepared
 from waimai.core.security import mask_phone
 from waimai.core.timeutil import is_open_at
 from waimai.firewall.monitoring.instruments import ORDER_TRANSITIONS
@@ -139,14 +140,15 @@ _T_ITEMS = table_of(MenuItem)
 _COUNT_KITCHEN = (select(func.count()).select_from(_T_ORDERS)
                   .where(_T_ORDERS.c.merchant_id == bindparam("mid"),
                          _T_ORDERS.c.status.in_([s.value for s in KITCHEN])))
-_RESERVE = (update(_T_ITEMS).where(_T_ITEMS.c.id == bindparam("iid"), _T_ITEMS.c.stock >= bindparam("qty"))
-            .values(stock=_T_ITEMS.c.stock - bindparam("qty")))
+_RESERVE = Prepared(update(_T_ITEMS).where(_T_ITEMS.c.id == bindparam("iid"), _T_ITEMS.c.stock >= bindparam("qty"))
+                    .values(stock=_T_ITEMS.c.stock - bindparam("qty")))
 _SEL_PHONE = select(table_of(User).c.phone).where(table_of(User).c.id == bindparam("uid"))
-_INS_ORDER = insert(_T_ORDERS).returning(_T_ORDERS.c.id)
-_INS_LINES = insert(_T_LINES)
-_INS_TRANSITIONS = insert(table_of(OrderTransition))
-_INS_PAYMENT = insert(table_of(Payment))
-_INS_OUTBOX = insert(table_of(OutboxEvent))
+# The writes go straight to the driver (waimai.core.prepared): no per-statement SQLAlchemy work.
+_INS_ORDER = Prepared(insert(_T_ORDERS).returning(_T_ORDERS.c.id))
+_INS_LINES = Prepared(insert(_T_LINES))
+_INS_TRANSITIONS = Prepared(insert(table_of(OrderTransition)))
+_INS_PAYMENT = Prepared(insert(table_of(Payment)))
+_INS_OUTBOX = Prepared(insert(table_of(OutboxEvent)))
 
 
 @dataclass
@@ -276,10 +278,10 @@ def place_order(db: Session | Connection, *, customer: Principal, body: PlaceOrd
                        code="merchant_busy", headers={"Retry-After": "120"})
     # Reserve counted stock with a guarded update: two buyers can never take the last portion twice.
     reserved: set[int] = set()
-    for item_id, qty in _quantities(body).items():
+    for item_id, qty in sorted(_quantities(body).items()):  # one lock order for every transaction
         if priced.items[item_id].stock is None:
             continue
-        if conn.execute(_RESERVE, {"iid": item_id, "qty": qty}).rowcount != 1:
+        if _RESERVE.rowcount(conn, {"iid": item_id, "qty": qty, "updated_at": now}) != 1:
             raise OutOfStock(f"「{priced.items[item_id].name}」 just sold out.", details={"item_id": item_id})
         reserved.add(item_id)
     contact = contact or body.contact_phone
@@ -304,17 +306,17 @@ def place_order(db: Session | Connection, *, customer: Principal, body: PlaceOrd
     number = _order_number(now)
     proof = f"{secrets.randbelow(10000):04d}"
     promised = now + dt.timedelta(minutes=q.estimated_minutes)
-    order_id = conn.execute(_INS_ORDER, {
+    order_id = _INS_ORDER.first_value(conn, {
         "number": number, "customer_id": customer.user_id, "merchant_id": merchant.id,
         "delivery_point_id": priced.point.id, "rider_id": None, "status": status,
         "payment_method": body.payment_method, "source": source, "subtotal_fen": q.subtotal_fen,
         "delivery_fee_fen": q.delivery_fee_fen, "discount_fen": q.discount_fen, "total_fen": q.total_fen,
         "proof_code": proof, "note": body.note, "contact_phone": contact, "reason": None, "promised_at": promised,
         "ready_at": None, "picked_up_at": None, "delivered_at": None, "created_at": now, "updated_at": now,
-    }).scalar_one()
+    })
     if coupon_id is not None:
         coupons.redeem(conn, coupon_id=coupon_id, order_id=order_id, now=now)
-    conn.execute(_INS_LINES, [
+    _INS_LINES.execute(conn, [
         {"order_id": order_id, "item_id": ql.item_id, "name": ql.name, "unit_price_fen": ql.unit_price_fen,
          "quantity": ql.quantity, "options": ql.options, "line_total_fen": ql.line_total_fen,
          "stock_reserved": ql.item_id in reserved} for ql in q.lines])
@@ -325,7 +327,7 @@ def place_order(db: Session | Connection, *, customer: Principal, body: PlaceOrd
         transitions.append({"order_id": order_id, "from_status": Status.created.value,
                             "to_status": Status.cod_confirmed.value, "actor_id": None, "actor_role": "system",
                             "reason": "cash on delivery", "at": now})
-        conn.execute(_INS_PAYMENT, {"order_id": order_id, "provider": "cod", "provider_ref": f"cod-{number}",
+        _INS_PAYMENT.execute(conn, {"order_id": order_id, "provider": "cod", "provider_ref": f"cod-{number}",
                                     "amount_fen": q.total_fen, "status": "pending", "pay_url": None,
                                     "failure_reason": None, "refund_ref": None, "created_at": now,
                                     "updated_at": now})
@@ -333,12 +335,12 @@ def place_order(db: Session | Connection, *, customer: Principal, body: PlaceOrd
         transitions.append({"order_id": order_id, "from_status": Status.created.value,
                             "to_status": Status.paid.value, "actor_id": None, "actor_role": "system",
                             "reason": f"paid on {source}", "at": now})
-        conn.execute(_INS_PAYMENT, {"order_id": order_id, "provider": source, "provider_ref": f"{source}-{number}",
+        _INS_PAYMENT.execute(conn, {"order_id": order_id, "provider": source, "provider_ref": f"{source}-{number}",
                                     "amount_fen": q.total_fen, "status": "succeeded", "pay_url": None,
                                     "failure_reason": None, "refund_ref": None, "created_at": now,
                                     "updated_at": now})
-    conn.execute(_INS_TRANSITIONS, transitions)
-    conn.execute(_INS_OUTBOX, {"topic": "order.placed", "key": str(order_id), "created_at": now,
+    _INS_TRANSITIONS.execute(conn, transitions)
+    _INS_OUTBOX.execute(conn, {"topic": "order.placed", "key": str(order_id), "created_at": now,
                                "published_at": None,
                                "payload": {"order_id": order_id, "merchant_id": merchant.id,
                                            "total_fen": q.total_fen, "payment_method": body.payment_method,
