@@ -28,7 +28,9 @@ def _token(c: httpx.Client, role: str) -> str:
 
 @pytest.mark.slow
 def test_livez_stays_fast_while_another_writer_holds_the_sqlite_lock(sqlite_url: str) -> None:
-    app = create_app(make_settings(sqlite_url))
+    # No background jobs: the probes measure the loop against the order and the runbook, not the
+    # sampler's turns on the GIL (the server and this client share a process).
+    app = create_app(make_settings(sqlite_url), background=False)
     # Another replica: a Database of its own has its own process lock and its own flock description,
     # so it contends with the server exactly as a second process would.
     other = Database(sqlite_url)
@@ -71,7 +73,7 @@ def test_livez_stays_fast_while_another_writer_holds_the_sqlite_lock(sqlite_url:
             r = c.get("/livez")
             latencies.append(time.perf_counter() - t0)
             assert r.status_code == 200
-            time.sleep(0.01)
+            time.sleep(0.002)
         # Were both requests still waiting for the lock while the probes ran?
         waited = "order" not in answers and "runbook" not in answers
         release.set()
@@ -85,6 +87,6 @@ def test_livez_stays_fast_while_another_writer_holds_the_sqlite_lock(sqlite_url:
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     print(f"/livez while another writer held the lock {HOLD_S} s: {len(latencies)} probes, "
           f"p50 {latencies[len(latencies) // 2] * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms")
-    assert len(latencies) >= 50
+    assert len(latencies) >= 30  # a loop blocked for the hold answers only a handful
     assert p99 <= 0.100
     assert waited  # the figures were taken while the order and the runbook waited for the lock
