@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,12 @@ def test_a_replica_confirms_only_when_fenced_and_idle(db_url: str) -> None:
         _read_only(db, False)
         fence.beat(db, "r1")
         assert fence.enter()  # open again
+        with db.session() as s:  # a process that stopped long ago is forgotten by the next sweep
+            s.add(ReplicaBeat(replica="gone:1", beat_at=utcnow() - dt.timedelta(days=2)))
+            s.commit()
+        Fence().beat(db, "r2")
+        with db.read_session() as s:
+            assert s.get(ReplicaBeat, "gone:1") is None and s.get(ReplicaBeat, "r1") is not None
     finally:
         db.dispose()
 

@@ -224,6 +224,9 @@ class AlertingService:
         if not self.leads():
             return 0
         with self._lock:
+            with self.database.read_session() as db:  # most rounds have nothing to send: no write lock then
+                if not state.waiting(db, self.me):
+                    return 0
             with self.database.session() as db:
                 rows = state.claim(db, self.me, self.clock())
                 db.commit()

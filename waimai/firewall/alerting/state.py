@@ -124,6 +124,13 @@ def queue(s: Session, sent: Iterable[Notification]) -> None:
                               members=list(n.members), title=n.message.title[:300]))
 
 
+def waiting(s: Session, me: str) -> bool:
+    """Is anything pending, or left `sending` by another process?"""
+    q = select(NotificationRow.id).where((NotificationRow.state == "pending")
+                                         | ((NotificationRow.state == "sending") & (NotificationRow.claimed_by != me)))
+    return s.scalar(q.limit(1)) is not None
+
+
 def claim(s: Session, me: str, now: dt.datetime, limit: int = 200) -> list[NotificationRow]:
     """Take pending rows for sending. Rows another process left `sending` died with it: `unknown`, not resent."""
     s.execute(update(NotificationRow).where(NotificationRow.state == "sending", NotificationRow.claimed_by != me)

@@ -19,7 +19,7 @@ import threading
 import time
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from waimai.core.database import Database, utcnow
 from waimai.firewall.switches.models import ReplicaBeat, Switch
@@ -27,6 +27,7 @@ from waimai.firewall.switches.models import ReplicaBeat, Switch
 log = structlog.get_logger(__name__)
 READ_ONLY = "system.read_only"
 ALIVE = dt.timedelta(seconds=5)  # a replica that has not beaten for this long is not running
+FORGET = dt.timedelta(days=1)  # heartbeat rows of processes gone this long are deleted
 
 
 class Fence:
@@ -34,6 +35,7 @@ class Fence:
         self._lock = threading.Lock()
         self.in_flight = 0
         self.closed: str | None = None  # the read-only version that closed it
+        self._beats = 0
 
     def enter(self) -> bool:
         with self._lock:
@@ -56,9 +58,12 @@ class Fence:
             quiet = self.in_flight == 0
             n = self.in_flight
         seen = version if version is not None and quiet else None
+        self._beats += 1
         with database.session() as s:
             s.merge(ReplicaBeat(replica=replica[:120], roles=roles[:60], beat_at=utcnow(), read_only_seen=seen,
                                 writes_in_flight=n))
+            if self._beats % 600 == 1:  # every ten minutes or so: forget processes gone for a day
+                s.execute(delete(ReplicaBeat).where(ReplicaBeat.beat_at < utcnow() - FORGET))
             s.commit()
         return seen
 
