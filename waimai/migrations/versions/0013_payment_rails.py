@@ -1,7 +1,7 @@
 """payment rails: WeChat Pay / Alipay channel and trade number on payments, longer cashier URLs, bill mismatches
 
 Revision ID: pay1
-Revises: 0009
+Revises: ui1
 Create Date: 2026-12-06 03:00:00
 """
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 import waimai.core.database
 
 revision: str = 'pay1'
-down_revision: str | None = '0009'
+down_revision: str | None = 'ui1'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """campus map: buildings, roads and named areas drawn on the order page and /ops/dispatch
 
 Revision ID: ui1
-Revises: 0009
+Revises: secauth1
 Create Date: 2026-12-06 03:00:00
 """
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = 'ui1'
-down_revision: str | None = '0009'
+down_revision: str | None = 'secauth1'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """security (authentication and data): token versions, proof-code attempts, security alerts
 
 Revision ID: secauth1
-Revises: 0009
+Revises: alerts1
 Create Date: 2026-12-06 03:00:00
 """
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 import waimai.core.database
 
 revision: str = 'secauth1'
-down_revision: str | None = '0009'
+down_revision: str | None = 'alerts1'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
