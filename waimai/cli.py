@@ -172,7 +172,6 @@ def _standin(kind: str, port: int, host: str, failure_rate: float, auto_confirm:
     import uvicorn
 
     from waimai.core.children import exit_with_parent
-
     from waimai.platform.payments import sandbox
     from waimai.platform.payments.standins import StandInConfig, create_alipay_app, create_wechatpay_app
 

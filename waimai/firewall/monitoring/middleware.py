@@ -11,7 +11,6 @@ import itertools
 import os
 import re
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 

@@ -25,7 +25,6 @@ from waimai.core.deps import (
     SupportDep,
 )
 from waimai.core.errors import Forbidden, NotFound, Unprocessable
-from waimai.core.outbox import emit
 from waimai.platform.accounts.models import User
 from waimai.platform.delivery import proof
 from waimai.platform.delivery import service as delivery
