@@ -71,7 +71,12 @@ class SecurityHeaders:
 
         async def send_with_headers(msg: Message) -> None:
             if msg["type"] == "http.response.start":
-                msg["headers"] = [*msg.get("headers", ()), *extra]
+                own = msg.get("headers", ())
+                if own:  # a route that set one of these (a photo's own CSP) keeps its value
+                    have = {k.lower() for k, _v in own}
+                    msg["headers"] = [*own, *(h for h in extra if h[0] not in have)]
+                else:
+                    msg["headers"] = extra
             await send(msg)
 
         await self.app(scope, receive, send_with_headers)

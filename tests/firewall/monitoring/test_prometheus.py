@@ -44,6 +44,8 @@ def test_prometheus_scrapes_waimai(prometheus_bin: str, sqlite_url: str, tmp_pat
     cfg["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
     cfg["scrape_configs"][0]["static_configs"][0]["targets"] = [f"127.0.0.1:{port}"]
     cfg["rule_files"] = [str(DEPLOY / r) for r in cfg["rule_files"]]
+    auth = cfg["scrape_configs"][0]["authorization"]  # the scrape token file sits beside the shipped config
+    auth["credentials_file"] = str(DEPLOY / auth["credentials_file"])
     cfg.pop("alerting")
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(cfg))
     with serve(app, port) as base:

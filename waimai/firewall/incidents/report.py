@@ -278,7 +278,8 @@ def markdown(r: Report, *, image_dir: str | None = "charts") -> str:
     out += [f"| {_local(e['at'])[11:]} | {md_text(e['kind'])}{' (public)' if e['public'] else ''} | "
             f"{md_text(e['text'])} | {md_text(e['actor'])} |" for e in r.timeline]
     for s in r.extra:
-        out += ["", f"## {md_text(s['title'])}", "", f"{s.get('count', len(s.get('lines', [])))} in the window.", ""]
+        # The section title is written by our code (category codes); the quoted lines are people's words.
+        out += ["", f"## {s['title']}", "", f"{s.get('count', len(s.get('lines', [])))} in the window.", ""]
         out += [f"> {md_text(line)}" for line in s.get("lines", [])[:5]]
     out += ["", "## Compensation", ""]
     c = r.compensation
