@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from waimai.core.deps import TOKEN_COOKIE, IdPath, Principal
 from waimai.core.deps import principal_from as optional_principal
 from waimai.core.errors import AppError
+from waimai.core.numbers import readable
 from waimai.core.security import mask_phone
 from waimai.core.timeutil import hhmm, local, yuan
 from waimai.firewall.incidents.models import Notice
@@ -44,6 +45,7 @@ TEMPLATES = Jinja2Templates(env=_ENV)
 TEMPLATES.env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
 TEMPLATES.env.filters["yuan"] = yuan
 TEMPLATES.env.filters["hhmm"] = hhmm
+TEMPLATES.env.filters["readable"] = readable
 TEMPLATES.env.filters["mask"] = mask_phone
 TEMPLATES.env.filters["hms"] = lambda t: "" if t is None else local(t).strftime("%H:%M:%S")  # type: ignore[union-attr]
 TEMPLATES.env.filters["dur"] = lambda s: "–" if s is None else (

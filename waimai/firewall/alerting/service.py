@@ -55,6 +55,9 @@ class AlertingService:
         self.pipeline = AlertPipeline(self.config, self._receiver, clock=clock, link_secret=link_secret,
                                       public_url=public_url)
         self.evaluator = Evaluator([r for g in self.rules.groups for r in g.rules], source)
+        for name in self.receivers_without_channels():
+            log.warning("alert_receiver_has_no_channel", receiver=name,
+                        hint="configure a channel in WAIMAI_ALERTING_CONFIG_FILE; alerts reach only /ops/alerts")
         self.clock = clock
         self._lock = threading.RLock()
         self._logged = 0
@@ -63,10 +66,18 @@ class AlertingService:
         self.listeners: list[Any] = []
 
     def _receiver(self, name: str) -> list[NotificationChannel]:
-        chans = self.channels.get(name, [])
-        if not chans:
-            log.warning("alert_receiver_has_no_channel", receiver=name)
-        return chans
+        # a receiver without channels was said once at start-up (and stays on /ops/alerts), not per round
+        return self.channels.get(name, [])
+
+    def receivers_without_channels(self) -> list[str]:
+        """Receivers that notify nobody: the route still groups and records, but no one is told."""
+        named: set[str] = set(self.config.receivers)
+        todo = [self.config.route]
+        while todo:
+            r = todo.pop()
+            named.add(r.receiver or "")
+            todo.extend(r.routes or [])
+        return sorted(n for n in named if n and not self.channels.get(n))
 
     def evaluate(self) -> None:
         """One round: rules over the store, into the pipeline, and the pipeline's clock tick."""

@@ -121,7 +121,7 @@ class _Base(Detector):
     z_alarm = 6.0
     stuck_bits = 10.0  # a run this unlikely (10^-10) is a dead source
 
-    def __init__(self, lag: int = 60, warmup: int = 0, z_alarm: float | None = None,
+    def __init__(self, lag: int = 60, warmup: int = 12, z_alarm: float | None = None,
                  stuck_bits: float | None = None) -> None:
         self.lag = int(lag)
         self.warmup = int(warmup)
@@ -171,7 +171,7 @@ class CountDetector(_Base):
 
     z_alarm = 6.0
 
-    def __init__(self, interval_s: float = 5.0, dispersion: float = 40.0, slow_dispersion: float = 12.0,
+    def __init__(self, interval_s: float = 5.0, dispersion: float = 400.0, slow_dispersion: float = 100.0,
                  half_life: float = 360.0, slow_half_life: float = 2880.0, prior_counts: float = 5.0,
                  utc_offset_h: float = 8.0, holidays: Iterable[dt.date] = (), day_sd: float = 0.12,
                  day_z: float = 6.0, **kw: Any) -> None:
@@ -193,6 +193,7 @@ class CountDetector(_Base):
         self.last_mu = 0.0
         self.last_c: float | None = None
         self.run_bits = 0.0
+        self.stuck = _Stuck(half_life=120.0)
 
     def _count(self, x: Any) -> float:
         return max(0.0, round(float(x) * self.per))
@@ -236,10 +237,12 @@ class CountDetector(_Base):
     def _run_bits(self, c: float) -> float:
         """−log10 of the chance of this count again, at the current expectation (a dead source repeats
         its last value; at night, 0 again and again is what Poisson expects and costs nothing)."""
-        if self.last_c is None or c != self.last_c:
+        if self.last_c is None or c != self.last_c or self.n < 120:
             return 0.0
         mu = max(self.last_mu, 1e-6)
-        return self.run_bits - (-mu + c * math.log(mu) - math.lgamma(c + 1.0)) / math.log(10.0)
+        log_pmf = (-mu + c * math.log(mu) - math.lgamma(c + 1.0)) / math.log(10.0)
+        # a series that repeats itself by habit (a steady test load, a quiet shop) is not dead
+        return self.run_bits - max(log_pmf, math.log10(max(self.stuck.p_same, 1e-6)))
 
     def _stuck_score(self, x: float) -> float:
         bits = self._run_bits(x)
@@ -253,6 +256,7 @@ class CountDetector(_Base):
         c = self._count(x)
         self.run_bits = self._run_bits(c)
         self.last_c = c
+        self.stuck.learn(c)
         slot = _slot(sec, self.offset, self.holidays)
         p = self._prof(slot)
         self.win.push((c, p))
@@ -354,9 +358,11 @@ class _LevelDetector(_Base):
 
     def __init__(self, half_life: float = 360.0, scale_half_life: float = 2880.0, min_change: float = 0.0,
                  both_ways: bool = True, windows: tuple[int, ...] = WINDOWS, min_scale: float = 0.0,
-                 **kw: Any) -> None:
+                 prior_scale: float = 0.3, max_scale: float = math.inf, **kw: Any) -> None:
         super().__init__(**kw)
+        self.max_scale = float(max_scale)
         self.min_scale = float(min_scale)
+        self.prior_scale = float(prior_scale)
         self.a = 1.0 - 0.5 ** (1.0 / half_life)
         self.a_s = 1.0 - 0.5 ** (1.0 / scale_half_life)
         self.min_change = float(min_change)
@@ -390,20 +396,26 @@ class _LevelDetector(_Base):
     def _change_ok(self, d: float) -> bool:
         return abs(d) >= self.min_change
 
+    def _scale(self, wi: int) -> float:
+        """The learnt deviation at this window length, blended with the prior while it is young."""
+        w = min(1.0, self.scale_n[wi] / 100.0)
+        s = max(w * self.scale[wi] + (1.0 - w) * self.prior_scale, self.min_scale, 1e-6)
+        # however noisy single samples are, a change held over 3+ samples beyond max_scale matters
+        return min(s, self.max_scale) if self.win.windows[wi] >= 3 else s
+
     def _z(self, t: float, x: Any) -> float:
         y = self._y(float(x))
         best = 0.0
         for wi, d in self._devs(y):
-            if self.scale_n[wi] < 100 or not self._change_ok(d) or (not self.both and d < 0):
+            if not self._change_ok(d) or (not self.both and d < 0):
                 continue
-            best = max(best, abs(d) / (1.25 * max(self.scale[wi], self.min_scale) + 1e-9))
+            best = max(best, abs(d) / (1.25 * self._scale(wi)))
         return best
 
     def learn_one(self, t: Any, x: Any) -> None:
         y = self._y(float(x))
         devs = self._devs(y)
-        z = max((abs(d) / (1.25 * self.scale[wi] + 1e-9) for wi, d in devs if self.scale_n[wi] >= 100),
-                default=0.0)
+        z = max((abs(d) / (1.25 * self._scale(wi)) for wi, d in devs), default=0.0)
         if z < self.z_alarm:  # deviations during a fault do not widen the scale
             for wi, d in devs:
                 n = self.scale_n[wi]
@@ -434,6 +446,7 @@ class LogLevelDetector(_LevelDetector):
     z_alarm = 6.0
 
     def __init__(self, min_ratio: float = 1.5, min_ms: float = 50.0, **kw: Any) -> None:
+        kw.setdefault("max_scale", 0.25)
         super().__init__(min_change=math.log(min_ratio), both_ways=False, **kw)
         self.min_ms = float(min_ms)
 
@@ -476,14 +489,14 @@ class GaugeDetector(_LevelDetector):
 # The detector the live watcher and the fault bench use for each key series, and why (README).
 SERIES_DETECTORS: dict[str, tuple[str, dict[str, Any]]] = {
     "orders_placed_per_min": ("counts", {}),
-    "payment_success_ratio": ("ratio", {"bad": "low"}),
+    "payment_success_ratio": ("ratio", {"bad": "low", "z_alarm": 5.0}),
     "http_error_ratio": ("ratio", {"bad": "high", "prior_share": 0.005}),
     "http_latency_p95_ms": ("latency", {}),
     "payment_latency_p95_ms": ("latency", {"min_ms": 100.0}),
     "db_query_p95_ms": ("latency", {"min_ms": 20.0}),
     "dispatch_backlog": ("gauge", {"min_change": 5.0, "sqrt": True, "min_scale": 1.0}),
     # riders change one at a time: judge the last minute against the minute before
-    "riders_on_shift": ("gauge", {"min_change": 3.0, "lag": 12, "half_life": 1.0, "windows": (1, 3, 12),
+    "riders_on_shift": ("gauge", {"min_change": 3.0, "lag": 12, "half_life": 1.0, "windows": (1, 3, 12), "prior_scale": 1.0,
                                     "stuck_bits": math.inf}),
 }
 # the series whose per-sample denominator a ratio detector needs, and how to get it from the store

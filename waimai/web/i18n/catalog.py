@@ -132,6 +132,12 @@ ZH = {
     "to": "发往", "escalation step": "升级级别", "acknowledged by": "确认人", "Acknowledge": "确认",
     "Minutes": "分钟", "Silence": "静默", "Active silences": "生效中的静默", "None.": "无。", "until": "直到",
     "Noise per rule": "各规则噪音", "Rule": "规则", "Notifications": "通知数", "Flaps": "抖动次数",
+    "Noise per rule, last 7 days": "近 7 天各规则噪音", "Fired": "触发", "Acknowledged by someone": "有人确认",
+    "Resolved by itself within its for": "在 for 时长内自行恢复",
+    "Nothing fired in the last 7 days.": "近 7 天没有告警触发。",
+    "Nobody is notified: receiver(s) %(names)s have no channel. Alerts reach only this page; configure a "
+    "channel in WAIMAI_ALERTING_CONFIG_FILE.": "没有人会收到通知：接收方 %(names)s 未配置任何渠道。告警只显示在本页；"
+    "请在 WAIMAI_ALERTING_CONFIG_FILE 中配置渠道。",
     "No such alert group.": "找不到该告警组。", "Acknowledged: repeats and escalation stop.": "已确认：停止重复通知和升级。",
     "Alerting is not running.": "告警未运行。", "Silenced.": "已静默。",
  "Phone number or password is wrong.": "手机号或密码错误。",
