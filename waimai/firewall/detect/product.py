@@ -147,8 +147,7 @@ class _Base(Detector):
         z = self._z(sec, x)
         return max(_squash(z, self.z_alarm), self._stuck_score(self._stuck_value(x)))
 
-    @staticmethod
-    def _stuck_value(x: Any) -> float:
+    def _stuck_value(self, x: Any) -> float:
         return float(x[0]) if isinstance(x, list | tuple | np.ndarray) else float(x)
 
     def expected(self) -> tuple[float, float]:  # pragma: no cover - abstract
@@ -380,7 +379,7 @@ class _LevelDetector(_Base):
         return y
 
     def _devs(self, y: float) -> list[tuple[int, float]]:
-        out = []
+        out: list[tuple[int, float]] = []
         if self.level is None:
             return out
         for wi, m in enumerate(self.win.windows):

@@ -105,6 +105,10 @@ def route_class(route: str) -> str:
 STREAMING_ROUTES: frozenset[str] = frozenset({"/api/v1/orders/{order_id}/events"})
 
 
+def _of_class(cls: str) -> Callable[[dict[str, str]], bool]:
+    return lambda d: route_class(d.get("route", "")) == cls
+
+
 def _quantile_delta(cur: Snapshot, prev: Snapshot, name: str, q: float,
                     keep: Callable[[dict[str, str]], bool] | None = None, **match: str) -> float:
     """histogram_quantile over the counts that arrived between two reads (linear in a bucket)."""
@@ -157,8 +161,7 @@ def derive(cur: Snapshot, prev: Snapshot) -> dict[str, float]:
         keep=lambda d: route_class(d.get("route", "")) in ("api", "page")) * 1000
     for cls in ("api", "page"):
         out[f"http_latency_p95_ms.{cls}"] = _quantile_delta(
-            cur, prev, "waimai_http_request_duration_seconds", 0.95,
-            keep=lambda d, c=cls: route_class(d.get("route", "")) == c) * 1000
+            cur, prev, "waimai_http_request_duration_seconds", 0.95, keep=_of_class(cls)) * 1000
     out["db_query_p95_ms"] = _quantile_delta(cur, prev, "waimai_db_query_duration_seconds", 0.95) * 1000
     g = cur.gauges
     active = [v for (n, _lbl), v in g.items() if n == "waimai_orders"]
