@@ -327,12 +327,19 @@ def _wait_port(host: str, port: int, timeout: float = 20.0) -> bool:
 
 def _register_plugins() -> None:
     """Commands that live with their domain (dispatch, detection), registered here."""
-    from waimai.firewall.detect.cli import bench_forecast_command, bench_nab_command, detect_command
+    from waimai.firewall.detect.cli import (
+        bench_faults_command,
+        bench_forecast_command,
+        bench_nab_command,
+        detect_command,
+    )
     from waimai.platform.dispatch.cli import bench_mdrp_command, simulate_command
 
     app.command("detect", help="Score a timestamp,value CSV for anomalies, causally.")(detect_command)
     bench_app.command("nab", help="Run detectors over the NAB v1.1 corpus and score them.")(bench_nab_command)
     bench_app.command("forecast", help="Rolling-origin forecast evaluation (MASE).")(bench_forecast_command)
+    bench_app.command("faults", help="Detectors on campus series with injected faults (rate, delay, false alarms).")(
+        bench_faults_command)
 
     bench_app.command("mdrp", help="Run the dispatcher on Grubhub's MDRP instances and score it.")(
         bench_mdrp_command)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from waimai.core import audit
 from waimai.core.messages import N_
+from waimai.firewall.alerting.noise import rule_noise
 from waimai.firewall.incidents.service import open_incidents
 from waimai.firewall.monitoring.anomaly import stored_signals
 from waimai.firewall.monitoring.sampler import SERIES
@@ -83,10 +86,15 @@ def alerts_page(request: Request) -> Response:
                    "members": sch.members, "every": sch.handoff_every}
                   for name, sch in svc.config.schedules.items()]
         history = svc.history(30)
+        silent_receivers = svc.receivers_without_channels()
+        with request.app.state.db.read_session() as db:
+            week = rule_noise(db, since=now - dt.timedelta(days=7),
+                              for_by_rule={r.alert: r.for_ for g in svc.rules.groups for r in g.rules})
     else:
-        oncall, history = [], []
+        oncall, history, silent_receivers, week = [], [], [], []
     return render(request, "ops_alerts.html", {"groups": groups, "silences": silences, "noise": noise,
-                                               "oncall": oncall, "history": history})
+                                               "oncall": oncall, "history": history, "week": week,
+                                               "silent_receivers": silent_receivers})
 
 
 @router.get("/ops/alerts/rules")

@@ -21,6 +21,7 @@ from waimai.core.database import is_connection_error, utcnow
 from waimai.core.deps import TOKEN_COOKIE, IdPath, Principal, authz_cache
 from waimai.core.deps import principal_from as optional_principal
 from waimai.core.errors import AppError
+from waimai.core.numbers import readable
 from waimai.core.security import mask_phone
 from waimai.core.timeutil import hhmm, local, yuan
 from waimai.firewall.incidents.models import Notice
@@ -70,6 +71,7 @@ TEMPLATES.env.globals["tr"] = tr
 # A stored text (a notice written when it was sent) keeps the language it was written in: say so to readers.
 TEMPLATES.env.filters["text_lang"] = lambda t: "zh-CN" if re.search(r"[\u3400-\u9fff]", t or "") else "en"
 TEMPLATES.env.filters["hhmm"] = hhmm
+TEMPLATES.env.filters["readable"] = readable
 TEMPLATES.env.filters["mask"] = mask_phone
 TEMPLATES.env.filters["hms"] = lambda t: "" if t is None else local(t).strftime("%H:%M:%S")  # type: ignore[union-attr]
 TEMPLATES.env.filters["dur"] = lambda s: "–" if s is None else (

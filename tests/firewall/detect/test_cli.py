@@ -106,3 +106,15 @@ def test_time_jumps_need_the_flag(tmp_path):
     assert res.exit_code != 0 and "strictly increasing" in flat(res.output)
     assert run(src, tmp_path / "out.csv", "--allow-time-jumps").exit_code == 0
     assert len(pd.read_csv(tmp_path / "out.csv")) == len(df)
+
+
+def test_input_and_output_as_options_or_positions_give_the_same_file(tmp_path):
+    src = write(tmp_path, good_frame())
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert run("--input", src, "--output", a, "--threshold", "0.5").exit_code == 0
+    assert run(src, b, "--threshold", "0.5").exit_code == 0
+    assert a.read_text() == b.read_text()
+    both = run(src, b, "--input", src)
+    assert both.exit_code != 0 and "once" in flat(both.output)
+    missing = run("--input", src)
+    assert missing.exit_code != 0 and "output" in flat(missing.output).lower()

@@ -229,6 +229,9 @@ def evaluate_expr(expr: Any, source: MetricSource, now: dt.datetime) -> tuple[bo
             return False, None
         pts = source.query_range(expr.series, now - expr.absent_for, now, 1)
         present = [p for p in pts if not math.isnan(p.value) and (p.value != 0 or not expr.zero_counts_as_absent)]
+        if not present and not source.query_range(expr.series, now - expr.absent_for - dt.timedelta(days=1),
+                                                  now - expr.absent_for, 60):
+            return False, None  # the series is younger than absent_for (a fresh start): too early to tell
         return (not present), float(len(present))
     if isinstance(expr, Anomaly):
         v = _agg(source.query_range(expr.series, now - expr.window, now, 1), "max")

@@ -61,6 +61,9 @@ class AlertingService:
             for name, specs in self.config.receivers.items()}
         self.link_secret, self.public_url = link_secret, public_url
         self.evaluator = Evaluator([r for g in self.rules.groups for r in g.rules], source)
+        for name in self.receivers_without_channels():
+            log.warning("alert_receiver_has_no_channel", receiver=name,
+                        hint="configure a channel in WAIMAI_ALERTING_CONFIG_FILE; alerts reach only /ops/alerts")
         self.clock = clock
         self.leads = leads or (lambda: True)
         self.me = me or identity()
@@ -84,10 +87,18 @@ class AlertingService:
         return (int(row[0]), str(row[1])) if row else None
 
     def _receiver(self, name: str) -> list[NotificationChannel]:
-        chans = self.channels.get(name, [])
-        if not chans:
-            log.warning("alert_receiver_has_no_channel", receiver=name)
-        return chans
+        # a receiver without channels was said once at start-up (and stays on /ops/alerts), not per round
+        return self.channels.get(name, [])
+
+    def receivers_without_channels(self) -> list[str]:
+        """Receivers that notify nobody: the route still groups and records, but no one is told."""
+        named: set[str] = set(self.config.receivers)
+        todo = [self.config.route]
+        while todo:
+            r = todo.pop()
+            named.add(r.receiver or "")
+            todo.extend(r.routes or [])
+        return sorted(n for n in named if n and not self.channels.get(n))
 
     def _fresh(self) -> AlertPipeline:
         return AlertPipeline(self.config, self._receiver, clock=lambda: self.clock(), link_secret=self.link_secret,

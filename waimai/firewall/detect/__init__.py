@@ -5,7 +5,7 @@ registry; ``detectors``/``novelty``/``baselines`` the implementations; ``nab`` t
 and benchmark; ``cli`` the Typer commands.
 """
 
-from waimai.firewall.detect import baselines, detectors  # noqa: F401  (registers the detectors)
+from waimai.firewall.detect import baselines, detectors, product  # noqa: F401  (registers the detectors)
 from waimai.firewall.detect.base import DEFAULT_DETECTOR, DETECTORS, Detector, get_detector
 
 __all__ = ["DEFAULT_DETECTOR", "DETECTORS", "Detector", "get_detector"]

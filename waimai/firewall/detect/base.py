@@ -125,4 +125,4 @@ def get_detector(name: str = DEFAULT_DETECTOR, **params: Any) -> Detector:
 
 def _load_builtin() -> None:
     # importing the modules registers their detectors
-    from waimai.firewall.detect import baselines, detectors  # noqa: F401
+    from waimai.firewall.detect import baselines, detectors, product  # noqa: F401

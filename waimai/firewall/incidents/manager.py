@@ -21,6 +21,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 from waimai.core.database import Database
+from waimai.core.numbers import readable
 from waimai.core.timeutil import parse_iso
 from waimai.firewall.alerting.rules import Alert
 from waimai.firewall.incidents import service as incidents
@@ -221,8 +222,8 @@ class IncidentManager:
             for inc in open_:
                 if comp in inc.components and s.onset >= inc.onset_at - dt.timedelta(minutes=10):
                     self._signals_seen.add(key)
-                    incidents.record(db, inc, "anomaly", f"anomaly on {s.series}: {s.value:.4g} outside "
-                                     f"{s.expected_low:.4g}–{s.expected_high:.4g} (score {s.score:.2f})", at=s.onset,
+                    incidents.record(db, inc, "anomaly", f"anomaly on {s.series}: {readable(s.value)} outside "
+                                     f"{readable(s.expected_low)}–{readable(s.expected_high)} (score {s.score:.2f})", at=s.onset,
                                      details={"series": s.series, "score": s.score})
 
 

@@ -1,11 +1,15 @@
 """Anomaly signals on the service's key series, computed continuously from the embedded store.
 
-After each sample the watcher scores the new point of every watched series with a streaming
-detector (robust median/MAD per hour-of-day slot by default: it reacts to the first bad sample
-and knows that lunch volume at noon is normal), writes the score as the series `anomaly.<name>`
-(so alert rules of kind `anomaly` and the charts can use it) and opens a signal — series, onset,
-score, the expected range — when the score crosses the threshold. A signal closes when the score
-stays below 70% of the threshold.
+After each sample the watcher scores the new point of every watched series with the detector fitted
+to that kind of series (`waimai.firewall.detect.product.SERIES_DETECTORS`: counts as counts, success
+and error ratios with their denominators, percentiles on the log scale, gauges), writes the score as
+the series `anomaly.<name>` (so alert rules of kind `anomaly` and the charts can use it) and opens a
+signal — series, onset, score, the expected range — when the score crosses the threshold. A signal
+closes when the score stays below 70% of the threshold. The figures behind these choices:
+`waimai bench faults` (README).
+
+On its first step after a start the watcher learns the last hour silently: a restart neither opens
+nor re-logs signals for points it had already judged.
 """
 
 from __future__ import annotations
@@ -19,17 +23,19 @@ from typing import Any
 
 import structlog
 
+from waimai.core.numbers import readable
 from waimai.firewall.detect import get_detector
+from waimai.firewall.detect.product import DENOMINATORS, SERIES_DETECTORS
 from waimai.firewall.monitoring.store import MetricStore
 
 log = structlog.get_logger(__name__)
 
-# Series watched and the smallest change from the recent median that matters to operations: below
-# it a score is not a signal (a p95 that moves from 1.9 to 4.8 ms is statistically wild and
-# operationally nothing; histogram-derived percentiles move in such steps).
+# Series watched and the smallest change that matters to operations; the detectors' own minimum
+# changes come from product.SERIES_DETECTORS, these are kept for a custom `series=` mapping.
 WATCHED: dict[str, float] = {
     "payment_success_ratio": 0.1, "payment_latency_p95_ms": 100.0, "orders_placed_per_min": 5.0,
-    "http_latency_p95_ms": 100.0, "http_error_ratio": 0.02, "db_query_p95_ms": 20.0, "dispatch_backlog": 5.0}
+    "http_latency_p95_ms": 100.0, "http_error_ratio": 0.02, "db_query_p95_ms": 20.0, "dispatch_backlog": 5.0,
+    "riders_on_shift": 3.0}
 
 
 @dataclass
@@ -44,7 +50,8 @@ class Signal:
 
     def as_dict(self) -> dict[str, Any]:
         return {"series": self.series, "onset": self.onset.isoformat(), "score": round(self.score, 3),
-                "value": self.value, "expected": [self.expected_low, self.expected_high],
+                "value": readable(self.value),
+                "expected": f"{readable(self.expected_low)}–{readable(self.expected_high)}",
                 "closed_at": self.closed_at.isoformat() if self.closed_at else None}
 
     def row(self) -> dict[str, Any]:
@@ -79,24 +86,47 @@ class _Track:
 
 
 class AnomalyWatcher:
-    def __init__(self, store: MetricStore, *, detector: str = "robust_seasonal", threshold: float = 0.8,
-                 series: dict[str, float] | None = None, params: dict[str, Any] | None = None) -> None:
+    def __init__(self, store: MetricStore, *, detector: str | None = None, threshold: float = 0.8,
+                 series: dict[str, float] | None = None, params: dict[str, Any] | None = None,
+                 interval_s: float = 5.0, holidays: frozenset[dt.date] = frozenset()) -> None:
+        """``detector=None`` (the default) picks the detector fitted to each series; a name forces
+        one detector (with ``params``) on every series."""
         self.store = store
         self.threshold = threshold
-        self.params = params if params is not None else {"history": 60, "window": 120}
         self.detector = detector
+        self.interval_s = interval_s
         self.min_delta = dict(WATCHED if series is None else series)
-        self.tracks = {s: _Track(get_detector(detector, **self.params)) for s in self.min_delta}
+        self.tracks = {s: _Track(self._build(s, params, holidays)) for s in self.min_delta}
         self.signals: deque[Signal] = deque(maxlen=500)  # this process's own; the store has the deployment's
         self._adopted = False
+
+    def _build(self, name: str, params: dict[str, Any] | None, holidays: frozenset[dt.date]) -> Any:
+        if self.detector is not None or name not in SERIES_DETECTORS:
+            return get_detector(self.detector or "robust_seasonal",
+                                **(params if params is not None else {"history": 60, "window": 120}))
+        kind, p = SERIES_DETECTORS[name]
+        p = dict(p)
+        if kind == "counts":
+            p.update(interval_s=self.interval_s, holidays=holidays)
+        return get_detector(kind, **p)
+
+    def _denominators(self, name: str, start: float, end: float) -> dict[float, float]:
+        den = DENOMINATORS.get(name)
+        if den is None or self.detector is not None:
+            return {}
+        # a per-minute rate back to the calls behind each sample
+        return {p.ts: p.value * self.interval_s / 60.0 for p in self.store.query(den, start, end)}
 
     def step(self, now: float) -> list[Signal]:
         """Score every point that arrived since the last step; returns signals opened now."""
         opened: list[Signal] = []
         scores: dict[float, dict[str, float]] = {}
         judged: dict[str, float] = {}
-        if not self._adopted:  # a new leader carries on the signals its predecessor left open
+        if not self._adopted:  # a new leader (or a restart) carries on the signals its predecessor left open
             self._adopted = True
+            # What is already in the store is learned from, not judged: a fresh detector would call the past
+            # anomalous (and a restart would re-log old signals).
+            judged = {name: now - 2 * self.interval_s for name in self.tracks}
             for r in self.store.signals():
                 name = str(r["series"])
                 tr = self.tracks.get(name)
@@ -107,12 +137,16 @@ class AnomalyWatcher:
                 if r["closed_at"] is None and tr.open is None:
                     tr.open, tr.open_id = Signal.from_row(r), int(r["id"])  # type: ignore[arg-type]
         for name, tr in self.tracks.items():
-            for p in self.store.query(name, tr.last_ts + 1 if tr.last_ts else now - 3600, now):
+            start = tr.last_ts + 1 if tr.last_ts else now - 3600
+            dens = self._denominators(name, start, now)
+            for p in self.store.query(name, start, now):
                 if p.ts <= tr.last_ts:
                     continue
-                score = float(tr.detector.score_one(p.ts, p.value))
-                tr.detector.learn_one(p.ts, p.value)
-                if tr.recent and abs(p.value - statistics.median(tr.recent)) < self.min_delta[name]:
+                x: Any = (p.value, dens.get(p.ts, 1.0)) if name in DENOMINATORS and dens else p.value
+                score = float(tr.detector.score_one(p.ts, x))
+                tr.detector.learn_one(p.ts, x)
+                if self.detector is not None and tr.recent and \
+                        abs(p.value - statistics.median(tr.recent)) < self.min_delta[name]:
                     score = min(score, 0.5 * self.threshold)
                 tr.last_ts = p.ts
                 if p.ts <= judged.get(name, 0.0):
@@ -148,10 +182,17 @@ class AnomalyWatcher:
 
     @staticmethod
     def _expected(tr: _Track) -> tuple[float, float]:
-        vals = list(tr.recent)
-        med = statistics.median(vals)
-        mad = statistics.median(abs(v - med) for v in vals) * 1.4826
-        return round(med - 3 * mad, 4), round(med + 3 * mad, 4)
+        """The band a normal value falls in: the detector's own when it has one, else median ± 3 MAD;
+        never below zero (every watched series is a count, a ratio or a time)."""
+        band = getattr(tr.detector, "expected", None)
+        if band is not None:
+            lo, hi = band()
+        else:
+            vals = list(tr.recent)
+            med = statistics.median(vals)
+            mad = statistics.median(abs(v - med) for v in vals) * 1.4826
+            lo, hi = med - 3 * mad, med + 3 * mad
+        return round(max(0.0, lo), 4), round(max(0.0, hi), 4)
 
     def active(self) -> list[Signal]:
         return [t.open for t in self.tracks.values() if t.open is not None]

@@ -12,6 +12,7 @@ import math
 import os
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +33,9 @@ SERIES: dict[str, tuple[str, str]] = {
     "http_user_error_ratio": ("ratio", "share of signed-in users' requests answered 5xx (user-facing errors)"),
     "http_anonymous_errors_per_min": ("errors/min", "5xx answered to requests without a sign-in (an attack "
                                                     "symptom until users see errors too)"),
-    "http_latency_p95_ms": ("ms", "95th percentile of HTTP answer time"),
+    "http_latency_p95_ms": ("ms", "95th percentile of HTTP answer time (pages and API; streams excluded)"),
+    "http_latency_p95_ms.api": ("ms", "95th percentile of API answer time"),
+    "http_latency_p95_ms.page": ("ms", "95th percentile of page answer time"),
     "db_query_p95_ms": ("ms", "95th percentile of database statement time"),
     "dispatch_backlog": ("orders", "kitchen orders waiting for a rider"),
     "riders_on_shift": ("riders", "riders on shift"),
@@ -94,14 +97,33 @@ def _delta(cur: Snapshot, prev: Snapshot, name: str, **match: str) -> float:
     return max(0.0, _sum(cur.counters, name, **match) - _sum(prev.counters, name, **match))
 
 
-def _quantile_delta(cur: Snapshot, prev: Snapshot, name: str, q: float, **match: str) -> float:
+def route_class(route: str) -> str:
+    """What kind of answer a route template gives: ``stream`` (a long-lived SSE connection, whose
+    "duration" is how long the customer watched), ``static``, ``api`` or ``page``."""
+    if route.endswith("/events") or route in STREAMING_ROUTES:
+        return "stream"
+    if route.startswith("/static") or route in ("/metrics", "<unmatched>"):
+        return "static"
+    return "api" if route.startswith("/api/") else "page"
+
+
+# long-lived responses kept out of latency percentiles (besides every route ending in /events)
+STREAMING_ROUTES: frozenset[str] = frozenset({"/api/v1/orders/{order_id}/events"})
+
+
+def _of_class(cls: str) -> Callable[[dict[str, str]], bool]:
+    return lambda d: route_class(d.get("route", "")) == cls
+
+
+def _quantile_delta(cur: Snapshot, prev: Snapshot, name: str, q: float,
+                    keep: Callable[[dict[str, str]], bool] | None = None, **match: str) -> float:
     """histogram_quantile over the counts that arrived between two reads (linear in a bucket)."""
     buckets: dict[float, float] = defaultdict(float)
     for (n, labels), v in cur.counters.items():
         if n != f"{name}_bucket":
             continue
         d = dict(labels)
-        if not all(d.get(k) == want for k, want in match.items()):
+        if not all(d.get(k) == want for k, want in match.items()) or (keep is not None and not keep(d)):
             continue
         le = float(d["le"])
         buckets[le] += v - prev.counters.get((n, labels), 0.0)
@@ -143,7 +165,13 @@ def derive(cur: Snapshot, prev: Snapshot) -> dict[str, float]:
     signed_errors = _delta(cur, prev, "waimai_http_signed_in_requests_total", status_class="5xx")
     out["http_user_error_ratio"] = signed_errors / signed if signed else math.nan
     out["http_anonymous_errors_per_min"] = max(0.0, errors - signed_errors) / dt_min
-    out["http_latency_p95_ms"] = _quantile_delta(cur, prev, "waimai_http_request_duration_seconds", 0.95) * 1000
+    # streaming answers (SSE) last as long as someone watches: they are not latency
+    out["http_latency_p95_ms"] = _quantile_delta(
+        cur, prev, "waimai_http_request_duration_seconds", 0.95,
+        keep=lambda d: route_class(d.get("route", "")) in ("api", "page")) * 1000
+    for cls in ("api", "page"):
+        out[f"http_latency_p95_ms.{cls}"] = _quantile_delta(
+            cur, prev, "waimai_http_request_duration_seconds", 0.95, keep=_of_class(cls)) * 1000
     out["db_query_p95_ms"] = _quantile_delta(cur, prev, "waimai_db_query_duration_seconds", 0.95) * 1000
     g = cur.gauges
     active = [v for (n, _lbl), v in g.items() if n == "waimai_orders"]

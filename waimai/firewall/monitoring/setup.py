@@ -95,6 +95,16 @@ def leads_role(app: FastAPI, role: str) -> bool:
     return sched is None or not sched.run_jobs or sched.is_leader(role)
 
 
+def _holidays(settings: Settings) -> frozenset[Any]:
+    """Chinese public holidays of this year and the next, plus the campus's own days off."""
+    import datetime as dt
+
+    import holidays
+
+    year = dt.datetime.now(dt.UTC).year
+    return frozenset(holidays.China(years=[year, year + 1])) | frozenset(settings.forecast_extra_holidays)
+
+
 def install(app: FastAPI, settings: Settings) -> list[Job]:
     """Set up monitoring on `app`; returns the periodic jobs for the housekeeping loop."""
     db: Database = app.state.db
@@ -112,7 +122,7 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
     sampler = FleetSampler(store, identity())
     app.state.sampler = sampler
     contributor = Contributor(store, identity())
-    watcher = AnomalyWatcher(store)
+    watcher = AnomalyWatcher(store, interval_s=settings.sample_interval_s, holidays=_holidays(settings))
     app.state.anomalies = watcher
 
     def sample() -> None:
