@@ -132,3 +132,14 @@ def test_nginx_body_limits_match_the_app() -> None:
     (pattern, limit), = UPLOADS
     assert uploads.group(1) == pattern.pattern.replace("\\\\", "\\")
     assert size(uploads.group(2)) == limit
+
+
+def test_dockerfile_builds_the_image_the_manifests_run() -> None:
+    """The image runs as the user the manifests require, carries the backup tools, and serves `waimai serve`."""
+    text = (ROOT / "Dockerfile").read_text()
+    uid = {d["spec"]["template"]["spec"]["securityContext"]["runAsUser"] for d in _by_kind("Deployment").values()}
+    assert uid == {10001} and "USER 10001:10001" in text
+    assert "postgresql-client" in text  # pg_dump / pg_restore for backups
+    assert 'CMD ["waimai", "serve"]' in text and "requirements.lock" in text
+    images = {c["image"] for d in _by_kind("Deployment").values() for c in d["spec"]["template"]["spec"]["containers"]}
+    assert images == {"waimai"}  # kustomization.yaml maps this name to the registry
