@@ -20,7 +20,7 @@ from waimai.platform.catalog.models import Campus
 from waimai.platform.delivery.models import Rider
 from waimai.platform.payroll import routes as api
 from waimai.platform.payroll import service
-from waimai.platform.payroll.models import PayPeriod, Payslip
+from waimai.platform.payroll.models import PayPeriod, Payslip, PeriodStatus
 from waimai.platform.payroll.rules import Rules
 from waimai.platform.payroll.schemas import FIRST_DAY, LAST_DAY
 from waimai.web.i18n import gettext, say
@@ -60,7 +60,11 @@ def earnings_page(request: Request) -> Response:
         for kind in ("day", "week"):
             period, slip = service.statement(db, rider, kind, day)
             views[kind] = _view(slip, period, kind, *service.bounds(kind, day))
-        slips = [(s, db.get(PayPeriod, s.period_id)) for s in service.payslips(db, rider_id=rider.id, limit=30)]
+        # Payslips are the frozen documents of closed periods; an open (draft) period is the live figure above,
+        # computed from the same data, so the page never shows two different amounts for one day.
+        slips = [(s, per) for s, per in ((s, db.get(PayPeriod, s.period_id))
+                                         for s in service.payslips(db, rider_id=rider.id, limit=60))
+                 if per is not None and per.status != PeriodStatus.draft][:30]
     return render(request, "rider_earnings.html", {
         "rider": rider, "day": day, "today": today, "views": views, "payslips": slips,
         "prev": day - dt.timedelta(days=1), "next": day + dt.timedelta(days=1) if day < today else None,

@@ -473,6 +473,13 @@ class Reconciliation:
         return (all(r.ok for r in self.riders) and not self.adjustments_missing and not self.adjustments_extra
                 and not self.bad_totals and self.orders == self.lines)
 
+    @property
+    def behind(self) -> bool:
+        """Not reconciled only because work was added after the last compute (orders delivered, adjustments
+        made): nothing paid twice or wrongly. For a draft that is not a failure, it is a recompute away."""
+        return (not self.ok and not self.adjustments_extra and not self.bad_totals
+                and all(not (r.extra or r.duplicated) for r in self.riders))
+
     def as_dict(self) -> dict[str, Any]:
         return {"period_id": self.period_id, "ok": self.ok, "orders": self.orders, "lines": self.lines,
                 "riders": [{**asdict(r), "ok": r.ok} for r in self.riders if not r.ok],
