@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from waimai.core.benchenv import environment, header  # noqa: E402
 from waimai.drill.dbfail import run  # noqa: E402
 
 
@@ -32,7 +33,14 @@ def main() -> int:
     ap.add_argument("--after", type=float, default=30.0, help="seconds of load after the fault (or its end)")
     ap.add_argument("--outage", type=float, default=60.0, help="outage/hang: seconds the database stays away")
     ap.add_argument("--workers", type=int, default=4, help="customers ordering at once")
+    ap.add_argument("--smoke", action="store_true",
+                    help="a 3 s outage with 2 customers (no standby to build): only checks the bench works")
     a = ap.parse_args()
+    if a.smoke:
+        a.fault, a.before, a.after, a.outage, a.workers = "outage", 2.0, 6.0, 3.0, 2
+    print(header(environment(extra={"fault": a.fault, "customers": a.workers,
+                                    "database": "a private PostgreSQL on loopback (built by the bench)"})),
+          flush=True)
     figures = run(standby=a.fault == "failover", hang=a.fault == "hang", before_s=a.before, after_s=a.after,
                   outage_s=a.outage, workers=a.workers, progress=lambda m: print(m, flush=True))
     print(json.dumps(figures, indent=2, ensure_ascii=False))

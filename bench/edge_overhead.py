@@ -24,6 +24,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from waimai.core.benchenv import environment, header  # noqa: E402
 from waimai.core.csrf import CrossSiteRequestGuard  # noqa: E402
 from waimai.core.edge import RefuseNulBytes, SecurityHeaders  # noqa: E402
 
@@ -67,7 +68,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=20_000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--smoke", action="store_true", help="200 requests, one round: only checks the bench works")
     args = ap.parse_args()
+    if args.smoke:
+        args.requests, args.rounds = 200, 1
+    Console().print(header(environment(extra={"requests": f"{args.requests:,} × {args.rounds} rounds"})))
     best: dict[tuple[str, str], float] = {}
     for _ in range(args.rounds):
         for name, asgi in (("bare", app), ("edge", edge(app))):

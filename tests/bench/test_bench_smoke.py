@@ -91,3 +91,22 @@ def test_bench_mdrp(tmp_path: Path) -> None:
     mdrp = need_data("mdrplib")
     out = run([WAIMAI, "bench", "mdrp", "--instances", str(mdrp), "--smoke", "--out", str(tmp_path)])
     assert "1 instances in" in out and any(tmp_path.rglob("*"))
+
+
+def test_edge_overhead() -> None:
+    out = run([sys.executable, "bench/edge_overhead.py", "--smoke"])
+    assert "edge adds" in out and "POST form" in out
+
+
+def test_db_failover() -> None:
+    if shutil.which("runuser") is None or not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        if IN_CI:
+            pytest.fail("CI=true needs PostgreSQL's server binaries (.ci/run installs postgresql)")
+        pytest.skip("PostgreSQL server binaries (initdb) not installed")
+    out = run([sys.executable, "bench/db_failover.py", "--smoke"], timeout=600)
+    assert '"lost": 0' in out and '"duplicated": 0' in out
+
+
+def test_bench_faults() -> None:
+    out = run([WAIMAI, "bench", "faults", "--smoke"])
+    assert "false alarms" in out.lower() and "static" in out.lower()
