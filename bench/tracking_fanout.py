@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 from rich.console import Console
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -36,6 +36,7 @@ from waimai.core.benchenv import environment, header  # noqa: E402
 from waimai.core.database import Database, utcnow  # noqa: E402
 from waimai.core.migrate import upgrade  # noqa: E402
 from waimai.core.security import issue_token  # noqa: E402
+from waimai.platform.accounts.models import User  # noqa: E402
 from waimai.platform.delivery.models import Rider  # noqa: E402
 from waimai.platform.ordering.models import Order  # noqa: E402
 from waimai.seed import seed_demo  # noqa: E402
@@ -43,7 +44,10 @@ from waimai.seed import seed_demo  # noqa: E402
 console = Console()
 
 
-def prepare(url: str, n_orders: int) -> tuple[list[int], list[tuple[int, str]]]:
+STREAMS_PER_WATCHER = 4  # the server's default cap on live streams per user (WAIMAI_SSE_STREAMS_PER_USER)
+
+
+def prepare(url: str, n_orders: int, n_subscribers: int) -> tuple[list[int], list[tuple[int, str]], list[str]]:
     from waimai.core.deps import Principal
     from waimai.platform.ordering.schemas import LineIn, PlaceOrderIn
     from waimai.platform.ordering.service import place_order
@@ -70,8 +74,15 @@ def prepare(url: str, n_orders: int) -> tuple[list[int], list[tuple[int, str]]]:
         s.commit()
         rider_tokens = [(r.id, issue_token(secret=SECRET, user_id=r.user_id, role="rider", ttl_minutes=120))
                         for r in riders]
+        # Watchers: ops accounts, each holding at most the per-user stream cap (a real crowd is many people).
+        n_watchers = -(-n_subscribers // STREAMS_PER_WATCHER)
+        s.execute(insert(User), [{"phone": f"1660{k:07d}", "name": f"watcher{k}", "role": "ops",
+                                  "password_hash": "!"} for k in range(n_watchers)])
+        watcher_ids = list(s.scalars(select(User.id).where(User.phone.like("1660%")).order_by(User.id)))
+        s.commit()
+        watchers = [issue_token(secret=SECRET, user_id=uid, role="ops", ttl_minutes=120) for uid in watcher_ids]
     db.dispose()
-    return ids, rider_tokens
+    return ids, rider_tokens, watchers
 
 
 async def subscriber(port: int, order_id: int, token: str, lat: list[float], ready: asyncio.Event,
@@ -113,7 +124,7 @@ async def run(args: argparse.Namespace) -> None:
         console.print(header(environment({"sqlite": url}, {"server workers": 1,
                                                             "subscribers": f"{args.subscribers:,}"})))
         console.print(f"preparing {args.orders} orders …")
-        ids, riders = prepare(url, args.orders)
+        ids, riders, watchers = prepare(url, args.orders, args.subscribers)
         port = free_port()
         env = {**os.environ, "WAIMAI_DATABASE_URL": url, "WAIMAI_SECRET_KEY": SECRET, "WAIMAI_ENV": "test",
                "WAIMAI_GATEWAY_SECRET": secrets.token_urlsafe(24),
@@ -129,14 +140,14 @@ async def run(args: argparse.Namespace) -> None:
             wait_http(port, proc)
             await asyncio.sleep(1.0)
             base_rss = rss_kb(proc.pid)
-            ops = issue_token(secret=SECRET, user_id=5, role="ops", ttl_minutes=120)
             lat: list[float] = []
             ready, stop = asyncio.Event(), asyncio.Event()
             counter = [0, args.subscribers]
             console.print(f"opening {args.subscribers} SSE subscribers …")
             tasks = []
             for k in range(args.subscribers):
-                tasks.append(asyncio.create_task(subscriber(port, ids[k % len(ids)], ops, lat, ready, counter, stop)))
+                tasks.append(asyncio.create_task(subscriber(port, ids[k % len(ids)], watchers[k // STREAMS_PER_WATCHER], lat, ready,
+                                                          counter, stop)))
                 if k % 200 == 199:
                     await asyncio.sleep(0.05)
             await asyncio.wait_for(ready.wait(), 120)
