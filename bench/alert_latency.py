@@ -41,6 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from waimai.core.benchenv import environment, header  # noqa: E402
+from waimai.core.database import Database  # noqa: E402
+from waimai.core.migrate import upgrade  # noqa: E402
 from waimai.firewall.alerting.channels.standins import create_dingtalk_standin  # noqa: E402
 from waimai.firewall.alerting.service import AlertingService  # noqa: E402
 from waimai.firewall.monitoring.store import MetricStore  # noqa: E402
@@ -87,8 +89,11 @@ def run_ours(tmp: Path, args: argparse.Namespace) -> list[float]:
             "name": "ops", "base_url": f"http://127.0.0.1:{dt_port}", "access_token": TOKEN,
             "secret": SIGN_SECRET}}]}}))
     store = MetricStore(f"sqlite:///{tmp / 'metrics.db'}")
-    svc = AlertingService(source=store, rules_file=tmp / "rules.yml", config_file=tmp / "alerting.yml",
-                          link_secret="bench", public_url="http://127.0.0.1")  # noqa: S106
+    database = Database(f"sqlite:///{tmp / 'waimai.db'}")  # alert state lives in the database, as in the service
+    upgrade(database.engine)
+    svc = AlertingService(source=store, database=database, rules_file=tmp / "rules.yml",
+                          config_file=tmp / "alerting.yml", link_secret="bench",  # noqa: S106
+                          public_url="http://127.0.0.1")
     stop = threading.Event()
 
     def loop() -> None:  # the service's alert_evaluation job: every second

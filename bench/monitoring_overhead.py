@@ -74,6 +74,7 @@ def main() -> None:
     ap.add_argument("--backend", default="sqlite")
     ap.add_argument("--smoke", action="store_true", help="seconds-long run that only checks the bench works")
     args = ap.parse_args()
+    args.server, args.profile = "uvicorn", None  # what order_throughput.measure reads; closed loop only here
     if args.smoke:
         args.duration, args.rounds, args.connections = 1, 1, 4
     res: dict[str, list[dict]] = {"off": [], "on": []}  # type: ignore[type-arg]
@@ -89,7 +90,8 @@ def main() -> None:
                 tokens, baskets = prepare(url)
                 script = tmp / "orders.lua"
                 script.write_text(LUA % {"tokens": ",".join(f'"{t}"' for t in tokens),
-                                         "baskets": ",".join(json.dumps(b) for b in baskets), "run": 0})
+                                         "baskets": ",".join(json.dumps(b) for b in baskets),
+                                         "pacing": "-- PACING --", "run": 0})
                 console.print(f"round {r + 1}: monitoring {mode} …")
                 res[mode].append(measure(f"monitoring {mode}", "waimai.app:create_app", url, script, args,
                                          {"WAIMAI_MONITORING": "true" if mode == "on" else "false"}))
