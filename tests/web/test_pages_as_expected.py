@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterator
 
 import pytest
@@ -18,7 +19,7 @@ from waimai.platform.payments.models import Payment
 
 @pytest.fixture
 def web(sqlite_url: str) -> Iterator[TestClient]:
-    with TestClient(create_app(make_settings(sqlite_url, secret_key="s3cr3t-" + "x" * 40), background=False)) as c:
+    with TestClient(create_app(make_settings(sqlite_url, secret_key="s3cr3t-" + secrets.token_urlsafe(32)), background=False)) as c:
         yield c
 
 
