@@ -21,16 +21,18 @@ from waimai.config import Settings
 from waimai.core.database import Base, Database, utcnow
 from waimai.core.deps import Principal
 from waimai.core.errors import AppError, Forbidden, Unprocessable
+from waimai.core.messages import N_
 from waimai.core.security_alerts import raise_alert
 from waimai.platform.delivery.models import Rider
 from waimai.platform.ordering.models import Order
 
 RIDER_WINDOW = dt.timedelta(hours=1)
-MISMATCH = "The proof code does not match; ask the customer for the 4 digits on their order page."
-ORDER_LOCKED = ("Too many wrong proof codes for this order: it is locked. Call customer support to finish "
-                "the delivery.")
-RIDER_LOCKED = ("Too many wrong proof codes in the last hour: proof entry is locked for your account. "
-                "Call customer support.")
+# N_: msgids, so the rider's page says them in the rider's language (waimai.web.i18n.say).
+MISMATCH = N_("The proof code does not match; ask the customer for the 4 digits on their order page.")
+ORDER_LOCKED = N_("Too many wrong proof codes for this order: it is locked. Call customer support to finish "
+                  "the delivery.")
+RIDER_LOCKED = N_("Too many wrong proof codes in the last hour: proof entry is locked for your account. "
+                  "Call customer support.")
 
 
 class ProofAttempt(Base):
