@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from waimai.core.deps import OpsDep, principal_from
+from waimai.core.errors import Forbidden, Unauthorized
 
 
 def production(request: Request) -> bool:
@@ -37,16 +38,20 @@ def scraper_or_ops(request: Request) -> bool:
 
 def install_ops_docs(app: FastAPI) -> None:
     """In production, /openapi.json for ops only (create_app turns FastAPI's public one off; the vendored
-    Swagger UI and ReDoc pages in waimai/web/docs.py check `docs_allowed` themselves)."""
+    Swagger UI and ReDoc pages in waimai/web/docs.py call `require_docs_reader` themselves)."""
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_for_ops(_p: OpsDep) -> JSONResponse:
         return JSONResponse(app.openapi())
 
 
-def docs_allowed(request: Request) -> bool:
-    """The API docs pages: anyone outside production, ops only in production."""
+def require_docs_reader(request: Request) -> None:
+    """The API docs pages: anyone outside production, ops only in production. As with /openapi.json (OpsDep):
+    no one signed in is 401 (sign in first), a signed-in non-ops user is 403."""
     if not production(request):
-        return True
+        return
     p = principal_from(request)
-    return p is not None and p.role == "ops"
+    if p is None:
+        raise Unauthorized("Sign in as ops to read the API documentation.")
+    if p.role != "ops":
+        raise Forbidden("The API documentation is for ops in production.")

@@ -85,10 +85,18 @@ class Prepared:
         dispatch = conn.dispatch
         for fn in dispatch.before_cursor_execute:
             fn(conn, cursor, c.sql, args, None, many)
-        if many:
-            cursor.executemany(c.sql, args)
-        else:
-            cursor.execute(c.sql, args)
+        try:
+            if many:
+                cursor.executemany(c.sql, args)
+            else:
+                cursor.execute(c.sql, args)
+        except Exception as exc:
+            # A driver error goes through SQLAlchemy's own handling, as for any statement: it comes out as a
+            # DBAPIError naming the statement with its parameters hidden (the engine's hide_parameters: no
+            # phone or proof code in a log), a dropped connection is invalidated, and is_connection_error
+            # (the order spool) recognises an outage.
+            conn._handle_dbapi_exception(exc, c.sql, args, cursor, None)  # always raises
+            raise  # not reached
         for fn in dispatch.after_cursor_execute:
             fn(conn, cursor, c.sql, args, None, many)
         return cursor

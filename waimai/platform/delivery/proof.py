@@ -27,6 +27,7 @@ from waimai.platform.delivery.models import Rider
 from waimai.platform.ordering.models import Order
 
 RIDER_WINDOW = dt.timedelta(hours=1)
+# N_: msgids, so the rider's page says them in the rider's language (waimai.web.i18n.say).
 MISMATCH = N_("The proof code does not match; ask the customer for the 4 digits on their order page.")
 ORDER_LOCKED = N_("Too many wrong proof codes for this order: it is locked. Call customer support to finish "
                   "the delivery.")
