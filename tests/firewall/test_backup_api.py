@@ -145,6 +145,7 @@ def test_backup_command(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_backups_console_page(ops_api: Api) -> None:
     c = ops_api.c
     c.cookies.set("waimai_token", ops_api.token("ops"))
+    c.cookies.set("waimai_lang", "en")  # pages speak one language (zh-CN by default); read this one in English
     r = c.post("/ops/backups", data={"note": "from the console"}, follow_redirects=False)
     assert r.status_code == 303 and "msg=" in r.headers["location"], r.headers["location"]
     page = c.get("/ops/backups")

@@ -83,7 +83,20 @@ class AuthzCache:
             return True, hit[1]
         return False, None
 
+    def _without_database(self, user_id: int, claims: TokenClaims | None) -> UserState | None:
+        # No database answers (an outage the firewall rides out: status from memory, orders into the
+        # spool). What this replica last read, however old, else what the signed token says; revocation
+        # and demotion take effect again as soon as the database is back.
+        stale = self._states.get(user_id)
+        if stale is not None:
+            return stale[1]
+        return None if claims is None else UserState(role=claims.role, active=True, token_version=claims.version)
+
     def load(self, user_id: int, claims: TokenClaims | None = None) -> UserState | None:
+        if not getattr(self.database, "reachable", True):
+            # a known outage (a hung database accepts connections and answers nothing): do not make every
+            # request wait for a timeout, as the order route and the status page do not
+            return self._without_database(user_id, claims)
         try:
             with self.database.read_session() as db:
                 row = db.execute(select(_USERS.c.role, _USERS.c.is_active, _USERS.c.token_version)
@@ -91,14 +104,7 @@ class AuthzCache:
         except Exception as exc:
             if not is_connection_error(exc):
                 raise
-            # No database answers (an outage the firewall rides out: status from memory, orders into the
-            # spool). What this replica last read, however old, else what the signed token says; revocation
-            # and demotion take effect again as soon as the database is back.
-            stale = self._states.get(user_id)
-            if stale is not None:
-                return stale[1]
-            return None if claims is None else UserState(role=claims.role, active=True,
-                                                         token_version=claims.version)
+            return self._without_database(user_id, claims)
         state = None if row is None else UserState(role=str(row[0]), active=bool(row[1]),
                                                     token_version=int(row[2] or 0))
         if self.ttl > 0:

@@ -93,3 +93,18 @@ def test_pending_pages_and_ops_card_render(api: Api) -> None:
     finally:
         db.unreachable_since = None
         api.c.cookies.clear()
+
+
+def test_orders_sharing_an_item_replay_in_spool_order() -> None:
+    """A scarce item goes to whoever ordered it first: orders sharing an item are one chain, oldest first;
+    unrelated orders are separate chains (placed at once)."""
+    from waimai.platform.ordering.spool import Spooled, _chains
+
+    def row(n: int, *items: int) -> Spooled:
+        return Spooled(ref=f"S-{n}", user_id=1, role="customer", key=str(n), fingerprint="", received_at=float(n),
+                       body={"items": [{"item_id": i, "quantity": 1} for i in items]}, state="pending",
+                       order_id=None, order_number=None, reason_code=None, reason=None, settled_at=None,
+                       notified=False)
+
+    rows = [row(0, 5), row(1, 7), row(2, 9), row(3, 7, 8), row(4, 8), row(5, 9)]
+    assert _chains(rows) == [[0], [1, 3, 4], [2, 5]]

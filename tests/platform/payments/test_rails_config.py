@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ from waimai.config import Settings
 from waimai.platform.payments import sandbox
 from waimai.platform.payments.rails import build_rails
 
-PROD = {"env": "production", "secret_key": "x" * 40, "gateway_secret": "real-gateway-secret",
+# Production also refuses weak secrets (checked first), so give it strong random ones: these tests are about rails.
+PROD = {"env": "production", "secret_key": secrets.token_urlsafe(32), "gateway_secret": secrets.token_urlsafe(24),
         "database_url": "sqlite:///:memory:"}
 
 

@@ -18,6 +18,7 @@ the placement service at replay, like any client would.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import secrets
 import sqlite3
@@ -269,11 +270,51 @@ def _notify(database: Database, rows: list[Spooled]) -> None:
         s.commit()
 
 
+def _chains(rows: list[Spooled]) -> list[list[int]]:
+    """Indexes of `rows` in chains, each in spool order: orders sharing a menu item share a chain, so the one
+    taken first gets the last portion (first come, first served), while unrelated orders are placed at once."""
+    parent = list(range(len(rows)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[Any, int] = {}
+    for i, row in enumerate(rows):
+        for item in (row.body or {}).get("items", []):
+            key = item.get("item_id") if isinstance(item, dict) else None
+            if key is None:
+                continue
+            if key in owner:
+                parent[find(i)] = find(owner[key])
+            else:
+                owner[key] = i
+    chains: dict[int, list[int]] = {}
+    for i in range(len(rows)):
+        chains.setdefault(find(i), []).append(i)
+    return sorted(chains.values(), key=lambda c: c[0])
+
+
+def _run_chain(attempt: Any, rows: list[Spooled], chain: list[int]) -> list[tuple[int, Any]]:
+    """Attempt a chain's rows in order; once the database is gone the rest of the chain waits too."""
+    out: list[tuple[int, Any]] = []
+    for n, i in enumerate(chain):
+        r = attempt(rows[i])
+        out.append((i, r))
+        if r == "gone":
+            out.extend((j, "gone") for j in chain[n + 1:])
+            break
+    return out
+
+
 def replay(database: Database, spool: OrderSpool, *, ttl: dt.timedelta, workers: int = 4) -> dict[str, int]:
     """Place every pending spooled order through the ordinary placement path, then tell each customer.
 
     Orders are placed oldest first by a few threads at once (a long outage leaves a thousand orders, and
-    customers wait for each); outcomes are recorded one batch at a time — a crash between placing and
+    customers wait for each); orders that share a menu item are placed one after another in spool order, so
+    a scarce item goes to whoever ordered it first; outcomes are recorded one batch at a time — a crash between placing and
     recording only repeats placements, which the key turns into replays of the same orders. Stops at the
     first connection error (the database went away again; the rest waits for next time).
     """
@@ -308,7 +349,10 @@ def replay(database: Database, spool: OrderSpool, *, ttl: dt.timedelta, workers:
             rows = spool.pending(100)
             if not rows:
                 break
-            results = list(pool.map(attempt, rows))
+            results: list[Any] = [None] * len(rows)
+            for chain_out in pool.map(functools.partial(_run_chain, attempt, rows), _chains(rows)):
+                for i, r in chain_out:
+                    results[i] = r
             settled = [r for r in results if isinstance(r, tuple)]
             spool.settle_many(settled)
             for r in settled:
