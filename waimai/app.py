@@ -363,7 +363,11 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.add_middleware(RefuseNulBytes)
     app.add_middleware(CrossSiteRequestGuard, trusted_origins=[settings.public_url])
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, larger=support_setup.UPLOADS)
-    app.add_middleware(SecurityHeaders, hsts=settings.env == "production", form_targets=[settings.gateway_url])
+    # A checkout form is redirected to the gateway's or a rail's cashier, and form-action covers redirects.
+    cashiers = {"wechat": [settings.wechatpay_url, "https://wx.tenpay.com"], "alipay": [settings.alipay_url]}
+    rail_targets = [u for r in settings.payment_rails.split(",") for u in cashiers.get(r.strip(), [])]
+    app.add_middleware(SecurityHeaders, hsts=settings.env == "production",
+                       form_targets=[settings.gateway_url, *rail_targets])
     app.add_middleware(RequestMonitor, metrics=settings.monitoring, access_log=settings.monitoring,
                        errors_only=settings.access_log == "errors", signed_in=token_signed_in(settings.secret_key),
                        on_anonymous_error=lambda addr: app.state.security_events.note("anonymous_server_error", addr))

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from waimai.config import Settings, rails
+from waimai.core.messages import N_
 from waimai.platform.payments.base import PaymentProvider
 
-LABELS = {"wechat": ("WeChat Pay", "微信支付"), "alipay": ("Alipay", "支付宝")}
+# msgids (the pages show them through the catalog); the Chinese is what the zh_CN catalog says.
+LABELS = {"wechat": (N_("WeChat Pay"), "微信支付"), "alipay": (N_("Alipay"), "支付宝")}
 
 
 def _read(path: str | None) -> str | None:
