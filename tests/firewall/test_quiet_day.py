@@ -16,12 +16,15 @@ from fastapi.testclient import TestClient
 from tests.conftest import make_settings
 from waimai.app import create_app
 from waimai.firewall.incidents.service import open_incidents
-from waimai.firewall.monitoring.instruments import HTTP_LATENCY
+from waimai.firewall.monitoring.instruments import DEPENDENCY_UP, HTTP_LATENCY
 from waimai.platform.delivery.lunch import LunchConfig, LunchHour
 from waimai.platform.delivery.service import dispatch_round
 
 
 def test_a_normal_lunch_hour_fires_nothing(sqlite_url: str) -> None:
+    # Probe results are process-wide gauges: an earlier test in this worker may have left a dependency "down"
+    # (its stand-in stopped). A fresh service has probed nothing yet, and probes do not run here.
+    DEPENDENCY_UP.clear()
     app = create_app(make_settings(sqlite_url), background=False)
     st = app.state
     clock = {"t": time.time() - 3600.0}

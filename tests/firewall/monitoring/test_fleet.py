@@ -70,13 +70,15 @@ def test_signals_are_stored_once_and_seen_and_carried_on_by_every_replica(two: t
         leader.store.write(t + 5 * i, {"orders_placed_per_min": 40.0 + (i % 3)})
     for i in range(40, 44):
         leader.store.write(t + 5 * i, {"orders_placed_per_min": 0.0})
-    watcher = AnomalyWatcher(leader.store, series={"orders_placed_per_min": 5.0})
+    # One detector forced on the series: this test is about where signals live, not which detector fits orders.
+    watcher = AnomalyWatcher(leader.store, series={"orders_placed_per_min": 5.0}, detector="robust_seasonal")
+    watcher._adopted = True  # noqa: SLF001 - it has been running all along: nothing to adopt or learn silently
     opened = watcher.step(t + 5 * 44)
     assert [s.series for s in opened] == ["orders_placed_per_min"]
     [seen] = stored_signals(other.store)  # another replica lists the same signal
     assert seen.series == "orders_placed_per_min" and seen.closed_at is None and seen.value == 0.0
     # The leader dies; the next one's watcher adopts the open signal and closes it when orders return.
-    nxt = AnomalyWatcher(other.store, series={"orders_placed_per_min": 5.0})
+    nxt = AnomalyWatcher(other.store, series={"orders_placed_per_min": 5.0}, detector="robust_seasonal")
     for i in range(45, 60):
         other.store.write(t + 5 * i, {"orders_placed_per_min": 41.0})
     assert nxt.step(t + 5 * 60) == []  # nothing new opened: the collapse is the same signal

@@ -16,7 +16,7 @@ def test_restart_learns_the_past_silently_and_still_judges_new_points(tmp_path) 
         t += 5
         store.write(t, {"dispatch_backlog": 80.0 if 60 <= i < 70 else 6.0 + (i % 3)})
     first = AnomalyWatcher(store, series={"dispatch_backlog": 5.0})
-    first._started = True  # noqa: SLF001 - this one has been running all along
+    first._adopted = True  # noqa: SLF001 - this one has been running all along (nothing to adopt or learn silently)
     opened = first.step(t)
     assert [s.series for s in opened] == ["dispatch_backlog"]
     again = AnomalyWatcher(store, series={"dispatch_backlog": 5.0})  # the process restarts

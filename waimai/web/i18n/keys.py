@@ -32,6 +32,7 @@ KEYS = (
     N_("status.ready"), N_("status.refunded"), N_("status.rejected"),
     N_("step.accepted"), N_("step.created"), N_("step.delivered"), N_("step.picked_up"), N_("step.preparing"),
     N_("step.ready"),
+    N_("verification.failed"), N_("verification.passed"), N_("verification.unverified"),
     N_("ticket.in_progress"), N_("ticket.open"), N_("ticket.resolved"),
     N_("ticket_event.created"), N_("ticket_event.linked"), N_("ticket_event.note"), N_("ticket_event.photo"),
     N_("ticket_event.refund_failed"), N_("ticket_event.reply"), N_("ticket_event.resolved"),
