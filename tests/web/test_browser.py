@@ -89,7 +89,9 @@ def test_customer_orders_with_cash_on_delivery(browser, site: str) -> None:  # t
     r = httpx.post(f"{site}/api/v1/orders/{oid}/accept", headers={"Authorization": f"Bearer {tok['access_token']}"})
     assert r.status_code == 200
     page.wait_for_function("document.getElementById('status').textContent === '商家已接单'", timeout=10000)
-    assert page.locator(".steps li.current").inner_text() == "已接单"
+    # the badge follows the event at once; the whole state block (steps, buttons) is fetched right after it
+    page.wait_for_function("document.querySelector('.steps li.current')?.textContent.trim() === '已接单'",
+                           timeout=10000)
     page.screenshot(path=str(ARTIFACTS / "order-live-390.png"), full_page=True)
     desk = browser.new_page(viewport={"width": 1440, "height": 900})
     desk.goto(f"{site}/?lang=en")
