@@ -182,10 +182,13 @@ def test_postgresql_keeps_several_batches_in_flight(db_url: str) -> None:
         return _write(conn, v)
 
     threads = [threading.Thread(target=database.writer.call, args=(slow, f"s{i}")) for i in range(2)]
-    for t in threads:
-        t.start()
+    # The second unit is queued only once the first is inside its transaction: queued together, one
+    # writer would take both as one group, and that says nothing about groups in flight.
+    threads[0].start()
+    first = inside.acquire(timeout=10)
+    threads[1].start()
     # SQLite: one writer, so the second waits; PostgreSQL: both run at once in their own transactions.
-    both = inside.acquire(timeout=5) and inside.acquire(timeout=1 if database.dialect == "sqlite" else 5)
+    both = first and inside.acquire(timeout=1 if database.dialect == "sqlite" else 10)
     gate.set()
     for t in threads:
         t.join(10)
