@@ -65,7 +65,8 @@ def test_order_update_reaches_each_browser_decrypted_in_its_language(
         order = api.place().json()
         assert app.state.push_sender.run_once()["sent"] == 0  # placing it owes nothing: the customer did it
         accept(c, api, order["id"])
-        assert app.state.push_sender.run_once() == {"sent": 2, "retry": 0, "failed": 0, "dead": 0, "gone": 0}
+        assert app.state.push_sender.run_once() == {"sent": 2, "retry": 0, "wait": 0, "failed": 0, "dead": 0,
+                                                      "gone": 0}
         got = {a["subscription"]: a for a in state.accepted}
         assert set(got) == {zh["id"], en["id"]} and state.rejected == []
         zh_msg, en_msg = got[zh["id"]]["payload"], got[en["id"]]["payload"]
@@ -244,3 +245,26 @@ def test_configured_key_is_used_and_the_generated_one_is_kept(sqlite_url: str) -
         with TestClient(app) as c:
             keys.append(c.get("/api/v1/push/public-key", headers=Api(c).h("customer")).json()["public_key"])
     assert keys[0] == keys[1] != public
+
+
+def test_a_push_refused_for_its_key_fails_once_and_keeps_the_subscription(sqlite_url: str,
+                                                                         standin: tuple[str, Any]) -> None:
+    """The browser subscribed with one server key; the server now signs with another (a rotated key): the
+    push service answers 403, which no retry mends — the message fails at once, the subscription stays."""
+    base, state = standin
+    first, _ = generate()
+    second, _ = generate()
+    app = create_app(make_settings(sqlite_url, vapid_private_key=first), background=False)
+    with TestClient(app) as c:
+        subscribe(c, Api(c).h("customer"), base)
+    app = create_app(make_settings(sqlite_url, vapid_private_key=second), background=False)
+    with TestClient(app) as c:
+        api = Api(c)
+        accept(c, api, api.place().json()["id"])
+        out = app.state.push_sender.run_once()
+        assert out["failed"] == 1 and out["sent"] == 0, out
+        assert len(state.request_times) == 1 and "not the key" in state.rejected[0]["reason"]
+        with app.state.db.read_session() as db:
+            msg = db.scalar(select(PushMessage))
+            assert msg is not None and msg.state == "failed" and "403" in (msg.last_error or "")
+            assert db.scalar(select(PushSubscription)) is not None

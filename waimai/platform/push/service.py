@@ -240,7 +240,7 @@ class PushSender:
 
     def run_once(self, now: dt.datetime | None = None, limit: int = 200) -> dict[str, int]:
         now = now or utcnow()
-        out = {"sent": 0, "retry": 0, "failed": 0, "dead": 0, "gone": 0}
+        out = {"sent": 0, "retry": 0, "wait": 0, "failed": 0, "dead": 0, "gone": 0}
         with self.database.read_session() as db:
             rows = db.execute(select(PushMessage, PushSubscription).join(
                 PushSubscription, PushSubscription.id == PushMessage.subscription_id).where(
@@ -284,7 +284,9 @@ class PushSender:
             r = self.resilience.dependency(f"push.{host}", PUSH_POLICY).call(call, retry_on=_Transient)
         except _Gone as exc:
             return "gone", str(exc)
-        except (_Transient, DependencyUnavailable) as exc:
+        except DependencyUnavailable as exc:  # the push service's breaker is open: wait, spending no attempt
+            return "wait", f"{exc.retry_after_s:.1f}"
+        except _Transient as exc:
             return "retry", str(exc)[:200]
         if r.status_code >= 300:  # 400 (bad request), 401/403 (VAPID refused), 413 (too large): no retry helps
             return "failed", f"HTTP {r.status_code}: {r.text[:120]}"
@@ -292,7 +294,11 @@ class PushSender:
 
     def _record(self, msg_id: int, sub_id: int, kind: str, outcome: str, error: str, now: dt.datetime) -> None:
         with self.database.session() as db:
-            if outcome == "gone":
+            if outcome == "wait":
+                row = db.get(PushMessage, msg_id)
+                if row is not None:
+                    row.next_attempt_at = now + dt.timedelta(seconds=max(1.0, float(error)))
+            elif outcome == "gone":
                 _drop(db, sub_id)
                 PUSH_SUBSCRIPTIONS.labels("gone").inc()
                 log.info("push_subscription_gone", subscription=sub_id, reason=error)
