@@ -268,3 +268,19 @@ def test_a_push_refused_for_its_key_fails_once_and_keeps_the_subscription(sqlite
             msg = db.scalar(select(PushMessage))
             assert msg is not None and msg.state == "failed" and "403" in (msg.last_error or "")
             assert db.scalar(select(PushSubscription)) is not None
+
+
+def test_a_customer_is_not_pushed_about_what_they_did_themselves(sqlite_url: str, standin: tuple[str, Any]) -> None:
+    base, state = standin
+    app = create_app(make_settings(sqlite_url), background=False)
+    with TestClient(app) as c:
+        api = Api(c)
+        subscribe(c, api.h("customer"), base, "en")
+        mine, theirs = api.place().json(), api.place().json()
+        r = c.post(f"/api/v1/orders/{mine['id']}/cancel", json={"reason": "changed my mind"}, headers=api.h("customer"))
+        assert r.status_code == 200
+        r = c.post(f"/api/v1/orders/{theirs['id']}/cancel", json={"reason": "sold out"}, headers=api.h("merchant"))
+        assert r.status_code == 200
+        assert app.state.push_sender.run_once()["sent"] == 1
+        [msg] = [a["payload"] for a in state.accepted]
+        assert msg["body"] == f"Your order {theirs['number']} was cancelled." and msg["title"] == "Waimai · Cancelled"
