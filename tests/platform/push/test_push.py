@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -254,10 +255,10 @@ def test_a_push_refused_for_its_key_fails_once_and_keeps_the_subscription(sqlite
     base, state = standin
     first, _ = generate()
     second, _ = generate()
-    app = create_app(make_settings(sqlite_url, vapid_private_key=first), background=False)
+    app = create_app(make_settings(sqlite_url, vapid_private_key=first, log_level="INFO"), background=False)
     with TestClient(app) as c:
-        subscribe(c, Api(c).h("customer"), base)
-    app = create_app(make_settings(sqlite_url, vapid_private_key=second), background=False)
+        sub = subscribe(c, Api(c).h("customer"), base)
+    app = create_app(make_settings(sqlite_url, vapid_private_key=second, log_level="INFO"), background=False)
     with TestClient(app) as c:
         api = Api(c)
         accept(c, api, api.place().json()["id"])
@@ -268,6 +269,11 @@ def test_a_push_refused_for_its_key_fails_once_and_keeps_the_subscription(sqlite
             msg = db.scalar(select(PushMessage))
             assert msg is not None and msg.state == "failed" and "403" in (msg.last_error or "")
             assert db.scalar(select(PushSubscription)) is not None
+    # What was logged names the refusal, never a key or the subscription's secret.
+    logged = Path(app.state.settings.log_file).read_text()
+    assert "push_refused" in logged
+    for secret in (first, second, sub["keys"]["auth"], sub["keys"]["p256dh"], sub["endpoint"]):
+        assert secret not in logged
 
 
 def test_a_customer_is_not_pushed_about_what_they_did_themselves(sqlite_url: str, standin: tuple[str, Any]) -> None:
