@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET = "change-me-dev-secret-key-0000000000"  # noqa: S105 - refused outside development
 DEFAULT_GATEWAY_SECRET = "dev-gateway-secret"  # noqa: S105 - refused outside development
-# The VAPID key of README's example `.env` (published, so anyone could sign pushes with it): development only.
+# The example VAPID key in docs/operations.md (published, so anyone could sign with it): development only.
 DEMO_VAPID_PRIVATE_KEY = "SuHHlc-fdLhEU0tjQ6Q4TaTjGMd8qYgupLN5fzX21EY"  # noqa: S105 - refused outside development
 
 
