@@ -152,6 +152,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         if getattr(app.state, "alerting", None) is not None:
             app.state.alerting.close()
         app.state.notices_close()
+        app.state.push_sender.close()
         app.state.order_spool.close()
         for p in app.state.payment_providers.values():
             if hasattr(p, "close"):
@@ -218,6 +219,12 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     from waimai.platform.payroll import setup as payroll_setup
 
     monitoring_jobs += payroll_setup.install(app, settings)  # rider pay: the shift log, draft pay periods
+    from waimai.platform.push import setup as push_setup
+
+    monitoring_jobs += push_setup.install(app, settings)  # Web Push: order updates and incident notices
+    from waimai.web.pwa import router as pwa_pages
+
+    app.include_router(pwa_pages)  # the web app manifest, the service worker, the offline page
 
     from waimai.firewall.alerting.routes import router as alerting_routes
     from waimai.firewall.incidents.routes import ops_status

@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET = "change-me-dev-secret-key-0000000000"  # noqa: S105 - refused outside development
 DEFAULT_GATEWAY_SECRET = "dev-gateway-secret"  # noqa: S105 - refused outside development
+# The example VAPID key in docs/operations.md (published, so anyone could sign with it): development only.
+DEMO_VAPID_PRIVATE_KEY = "SuHHlc-fdLhEU0tjQ6Q4TaTjGMd8qYgupLN5fzX21EY"  # noqa: S105 - refused outside development
 
 
 def weak_secret(value: str, *, min_len: int, min_bits: float) -> bool:
@@ -148,6 +150,16 @@ class Settings(BaseSettings):
         default_factory=lambda: {"zh_CN": "SMS_NOTICE_ZH", "en": "SMS_NOTICE_EN"},
         description="SMS template code per language; variables component, status, eta")
     notice_sms_per_hour: int = Field(default=3, ge=0, description="incident SMS per user per hour at most")
+    # Web Push (waimai/platform/push, docs/operations.md "Push notifications"): VAPID identity and limits.
+    vapid_private_key: SecretStr | None = Field(default=None, description="VAPID private key, base64url of the "
+                                                "raw P-256 key (`waimai push-keygen`; unset: generated once "
+                                                "and kept in the database)")
+    vapid_subject: str = Field(default="mailto:ops@waimai.invalid", description="VAPID contact (mailto: or "
+                                                                                "https:) push services see")
+    push_subscriptions_per_user: int = Field(default=5, ge=1, le=50, description="browsers one user may "
+                                             "receive push notifications in")
+    push_ttl_s: int = Field(default=3600, ge=0, le=7 * 86400, description="how long a push service keeps a "
+                                                                          "message for a phone that is offline")
     # Backups (waimai/firewall/recovery, docs/operations.md "Backups and rollback").
     backup_dir: str = Field(default="var/backups", description="local backup target; also the index and exports")
     backup_mirror_dir: str | None = Field(default=None, description="a second local target (another disk)")
@@ -195,6 +207,26 @@ class Settings(BaseSettings):
             raise ValueError("WAIMAI_METRICS_TOKEN must be a random value of at least 16 characters")
         return v
 
+    @field_validator("vapid_private_key")
+    @classmethod
+    def _vapid_key_is_p256(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None:
+            from waimai.platform.push.vapid import load_private_key
+
+            try:
+                load_private_key(v.get_secret_value())
+            except ValueError:
+                raise ValueError("WAIMAI_VAPID_PRIVATE_KEY must be base64url of a raw P-256 private key "
+                                 "(`waimai push-keygen` prints one)") from None
+        return v
+
+    @field_validator("vapid_subject")
+    @classmethod
+    def _vapid_subject_is_contact(cls, v: str) -> str:
+        if not v.startswith(("mailto:", "https://")):
+            raise ValueError("WAIMAI_VAPID_SUBJECT must be a mailto: or https: URL")
+        return v
+
     @field_validator("roles")
     @classmethod
     def _known_roles(cls, v: str) -> str:
@@ -240,6 +272,9 @@ class Settings(BaseSettings):
             raise ValueError(f"WAIMAI_GATEWAY_SECRET must be a random value of at least 16 characters {where}")
         if self.alert_ingest_token is not None and weak_secret(self.alert_ingest_token, min_len=16, min_bits=48):
             raise ValueError(f"WAIMAI_ALERT_INGEST_TOKEN must be a random value of at least 16 characters {where}")
+        if self.vapid_private_key is not None and self.vapid_private_key.get_secret_value() == DEMO_VAPID_PRIVATE_KEY:
+            raise ValueError(f"WAIMAI_VAPID_PRIVATE_KEY is the published example key; {where} use your own "
+                             "(`waimai push-keygen`) or leave it unset to have one generated")
         if self.env == "production":
             _refuse_missing_rails(self)
         if self.env == "production" and self.chaos:
