@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import func, select, text
 
 from waimai.core.database import Database, utcnow
-from waimai.firewall.monitoring.instruments import (
+from waimai.core.metrics import (
     DEPENDENCY_LATENCY,
     DEPENDENCY_UP,
     DISPATCH_BACKLOG,
