@@ -12,11 +12,12 @@ from waimai.config import Settings
 from waimai.core.background import Job
 from waimai.core.database import Database
 from waimai.core.leader import identity
+from waimai.core.outbound.breakers import BreakerStore
+from waimai.core.outbound.policy import Policy, Resilience
 from waimai.core.outbox import emit
 from waimai.core.roles import EVERY_PROCESS
 from waimai.firewall.resilience.automation import DbDelay, DbLatencyWatch, PaymentGuard
-from waimai.firewall.resilience.policy import Policy, Resilience
-from waimai.firewall.resilience.stores import BackgroundWriter, BreakerStore, DatabaseStore, RedisStore
+from waimai.firewall.resilience.stores import BackgroundWriter, DatabaseStore, RedisStore
 from waimai.firewall.switches import flags
 from waimai.firewall.switches.fence import Fence
 from waimai.firewall.switches.middleware import SwitchGuard

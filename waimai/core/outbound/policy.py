@@ -29,8 +29,8 @@ import structlog
 from purgatory import SyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 
-from waimai.firewall.resilience import metrics
-from waimai.firewall.resilience.stores import BreakerRecord, BreakerStore, MemoryStore, StoreUnitOfWork
+from waimai.core.outbound import metrics
+from waimai.core.outbound.breakers import BreakerRecord, BreakerStore, MemoryStore, StoreUnitOfWork
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
