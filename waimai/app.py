@@ -206,6 +206,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
 
     # Breakers, switches (OpenFeature), module kill switches and the automatic switches' jobs.
     monitoring_jobs += resilience.install(app, settings)
+    from waimai.web import simple as simple_pages
+
+    monitoring_jobs += simple_pages.install(app)  # /simple, where simple mode sends customers, and its menu copy
     from waimai.firewall.incidents import setup as incident_setup
 
     monitoring_jobs += incident_setup.install(app, settings)
