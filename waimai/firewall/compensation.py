@@ -32,9 +32,10 @@ from sqlalchemy.orm import Session
 
 from waimai.core.database import utcnow
 from waimai.core.errors import Unprocessable
+from waimai.core.inbox import Notice
 from waimai.core.security import mask_phone
 from waimai.firewall.incidents import service as incidents
-from waimai.firewall.incidents.models import Incident, Notice
+from waimai.firewall.incidents.models import Incident
 from waimai.platform.accounts import read as accounts
 from waimai.platform.coupons import read as given
 from waimai.platform.coupons import service as coupons

@@ -23,9 +23,10 @@ import structlog
 from sqlalchemy import func, select, update
 
 from waimai.core.database import Database
+from waimai.core.inbox import Notice
 from waimai.firewall.alerting.channels.sms import SmsProvider
 from waimai.firewall.incidents import service as incidents
-from waimai.firewall.incidents.models import Incident, IncidentEvent, Notice, StatusSubscriber
+from waimai.firewall.incidents.models import Incident, IncidentEvent, StatusSubscriber
 from waimai.platform.accounts import read as accounts
 from waimai.platform.ordering import read as orders
 
