@@ -207,6 +207,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
 
     # Breakers, switches (OpenFeature), module kill switches and the automatic switches' jobs.
     monitoring_jobs += resilience.install(app, settings)
+    from waimai.web import simple as simple_pages
+
+    monitoring_jobs += simple_pages.install(app)  # /simple, where simple mode sends customers, and its menu copy
     from waimai.firewall.incidents import setup as incident_setup
 
     monitoring_jobs += incident_setup.install(app, settings)
@@ -215,7 +218,10 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     monitoring_jobs += order_spool.install(app, settings)  # orders taken while no database accepts writes
     from waimai.platform.support import setup as support_setup
 
-    monitoring_jobs += support_setup.install(app, settings)  # customer service: re-delivery, complaint signals
+    monitoring_jobs += support_setup.install(app, settings)  # customer service: re-delivery
+    from waimai.firewall.incidents import complaints
+
+    monitoring_jobs += complaints.install(app, settings)  # tickets as alert series, report section, compensation
     from waimai.platform.payroll import setup as payroll_setup
 
     monitoring_jobs += payroll_setup.install(app, settings)  # rider pay: the shift log, draft pay periods

@@ -384,7 +384,11 @@ def _register_plugins() -> None:
     app.add_typer(drill_app, name="drill")
     from waimai.platform.payroll.cli import payroll_app
 
-    app.add_typer(payroll_app, name="payroll")
+    def every_table() -> None:
+        """Pay queries run outside the app: load every table first, so foreign keys to any of them resolve."""
+        import waimai.models  # noqa: F401
+
+    app.add_typer(payroll_app, name="payroll", callback=every_table)
 
 
 _register_plugins()

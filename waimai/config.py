@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +28,39 @@ def weak_secret(value: str, *, min_len: int, min_bits: float) -> bool:
     n = len(value)
     per_char = -sum(c / n * math.log2(c / n) for c in Counter(value).values())
     return per_char * n < min_bits or len(set(value)) < 8
+
+
+# Process roles (waimai/core/roles.py says what each runs). The names live here, below core, because
+# `WAIMAI_ROLES` is validated with them: config imports nothing of ours (the layers contract).
+ROLES: tuple[str, ...] = ("api", "worker", "dispatcher", "notifier")
+
+
+def parse_roles(value: str | list[str] | tuple[str, ...] | frozenset[str]) -> frozenset[str]:
+    """`api,worker` → {"api", "worker"}; `all` or empty → every role; unknown names are refused."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = {v.strip().lower() for v in items if v.strip()}
+    if not names or names == {"all"}:
+        return frozenset(ROLES)
+    unknown = names - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown role(s) {', '.join(sorted(unknown))}; choose from {', '.join(ROLES)}")
+    return frozenset(names)
+
+
+def ordered(roles: frozenset[str]) -> list[str]:
+    return [r for r in ROLES if r in roles]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Bounds on every PostgreSQL connection of the main engine, so a dead or hung server fails calls
+    quickly instead of filling the thread pool (0 turns one off)."""
+
+    connect_s: int = 3  # libpq connect_timeout: covers a server that accepts TCP and then says nothing
+    statement_ms: int = 15_000
+    lock_ms: int = 5_000
+    pool_wait_s: float = 5.0  # waiting for a free pooled connection
+    idle_in_transaction_ms: int = 30_000
 
 
 class Settings(BaseSettings):
@@ -196,8 +230,6 @@ class Settings(BaseSettings):
 
     @property
     def role_set(self) -> frozenset[str]:
-        from waimai.core.roles import parse_roles
-
         return parse_roles(self.roles)
 
     @field_validator("metrics_token")
@@ -211,10 +243,16 @@ class Settings(BaseSettings):
     @classmethod
     def _vapid_key_is_p256(cls, v: SecretStr | None) -> SecretStr | None:
         if v is not None:
-            from waimai.platform.push.vapid import load_private_key
+            import base64
 
-            try:
-                load_private_key(v.get_secret_value())
+            from cryptography.hazmat.primitives.asymmetric import ec
+
+            text = v.get_secret_value().strip()
+            try:  # the shape waimai.platform.push.vapid.load_private_key reads (config sits below every layer)
+                raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+                if len(raw) != 32:
+                    raise ValueError("not 32 bytes")
+                ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
             except ValueError:
                 raise ValueError("WAIMAI_VAPID_PRIVATE_KEY must be base64url of a raw P-256 private key "
                                  "(`waimai push-keygen` prints one)") from None
@@ -230,8 +268,6 @@ class Settings(BaseSettings):
     @field_validator("roles")
     @classmethod
     def _known_roles(cls, v: str) -> str:
-        from waimai.core.roles import ordered, parse_roles
-
         return ",".join(ordered(parse_roles(v)))
 
     @property
@@ -281,9 +317,7 @@ class Settings(BaseSettings):
             raise ValueError("WAIMAI_CHAOS (fault injection) must not be set in production")
         return self
 
-    def db_timeouts(self) -> Any:
-        from waimai.core.database import Timeouts
-
+    def db_timeouts(self) -> Timeouts:
         return Timeouts(connect_s=self.db_connect_timeout_s, statement_ms=self.db_statement_timeout_ms,
                         lock_ms=self.db_lock_timeout_ms)
 

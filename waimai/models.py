@@ -2,6 +2,7 @@
 
 from waimai.core.audit import AuditEntry
 from waimai.core.database import Base
+from waimai.core.inbox import Notice
 from waimai.core.outbox import OutboxEvent
 from waimai.core.security_alerts import SecurityAlert
 from waimai.firewall.alerting.models import (
@@ -13,15 +14,14 @@ from waimai.firewall.alerting.models import (
     SilenceRow,
 )
 from waimai.firewall.incidents.models import (
-                                              ComponentStatus,
-                                              ComponentStatusChange,
-                                              Incident,
-                                              IncidentAction,
-                                              IncidentEvent,
-                                              IncidentReview,
-                                              Maintenance,
-                                              Notice,
-                                              StatusSubscriber,
+    ComponentStatus,
+    ComponentStatusChange,
+    Incident,
+    IncidentAction,
+    IncidentEvent,
+    IncidentReview,
+    Maintenance,
+    StatusSubscriber,
 )
 from waimai.firewall.resilience.models import BreakerRow
 from waimai.firewall.switches.models import ReplicaBeat, Switch

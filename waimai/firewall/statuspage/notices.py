@@ -23,15 +23,15 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 
 from waimai.core.database import Database
+from waimai.core.inbox import Notice
 from waimai.firewall.alerting.channels.sms import SmsProvider
 from waimai.firewall.incidents import service as incidents
-from waimai.firewall.incidents.models import Incident, IncidentEvent, Notice, StatusSubscriber
-from waimai.platform.accounts.models import User
-from waimai.platform.ordering.models import Order
-from waimai.platform.ordering.state import ACTIVE
+from waimai.firewall.incidents.models import Incident, IncidentEvent, StatusSubscriber
+from waimai.platform.accounts import read as accounts
+from waimai.platform.ordering import read as orders
 from waimai.platform.push import service as push
 
 log = structlog.get_logger(__name__)
@@ -116,9 +116,7 @@ class Notifier:
         for sub in db.scalars(select(StatusSubscriber)):
             out[sub.user_id] = sub.sms
         if inc.components:
-            affected = select(Order.customer_id).where(or_(Order.status.in_([s.value for s in ACTIVE]),
-                                                           Order.created_at >= inc.onset_at)).distinct()
-            for uid in db.scalars(affected):
+            for uid in orders.customers_active_or_since(db, inc.onset_at):
                 out[uid] = True
             told = select(Notice.user_id).where(Notice.incident_id == inc.id).distinct()
             for uid in db.scalars(told):
@@ -135,8 +133,7 @@ class Notifier:
             assert inc is not None
             wanted = self.recipients(db, inc)
             done = set(db.scalars(select(Notice.user_id).where(Notice.event_id == ev.id)))
-            users = {u.id: u for u in db.scalars(select(User).where(User.id.in_(list(wanted)),
-                                                                    User.is_active.is_(True)))}
+            users = accounts.active_users(db, wanted)
             hour_ago = now - dt.timedelta(hours=1)
             recent = dict(db.execute(select(Notice.user_id, func.count()).where(
                 Notice.user_id.in_(list(users)), Notice.sms == "sent", Notice.created_at >= hour_ago)

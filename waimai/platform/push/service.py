@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from waimai.core.database import Database, utcnow
 from waimai.core.errors import Conflict, NotFound, Unprocessable
 from waimai.core.messages import N_
-from waimai.firewall.resilience.policy import DependencyUnavailable, Policy, Resilience
+from waimai.core.outbound.policy import DependencyUnavailable, Policy, Resilience
 from waimai.platform.ordering.models import Order, OrderTransition
 from waimai.platform.ordering.state import Status
 from waimai.platform.push.models import PushMessage, PushSubscription
@@ -71,7 +71,7 @@ def locale_of(value: str | None) -> str:
 
 
 def _gettext(locale: str, msgid: str) -> str:
-    from waimai.web.i18n import translations
+    from waimai.core.i18n import translations
 
     return translations(locale).gettext(msgid)
 

@@ -35,7 +35,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from waimai.firewall.alerting.channels.standins import Clock, StandinState, _failure_response, _new_app
+from waimai.core.standin import Clock, StandinState
+from waimai.core.standin import failure_response as _failure_response
+from waimai.core.standin import new_app as _new_app
 
 MAX_PAYLOAD = 4096
 MAX_EXP_S = 24 * 3600
