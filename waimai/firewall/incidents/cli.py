@@ -50,6 +50,7 @@ def report_command(incident_id: Annotated[int, typer.Argument(help="incident id"
     from waimai.core.errors import NotFound
     from waimai.firewall.incidents import report, service
     from waimai.firewall.monitoring.store import MetricStore
+    from waimai.subscribers import incident_plugins
 
     settings, db = _db()
     store = MetricStore(settings.metrics_url) if charts else None
@@ -61,7 +62,7 @@ def report_command(incident_id: Annotated[int, typer.Argument(help="incident id"
                 console.print(f"[red]No incident {incident_id}.[/red] `waimai incident list` shows them.")
                 raise typer.Exit(2) from None
             r = report.build(s, inc, store=store, log_file=Path(settings.log_file) if settings.log_file else None,
-                             with_charts=charts)
+                             with_charts=charts, sections=incident_plugins().report_sections)
         paths = report.write(r, out / f"incident-{incident_id}")
     finally:
         if store is not None:

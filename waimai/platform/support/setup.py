@@ -38,20 +38,8 @@ def publish_signals(db: Database, store: MetricStore, now: float | None = None) 
     return values
 
 
-def register_hooks() -> None:
-    """Complaints in the root-cause report; orders a ticket already made good are skipped by compensation."""
-    from waimai.firewall import compensation
-    from waimai.firewall.incidents import report
-
-    if tickets.report_section not in report.EXTRA_SECTIONS:
-        report.EXTRA_SECTIONS.append(tickets.report_section)
-    if tickets.compensated_orders not in compensation.ALREADY_COMPENSATED:
-        compensation.ALREADY_COMPENSATED.append(tickets.compensated_orders)
-
-
 def install(app: FastAPI, settings: Settings) -> list[Job]:
     app.state.payment_providers.setdefault(REDELIVERY, MakeGood())
-    register_hooks()
     db, store = app.state.db, app.state.metric_store
     return [Job("complaint_signals", max(settings.sample_interval_s, 10.0), lambda: publish_signals(db, store),
                 role="worker", singleton=True)]
