@@ -162,8 +162,10 @@ class Dispatcher:
                  stats: Counter[str]) -> None:
         with self.db.session() as s:
             # Read again under the write lock: a second leader (a partition's short overlap) may have been here.
+            # On PostgreSQL the rows stay locked until the commit, and another dispatcher skips them.
             rows = list(s.scalars(select(OutboxEvent).where(OutboxEvent.id.in_(ids), OutboxEvent.published_at.is_(None),
-                                                            OutboxEvent.dead_at.is_(None)).order_by(OutboxEvent.id)))
+                                                            OutboxEvent.dead_at.is_(None)).order_by(OutboxEvent.id)
+                                  .with_for_update(skip_locked=True)))
             done = {(d.event_id, d.subscriber): d
                     for d in s.scalars(select(OutboxDelivery).where(OutboxDelivery.event_id.in_(ids)))}
             for row in rows:

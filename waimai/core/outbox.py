@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Integer, String, text
+from sqlalchemy import Integer, String, insert, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from waimai.core.database import Base, utcnow
@@ -30,11 +30,12 @@ class OutboxEvent(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     # Delivered to every subscriber (the name predates the dispatcher).
     published_at: Mapped[dt.datetime | None] = mapped_column(default=None, index=True)
-    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))  # no Python default: placement
-    # inserts through a prepared statement that names only the columns it sets
-    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(default=None)
-    dead_at: Mapped[dt.datetime | None] = mapped_column(default=None, index=True)
-    last_error: Mapped[str | None] = mapped_column(String(300), default=None)
+    # The dispatcher's columns have no Python default: placement's prepared statement and `emit` name only the
+    # columns above (and so still work in a database restored from a backup older than these columns).
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column()
+    dead_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+    last_error: Mapped[str | None] = mapped_column(String(300))
 
 
 class OutboxDelivery(Base):
@@ -50,8 +51,7 @@ class OutboxDelivery(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-def emit(db: Session, topic: str, *, key: str = "", **payload: Any) -> OutboxEvent:
-    """Queue an event; it exists only if the caller's transaction commits."""
-    ev = OutboxEvent(topic=topic, key=key, payload=payload)
-    db.add(ev)
-    return ev
+def emit(db: Session, topic: str, *, key: str = "", **payload: Any) -> None:
+    """Queue an event; it exists only if the caller's transaction commits. The insert names only the columns
+    every schema version has (a restore into an older backup still records itself)."""
+    db.execute(insert(OutboxEvent).values(topic=topic, key=key, payload=payload, created_at=utcnow()))
