@@ -13,6 +13,7 @@ checks that every name below has one).
 | coupons.give_back | order.cancelled, order.rejected | the order's coupon is usable again |
 | incidents.switch_timeline | switch.changed | a line on every open incident's timeline |
 | incidents.restore_timeline | backup.restored, backup.restore_failed | a line on the open incidents, or an internal incident |
+| payroll.shift_log | rider.shift | the shift in rider pay's shift log (the hourly minimum is paid from it) |
 
 Plug-ins that are not reactions but extend a report or a plan are listed in `incident_plugins`.
 """
@@ -32,6 +33,7 @@ def build_registry(*, broker: Broker, sop: Sop) -> Registry:
     from waimai.firewall.incidents.setup import restore_recorder, switch_on_timeline
     from waimai.platform.coupons.service import give_back
     from waimai.platform.integrations.service import queue_callback
+    from waimai.platform.payroll.shifts import log_shift
     from waimai.platform.tracking.live import status_publisher
 
     reg = Registry()
@@ -40,6 +42,7 @@ def build_registry(*, broker: Broker, sop: Sop) -> Registry:
     reg.add("coupons.give_back", ("order.cancelled", "order.rejected"), give_back)
     reg.add("incidents.switch_timeline", ("switch.changed",), switch_on_timeline)
     reg.add("incidents.restore_timeline", ("backup.restored", "backup.restore_failed"), restore_recorder(sop))
+    reg.add("payroll.shift_log", ("rider.shift",), log_shift)
     return reg
 
 

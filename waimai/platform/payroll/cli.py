@@ -30,9 +30,7 @@ def _db():  # type: ignore[no-untyped-def]
     import waimai.models  # noqa: F401 - every table, so foreign keys resolve outside the app
     from waimai.config import get_settings
     from waimai.core.database import Database
-    from waimai.platform.payroll import shifts
 
-    shifts.install()
     return Database(get_settings().database_url)
 
 
