@@ -156,6 +156,24 @@ def test_an_orders_later_event_waits_for_its_earlier_one(db: Database) -> None:
     assert seen == [("6", "order.accepted"), ("5", "order.accepted"), ("5", "order.ready")]
 
 
+def test_a_round_pages_past_held_rows_and_ends(db: Database) -> None:
+    reg, seen = Registry(), []
+
+    @reg.subscribe("order.*", name="picky")
+    def picky(_s: Session, ev: Event) -> None:
+        if ev.key == "5":
+            raise RuntimeError("order 5 is stuck")
+        seen.append(ev.key)
+
+    d = Dispatcher(db, reg, batch=2)  # pages of two: order 5's later events fill whole pages
+    for _ in range(4):
+        _emit(db, "order.ready", key="5", order_id=5)
+    _emit(db, "order.ready", key="8", order_id=8)
+    assert d.run_once(T0) == {"retried": 1, "held": 3, "delivered": 1}
+    assert seen == ["8"]
+    assert d.run_once(T0) == {"held": 3}  # the stuck one waits for its retry; the round still ends
+
+
 def test_purge_drops_delivered_rows_after_the_retention_only(db: Database) -> None:
     reg = Registry()
 

@@ -135,27 +135,33 @@ class Dispatcher:
         stats: Counter[str] = Counter()
         with self._round:  # the wake-up thread and a caller (the job, a test) never deliver at once
             now = now or utcnow()
+            after = 0  # page by id: held rows never make a round loop, and rows behind them still get their turn
             while True:
-                ids, waiting = self._due(now)
+                ids, waiting = self._due(now, after)
                 if not ids:
                     break
                 self._deliver(ids, waiting, now, stats)
                 if len(ids) < self.batch:
                     break
+                after = ids[-1]
             self.last_run_at = utcnow()
             self.totals.update(stats)
         return dict(stats)
 
-    def _due(self, now: dt.datetime) -> tuple[list[int], set[tuple[str, str]]]:
+    def _due(self, now: dt.datetime, after: int) -> tuple[list[int], set[tuple[str, str]]]:
         undelivered = (OutboxEvent.published_at.is_(None), OutboxEvent.dead_at.is_(None))
         with self.db.read_session() as s:  # look before taking the write lock: most rounds find nothing
             ids = list(s.scalars(select(OutboxEvent.id).where(
-                *undelivered, (OutboxEvent.next_attempt_at.is_(None)) | (OutboxEvent.next_attempt_at <= now))
+                *undelivered, OutboxEvent.id > after,
+                (OutboxEvent.next_attempt_at.is_(None)) | (OutboxEvent.next_attempt_at <= now))
                 .order_by(OutboxEvent.id).limit(self.batch)))
             if not ids:
                 return [], set()
+            # Held: rows after an earlier one of the same key that waits for its retry, or that was held itself
+            # on an earlier page (still undelivered, with an id below this page).
             waiting = s.execute(select(OutboxEvent.topic, OutboxEvent.key).where(
-                *undelivered, OutboxEvent.next_attempt_at > now, OutboxEvent.id < ids[-1])).all()
+                *undelivered, OutboxEvent.id < ids[-1],
+                (OutboxEvent.next_attempt_at > now) | (OutboxEvent.id <= after))).all()
         return ids, {k for t, key in waiting if (k := _block_key(t, key)) is not None}
 
     def _deliver(self, ids: list[int], blocked: set[tuple[str, str]], now: dt.datetime,
