@@ -195,6 +195,24 @@ def test_purge_drops_delivered_rows_after_the_retention_only(db: Database) -> No
         assert s.scalar(select(func.count()).select_from(OutboxDelivery).where(OutboxDelivery.event_id == old)) == 0
 
 
+def test_the_migration_marks_earlier_events_delivered(tmp_path: Path) -> None:
+    """Before the dispatcher, hooks ran in each event's own transaction: history must not be replayed (platform
+    callbacks twice)."""
+    from sqlalchemy import text
+
+    from waimai.core.migrate import upgrade
+
+    database = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(database.engine, "pay1")
+    with database.engine.begin() as c:
+        c.execute(text("INSERT INTO outbox (topic, key, payload, created_at) "
+                       "VALUES ('order.accepted', '1', '{}', '2026-01-01 00:00:00.000000')"))
+    upgrade(database.engine)
+    assert Dispatcher(database, Registry()).run_once() == {}
+    assert _row(database, 1).published_at is not None
+    database.dispose()
+
+
 def test_registry_refuses_a_name_twice_and_matches_patterns() -> None:
     reg = Registry()
     reg.add("a", ("order.*",), lambda _s, _e: None)

@@ -45,6 +45,9 @@ def upgrade() -> None:
     sa.Column('updated_at', waimai.core.database.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('event_id', 'subscriber', name=op.f('pk_outbox_deliveries'))
     )
+    # Every event written before this revision had its reactions run by the hook lists inside its own
+    # transaction: delivered. (Without this the dispatcher would replay history: platform callbacks again.)
+    op.execute("UPDATE outbox SET published_at = created_at WHERE published_at IS NULL")
     if op.get_bind().dialect.name == 'postgresql':
         op.execute(NOTIFY_FN)
         op.execute("CREATE TRIGGER outbox_notify AFTER INSERT ON outbox FOR EACH STATEMENT "
