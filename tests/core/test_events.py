@@ -195,6 +195,25 @@ def test_purge_drops_delivered_rows_after_the_retention_only(db: Database) -> No
         assert s.scalar(select(func.count()).select_from(OutboxDelivery).where(OutboxDelivery.event_id == old)) == 0
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_postgresql_wakes_the_dispatcher_at_commit(db: Database, db_url: str) -> None:
+    import threading
+    import time
+
+    reg, delivered = Registry(), threading.Event()
+    reg.add("waiter", ("thing.*",), lambda _s, _e: delivered.set())
+    d = Dispatcher(db, reg, poll_s=30.0, database_url=db_url)  # a poll would not come within the test
+    d.start(leads=lambda: True)
+    try:
+        time.sleep(1.0)  # listening
+        t0 = time.monotonic()
+        _emit(db, "thing.happened")
+        assert delivered.wait(5.0), "the insert trigger's NOTIFY did not wake the dispatcher"
+        print(f"\ncommit → delivered in {(time.monotonic() - t0) * 1000:.0f} ms")
+    finally:
+        d.stop()
+
+
 def test_the_migration_marks_earlier_events_delivered(tmp_path: Path) -> None:
     """Before the dispatcher, hooks ran in each event's own transaction: history must not be replayed (platform
     callbacks twice)."""
