@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import re
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -198,7 +199,6 @@ def test_purge_drops_delivered_rows_after_the_retention_only(db: Database) -> No
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_postgresql_wakes_the_dispatcher_at_commit(db: Database, db_url: str) -> None:
     import threading
-    import time
 
     reg, delivered = Registry(), threading.Event()
     reg.add("waiter", ("thing.*",), lambda _s, _e: delivered.set())
@@ -261,6 +261,10 @@ def test_subscriber_tracking_status(api: Api) -> None:
     assert api.c.post(f"/api/v1/orders/{o['id']}/accept", headers=api.h("merchant")).status_code == 200
     assert o["id"] not in broker._topics  # nothing pushed before the dispatcher delivers
     _deliver(api)
+    # In process on SQLite; on PostgreSQL through the bus (LISTEN/NOTIFY), as every replica hears it.
+    deadline = time.monotonic() + 5
+    while o["id"] not in broker._topics and time.monotonic() < deadline:
+        time.sleep(0.02)
     [ev] = list(broker._topics[o["id"]].ring)
     assert (ev.kind, ev.data["status"], ev.data["order_id"]) == ("status", "accepted", o["id"])
 
