@@ -108,6 +108,7 @@ def housekeeping_jobs(app: FastAPI) -> list[Job]:
             Job("refund_retry", 30.0, refunds, role="worker", singleton=True),
             Job("idempotency_expiry", 600.0, expire_keys, role="worker", singleton=True),
             Job("login_failures_expiry", 600.0, forget_login_failures, role="worker", singleton=True),
+            Job("outbox_purge", 600.0, app.state.events.purge, role="worker", singleton=True),
             Job("sqlite_checkpoint", 1.0, db.checkpoint, role=EVERY_PROCESS), *backup_jobs(app), *payment_jobs(app)]
 
 
@@ -133,6 +134,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                               retry_s=settings.leader_retry_s, run_jobs=background)
         app.state.scheduler = scheduler
         scheduler.start()
+        if background:
+            app.state.events.start(leads=lambda: scheduler.is_leader("worker"))
         bus = app.state.broker.bus
         if bus is not None:
             bus.start()
@@ -146,6 +149,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         app.state.broker.close()
         await app.state.loop_lag.stop()
         await scheduler.stop()
+        app.state.events.stop()
         if bus is not None:
             bus.stop()
         app.state.metric_store.dispose()
@@ -171,12 +175,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.state.db = Database(settings.database_url, timeouts=settings.db_timeouts())
     app.state.payment_providers = build_providers(settings)
     app.state.platform_adapters = build_platform_adapters(settings)
-    from waimai.platform.integrations.service import CallbackSender, queue_callback
-    from waimai.platform.ordering.service import TRANSITION_HOOKS
-
-    if queue_callback not in TRANSITION_HOOKS:
-        TRANSITION_HOOKS.append(queue_callback)
-    from waimai.platform.tracking import hooks as tracking_hooks
+    from waimai.platform.integrations.service import CallbackSender
     from waimai.platform.tracking.broker import Broker
 
     app.state.broker = Broker()
@@ -186,14 +185,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         # Every replica hears every event (LISTEN only where SSE clients are served: the api role).
         app.state.broker.bus = PgBus(settings.database_url, app.state.broker.ingest_remote,
                                      listen="api" in settings.role_set)
-    tracking_hooks.install(app.state.broker)
-    if tracking_hooks.on_transition not in TRANSITION_HOOKS:
-        TRANSITION_HOOKS.append(tracking_hooks.on_transition)
     app.state.callback_sender = CallbackSender(app.state.db, app.state.platform_adapters)
-    from waimai.platform.coupons.service import on_transition as give_coupon_back
-
-    if give_coupon_back not in TRANSITION_HOOKS:
-        TRANSITION_HOOKS.append(give_coupon_back)
     from waimai.web.errors import error_page
 
     install_error_handlers(app, page=error_page)
@@ -213,6 +205,16 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     from waimai.firewall.incidents import setup as incident_setup
 
     monitoring_jobs += incident_setup.install(app, settings)
+    from waimai.core.events import Dispatcher
+    from waimai.subscribers import build_registry, incident_plugins
+
+    # The one event path: every cross-domain reaction is a subscriber in waimai/subscribers.py, delivered from
+    # the outbox by the worker leader; report and compensation plug-ins are composed there too.
+    app.state.events = Dispatcher(app.state.db, build_registry(broker=app.state.broker, sop=app.state.sop),
+                                  max_attempts=settings.events_max_attempts,
+                                  retention=ttl(settings.events_retention_hours), poll_s=settings.events_poll_s,
+                                  database_url=settings.database_url)
+    app.state.incident_plugins = incident_plugins()
     from waimai.platform.ordering import spool as order_spool
 
     monitoring_jobs += order_spool.install(app, settings)  # orders taken while no database accepts writes

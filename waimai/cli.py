@@ -378,7 +378,13 @@ def _register_plugins() -> None:
     app.add_typer(backup_app, name="backup")
     from waimai.firewall.incidents.cli import incident_app
 
-    app.add_typer(incident_app, name="incident")
+    def incident_plugins(ctx: typer.Context) -> None:
+        """The report's sections from other domains, composed in one place (waimai/subscribers.py)."""
+        from waimai.subscribers import incident_plugins as composed
+
+        ctx.obj = composed()
+
+    app.add_typer(incident_app, name="incident", callback=incident_plugins)
     from waimai.drill.cli import drill_app
 
     app.add_typer(drill_app, name="drill")

@@ -133,6 +133,12 @@ class Settings(BaseSettings):
                                                    "refused in production")
 
     idempotency_ttl_hours: int = Field(default=24, ge=24, description="how long idempotency keys are kept")
+    # The one event path (waimai/core/events.py): outbox rows delivered to subscribers by the worker leader.
+    events_max_attempts: int = Field(default=8, ge=1, le=50, description="failed deliveries before an outbox "
+                                     "event becomes a dead letter (retried after 1, 2, 4 … s, at most 5 min)")
+    events_retention_hours: int = Field(default=72, ge=1, description="how long delivered outbox events are kept")
+    events_poll_s: float = Field(default=0.2, gt=0, le=10, description="how often the dispatcher looks for new "
+                                 "events when nothing woke it (PostgreSQL wakes it on every commit)")
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     login_max_attempts: int = Field(default=5, ge=1, description="failed logins per phone+IP per window")
     login_max_per_phone: int = Field(default=10, ge=1, description="failed logins per phone (any address) per window")

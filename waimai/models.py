@@ -3,7 +3,7 @@
 from waimai.core.audit import AuditEntry
 from waimai.core.database import Base
 from waimai.core.inbox import Notice
-from waimai.core.outbox import OutboxEvent
+from waimai.core.outbox import OutboxDelivery, OutboxEvent
 from waimai.core.security_alerts import SecurityAlert
 from waimai.firewall.alerting.models import (
     AlertGroupRow,
@@ -41,6 +41,6 @@ __all__ = [
     "AlertGroupRow", "AlertRow", "NotificationRow", "ReplicaBeat", "SilenceRow",
     "AlertHistory", "AlertRuleSet", "AuditEntry", "Base", "BreakerRow", "ComponentStatus", "ComponentStatusChange", "Coupon", "IncidentAction", "IncidentReview", "Incident",
     "IncidentEvent", "Maintenance", "Notice", "StatusSubscriber", "ExternalOrderLink", "PlatformCallback", "PlatformShop", "Campus", "DeliveryPoint", "IdempotencyRecord", "LoginAttempt", "MenuCategory",
-    "MenuItem", "Merchant", "Order", "OrderLine", "OrderTransition", "OutboxEvent", "Payment",
+    "MenuItem", "Merchant", "Order", "OrderLine", "OrderTransition", "OutboxDelivery", "OutboxEvent", "Payment",
     "PaymentCallback", "PayAdjustment", "PushKey", "PushMessage", "PushSubscription", "ProofAttempt", "SecurityAlert", "PayLine", "PayPeriod", "PayRules", "Payslip", "Rating", "Rider", "RiderShift", "Switch", "Ticket", "TicketEvent", "TicketPhoto", "User", "Zone",
 ]

@@ -16,7 +16,6 @@ from waimai.app import create_app
 from waimai.cli import app as cli
 from waimai.config import get_settings
 from waimai.firewall.recovery import artefact
-from waimai.firewall.recovery import restore as restore_mod
 
 runner = CliRunner()
 
@@ -97,7 +96,6 @@ def _only_id(directory: Path) -> str:
 
 
 def test_backup_command(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(restore_mod, "RESTORE_HOOKS", [])  # hooks other tests' apps left behind
     out = _ok(["backup", "create"])
     assert "passed" in out and "complete" in out and "integrity" in out
     bid = _only_id(env)
@@ -108,6 +106,11 @@ def test_backup_command(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "Restored backup" in out and "safety backup" in out and ".csv" in out
     from sqlalchemy import create_engine, text
 
+    from waimai.app import create_app
+
+    service = create_app(get_settings(), background=False)  # the service's worker leader delivers the restore's event
+    service.state.events.run_once()
+    service.state.db.dispose()
     eng = create_engine(get_settings().database_url)
     with eng.connect() as con:  # the restore is on record: an internal incident, since none was open
         kinds = [r[0] for r in con.execute(text("SELECT kind FROM incident_events ORDER BY id"))]

@@ -18,13 +18,14 @@ from waimai.app import create_app
 from waimai.core.audit import AuditEntry
 from waimai.core.database import Database
 from waimai.core.migrate import head_revision, upgrade
+from waimai.core.outbox import OutboxEvent
 from waimai.core.timeutil import utcnow
+from waimai.firewall.incidents.models import IncidentEvent
 from waimai.firewall.recovery import artefact
-from waimai.firewall.recovery import restore as restore_mod
 from waimai.firewall.recovery.backup import BackupScheduler, create_backup, prune, verify_backup
 from waimai.firewall.recovery.catalog import Manifest
 from waimai.firewall.recovery.errors import BackupNotFound, BackupRefused, ChecksumMismatch, KeyMissing
-from waimai.firewall.recovery.restore import RESTORE_HOOKS, restore_backup
+from waimai.firewall.recovery.restore import restore_backup
 from waimai.firewall.switches.service import is_on
 from waimai.platform.ordering.models import Order
 
@@ -58,11 +59,15 @@ def test_round_trip_restores_the_point_and_exports_later_orders(shop: Api, db_ur
     r = api.c.post(f"/api/v1/orders/{first['id']}/cancel", json={"reason": "changed my mind"},
                    headers=api.h("customer"))
     assert r.status_code == 200
-    seen: list[restore_mod.RestoreResult] = []
-    monkeypatch.setattr(restore_mod, "RESTORE_HOOKS", [seen.append])
-
     result = restore_backup(cfg, db, m.id[:12], actor_role="ops")
-    assert result.status == "restored" and result.backup_id == m.id and seen == [result]
+    assert result.status == "restored" and result.backup_id == m.id
+    with db.read_session() as s:  # its event, in the restored database, for the incident timeline
+        [ev] = s.scalars(select(OutboxEvent).where(OutboxEvent.topic == "backup.restored")).all()
+    assert ev.payload["restore_id"] == result.id and ev.payload["orders_after_backup"] == 3
+    api.c.app.state.events.run_once()  # type: ignore[attr-defined]  # the worker leader's dispatcher
+    with db.read_session() as s:  # no incident was open: an internal one records the rollback
+        [line] = s.scalars(select(IncidentEvent).where(IncidentEvent.kind == "restore")).all()
+    assert f"back to backup {m.id}" in line.text and "3 orders written after it" in line.text
     assert result.orders_new == 2 and result.orders_changed == 1 and result.restored_from == "local"
     assert {o.number for o in result.orders_after_backup if o.kind == "new"} == {o["number"] for o in later}
     assert [o.id for o in result.orders_after_backup if o.kind == "changed"] == [first["id"]]
@@ -216,4 +221,3 @@ def test_backup_job_is_wired_only_when_enabled(sqlite_url: str, tmp_path: Path) 
     assert cron.text == "30 4 * * *"  # 04:30 campus time is 20:30 UTC the day before
     assert cron.next_after(dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)) == dt.datetime(2026, 3, 1, 20, 30,
                                                                                          tzinfo=dt.UTC)
-    assert isinstance(RESTORE_HOOKS, list)  # the incident timeline registers here

@@ -22,7 +22,7 @@ PAGES = {
     "13800000004": ["/support", "/tickets", "/support/orders/{oid}"],
     "13800000009": ["/ops", "/ops/alerts", "/ops/incidents", "/ops/runbooks", "/ops/intake", "/ops/payroll",
                     "/ops/logs", "/ops/satisfaction", "/ops/backups", "/ops/dispatch", "/ops/switches",
-                    "/ops/settings", "/orders/{oid}", "/ops/incidents/1"],
+                    "/ops/settings", "/ops/events", "/orders/{oid}", "/ops/incidents/1"],
 }
 
 

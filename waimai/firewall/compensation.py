@@ -13,7 +13,7 @@ Valid 14 days, any merchant. If the total exceeds the budget every coupon is sca
 factor (rounded down to ¥0.50; under ¥1 dropped and reported), so the total never exceeds it.
 
 Orders already made good another way — a coupon from support for that order, or a hook
-(`ALREADY_COMPENSATED`, e.g. tickets resolved with a refund) — do not count again.
+(the `already_compensated` plug-ins, e.g. tickets resolved with a refund) — do not count again.
 Issuing is idempotent: at most one coupon per user per incident (a unique key), so a second run
 issues nothing. Each coupon comes with an apology in the user's inbox, and the incident timeline
 records the run.
@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -43,8 +43,9 @@ from waimai.platform.ordering import read as orders
 
 BASE = {"P1": 500, "P2": 300, "P3": 200, "P4": 100}
 VALID_DAYS = 14
-# (db, user_id, order ids) -> the order ids already made good another way (tickets refunded, …)
-ALREADY_COMPENSATED: list[Callable[[Session, int, set[int]], set[int]]] = []
+# (db, user_id, order ids) -> the order ids already made good another way (tickets refunded, …); passed to
+# `plan` from the plug-ins composed in one place (waimai.subscribers.incident_plugins).
+MadeGood = Callable[[Session, int, set[int]], set[int]]
 
 
 @dataclass
@@ -84,7 +85,8 @@ def _round50(fen: float) -> int:
     return int(fen // 50 * 50)
 
 
-def plan(db: Session, inc: Incident, *, budget_fen: int, now: dt.datetime | None = None) -> Plan:
+def plan(db: Session, inc: Incident, *, budget_fen: int, now: dt.datetime | None = None,
+         already_compensated: Sequence[MadeGood] = ()) -> Plan:
     if budget_fen <= 0:
         raise Unprocessable("Set a budget above zero.", code="budget_invalid")
     start, end = inc.onset_at, inc.resolved_at or now or utcnow()
@@ -119,8 +121,8 @@ def plan(db: Session, inc: Incident, *, budget_fen: int, now: dt.datetime | None
     skipped = 0
     for u in list(per.values()):
         done = given.made_good(db, u.user_id, u.orders)
-        for hook in ALREADY_COMPENSATED:
-            done |= hook(db, u.user_id, set(u.orders))
+        for made_good in already_compensated:
+            done |= made_good(db, u.user_id, set(u.orders))
         if done:
             skipped += len(done & set(u.orders))
             u.orders = [o for o in u.orders if o not in done]

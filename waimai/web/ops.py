@@ -7,7 +7,8 @@ import datetime as dt
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from waimai.core import audit
+from waimai.core import audit, events
+from waimai.core.deps import IdPath
 from waimai.core.messages import N_
 from waimai.firewall.alerting.noise import rule_noise
 from waimai.firewall.incidents.service import open_incidents
@@ -38,14 +39,16 @@ def overview(request: Request) -> Response:
     status = probes.last or probes.run()
     spooled = getattr(request.app.state, "order_spool", None)
     spool = {"counts": spooled.counts(), "pending": [r.public() for r in spooled.pending(20)]} if spooled else None
-    active, switches_on = [], []
+    active, switches_on, event_counts = [], [], None
     if request.app.state.db.reachable:  # during an outage the console still shows the spool and the probes
         with request.app.state.db.read_session() as db:
             active = open_incidents(db)
             switches_on = [sw for sw in all_switches(db) if sw.enabled]
+            event_counts = events.counts(db)
     return render(request, "ops_overview.html", {"charts": CHARTS, "probes": list(status.values()),
                                                  "spool": spool, "db_reachable": request.app.state.db.reachable,
                                                  "active_incidents": active, "switches_on": switches_on,
+                                                 "event_counts": event_counts,
                                                  "series": SERIES,
                                                  "forecast": getattr(request.app.state, "forecast", None),
                                                  "anomalies": stored_signals(request.app.state.metric_store,
@@ -211,6 +214,56 @@ def intake_pause(request: Request, platform: str, paused: str = Form(...)) -> Re
             return back("/ops/intake", err=say(exc))
         db.commit()
     return back("/ops/intake", msg=gettext("Intake switch updated."))
+
+
+@router.get("/ops/events")
+def events_page(request: Request) -> Response:
+    """The one event path: what waits, the subscribers, and the dead letters with retry and purge."""
+    p = _need(request, "ops")
+    if isinstance(p, RedirectResponse):
+        return p
+    with request.app.state.db.read_session() as db:
+        counts, dead = events.counts(db), events.dead_letters(db)
+    return render(request, "ops_events.html", {"counts": counts, "dead": dead,
+                                               "status": request.app.state.events.status()})
+
+
+@router.post("/ops/events/{event_id}/retry")
+def events_retry(request: Request, event_id: IdPath) -> Response:
+    p = _need(request, "ops")
+    if isinstance(p, RedirectResponse):
+        return p
+    from waimai.core.errors import AppError
+
+    with request.app.state.db.session() as db:
+        try:
+            row = events.retry(db, event_id)
+        except AppError as exc:
+            return back("/ops/events", err=say(exc))
+        audit.record(db, actor_id=p.user_id, actor_role=p.role, action="event.retry", target=str(event_id),
+                     details={"topic": row.topic, "key": row.key})
+        db.commit()
+    request.app.state.events.wake()
+    return back("/ops/events", msg=gettext("Event %(id)s goes to its failed subscribers again.") % {"id": event_id})
+
+
+@router.post("/ops/events/{event_id}/purge")
+def events_purge(request: Request, event_id: IdPath) -> Response:
+    p = _need(request, "ops")
+    if isinstance(p, RedirectResponse):
+        return p
+    from waimai.core.errors import AppError
+
+    with request.app.state.db.session() as db:
+        try:
+            row = events.discard(db, event_id)
+        except AppError as exc:
+            return back("/ops/events", err=say(exc))
+        audit.record(db, actor_id=p.user_id, actor_role=p.role, action="event.purge", target=str(event_id),
+                     details={"topic": row.topic, "key": row.key, "payload": row.payload,
+                              "last_error": row.last_error})
+        db.commit()
+    return back("/ops/events", msg=gettext("Event %(id)s purged.") % {"id": event_id})
 
 
 @router.get("/ops/logs")

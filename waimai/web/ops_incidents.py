@@ -152,7 +152,8 @@ def report_page(request: Request, incident_id: IdPath, budget: str = "") -> Resp
         inc = incidents.get(db, incident_id)
         preview = None
         if budget.strip().isdigit() and int(budget) > 0:
-            preview = compensation.plan(db, inc, budget_fen=int(budget) * 100)  # whole yuan
+            preview = compensation.plan(db, inc, budget_fen=int(budget) * 100,  # whole yuan
+                                        already_compensated=request.app.state.incident_plugins.already_compensated)
         body = MarkdownIt("commonmark", {"html": False}).enable("table").render(report.markdown(r, image_dir=None))
         return render(request, "ops_report.html", {"inc": inc, "r": r, "body": Markup(body),  # noqa: S704  # nosec B704 - markdown-it escapes (html off)
                                                    "preview": preview, "budget": budget})

@@ -87,10 +87,12 @@ def test_lifecycle_timeline_and_times(app_client: tuple[TestClient, Api]) -> Non
     # The on-call acknowledges the alert group: the incident is acknowledged too.
     [group] = list(svc.pipeline.groups)
     svc.acknowledge(group, by="user:5")
-    # The commander flips a switch: it lands on the timeline by itself.
+    # The commander flips a switch: it lands on the timeline by itself (at the flip's time, once the worker
+    # leader's dispatcher has delivered its event).
     r = c.put("/api/v1/switches/payment.cod_only", json={"enabled": True, "reason": "gateway down"},
               headers=api.h("ops"))
     assert r.status_code == 200, r.text
+    app.state.events.run_once()  # type: ignore[attr-defined]
     r = c.post(f"/api/v1/incidents/{inc['id']}/notes", json={"text": "gateway vendor called"}, headers=api.h("ops"))
     assert r.status_code == 201
     svc.ingest([alert("PaymentGatewayDown", "P1", "payment", status="resolved")])
@@ -324,6 +326,7 @@ def test_a_restore_lands_on_the_incident_timeline(sqlite_url: str, tmp_path) -> 
         assert r.status_code == 201
         r = c.post(f"/api/v1/backups/{m['id']}/restore", json={"confirm": m["id"]}, headers=api.h("ops"))
         assert r.status_code == 200, r.text
+        app.state.events.run_once()  # the worker leader delivers backup.restored to the incident timeline
         found = [e for i in incidents_of(c, api)
                  for e in c.get(f"/api/v1/incidents/{i['id']}", headers=api.h("ops")).json()["timeline"]
                  if e["kind"] == "restore"]

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from waimai.core.audit import AuditEntry
 from waimai.core.database import Database
 from waimai.core.errors import Conflict, Unprocessable
+from waimai.core.events import Dispatcher, Registry
 from waimai.core.timeutil import LOCAL
 from waimai.platform.accounts.models import User
 from waimai.platform.delivery.models import Rider
@@ -31,7 +32,6 @@ _numbers = itertools.count(1)
 
 @pytest.fixture
 def db(db_url: str) -> Iterator[Database]:
-    shifts.install()
     d = Database(db_url)
     yield d
     d.dispose()
@@ -212,6 +212,9 @@ def test_adjustments_need_a_reason_a_sane_amount_and_a_real_order_for_tips(db: D
 
 
 def test_shift_log_follows_the_riders_table(db: Database) -> None:
+    registry = Registry()  # the subscriber as waimai/subscribers.py registers it, on this test's database
+    registry.add("payroll.shift_log", ("rider.shift",), shifts.log_shift)
+    dispatcher = Dispatcher(db, registry)
     with db.session() as s:
         rider = s.get(Rider, 6)
         set_shift(s, rider, on=True, hours=4)  # type: ignore[arg-type]
@@ -219,6 +222,8 @@ def test_shift_log_follows_the_riders_table(db: Database) -> None:
         started = rider.shift_started_at  # type: ignore[union-attr]
         set_shift(s, rider, on=False)  # type: ignore[arg-type]
         s.commit()
+        dispatcher.run_once()
+        dispatcher.run_once()  # delivered once: a second round changes nothing
         rows = list(s.scalars(select(RiderShift).where(RiderShift.rider_id == 6)))
         assert [(r.started_at, r.ends_at) for r in rows] == [(started, rider.shift_ends_at)]  # type: ignore[union-attr]
         assert rows[0].ends_at - rows[0].started_at < dt.timedelta(minutes=1)  # type: ignore[operator]
@@ -227,6 +232,7 @@ def test_shift_log_follows_the_riders_table(db: Database) -> None:
         s.commit()
         set_shift(s, rider, on=True, hours=2)  # type: ignore[arg-type]
         s.commit()
+        dispatcher.run_once()
         rows = list(s.scalars(select(RiderShift).where(RiderShift.rider_id == 6).order_by(RiderShift.started_at)))
         assert len(rows) == 3 and rows[1].ends_at == rows[2].started_at
     # Overlaps merge, and time is clipped to the window and to now.

@@ -47,6 +47,12 @@ def subscribe(c: TestClient, headers: dict[str, str], base: str, locale: str = "
     return sub
 
 
+def send(app: Any) -> dict[str, int]:
+    """A round of the event dispatcher (which owes the pushes for order changes), then of the push sender."""
+    app.state.events.run_once()
+    return app.state.push_sender.run_once()  # type: ignore[no-any-return]
+
+
 def accept(c: TestClient, api: Api, order_id: int) -> None:
     r = c.post(f"/api/v1/orders/{order_id}/accept", headers=api.h("merchant"))
     assert r.status_code == 200, r.text
@@ -64,9 +70,9 @@ def test_order_update_reaches_each_browser_decrypted_in_its_language(
         assert [s["locale"] for s in listed] == ["zh_CN", "en"] and listed[0]["service"] == "127.0.0.1"
         assert "auth" not in str(listed) and "/push/" not in str(listed)  # no secrets, no capability URLs
         order = api.place().json()
-        assert app.state.push_sender.run_once()["sent"] == 0  # placing it owes nothing: the customer did it
+        assert send(app)["sent"] == 0  # placing it owes nothing: the customer did it
         accept(c, api, order["id"])
-        assert app.state.push_sender.run_once() == {"sent": 2, "retry": 0, "wait": 0, "failed": 0, "dead": 0,
+        assert send(app) == {"sent": 2, "retry": 0, "wait": 0, "failed": 0, "dead": 0,
                                                       "gone": 0}
         got = {a["subscription"]: a for a in state.accepted}
         assert set(got) == {zh["id"], en["id"]} and state.rejected == []
@@ -78,7 +84,7 @@ def test_order_update_reaches_each_browser_decrypted_in_its_language(
         assert en_msg["body"] == f"兰州拉面 Lanzhou Noodles accepted your order {number}."
         assert zh_msg["url"] == en_msg["url"] == f"/orders/{order['id']}"
         assert got[zh["id"]]["ttl"] == 3600 and got[zh["id"]]["sub"] == "mailto:ops@waimai.invalid"
-        assert app.state.push_sender.run_once()["sent"] == 0  # nothing twice
+        assert send(app)["sent"] == 0  # nothing twice
         with app.state.db.read_session() as db:
             rows = list(db.scalars(select(PushMessage)))
         assert [r.state for r in rows] == ["sent", "sent"] and all(r.attempts == 1 for r in rows)
@@ -130,12 +136,12 @@ def test_gone_subscription_is_deleted_and_retries_follow_5xx_and_429(sqlite_url:
         order = api.place().json()
         state.fail_next(1, 503)  # one 503: stamina retries at once and the message goes
         accept(c, api, order["id"])
-        assert app.state.push_sender.run_once()["sent"] == 1
+        assert send(app)["sent"] == 1
         assert len(state.request_times) == 2 and len(state.accepted) == 1
         state.fail_next(10, 429, retry_after=1)  # the push service keeps refusing: the outbox waits
         for step in ("preparing", "ready"):  # the kitchen starts (no push for that), then it is ready
             assert c.post(f"/api/v1/orders/{order['id']}/{step}", headers=api.h("merchant")).status_code == 200
-        out = app.state.push_sender.run_once()
+        out = send(app)
         assert out["retry"] == 1 and out["sent"] == 0, out
         with app.state.db.read_session() as db:
             waiting = db.scalar(select(PushMessage).where(PushMessage.state == "pending"))
@@ -147,7 +153,7 @@ def test_gone_subscription_is_deleted_and_retries_follow_5xx_and_429(sqlite_url:
             for m in db.scalars(select(PushMessage).where(PushMessage.state == "pending")):
                 m.next_attempt_at = m.created_at
             db.commit()
-        assert app.state.push_sender.run_once()["gone"] == 1
+        assert send(app)["gone"] == 1
         with app.state.db.read_session() as db:
             assert db.scalar(select(PushSubscription)) is None
             assert db.scalar(select(PushMessage).where(PushMessage.state == "pending")) is None
@@ -210,7 +216,7 @@ def test_an_incident_notice_reaches_subscribed_users(sqlite_url: str, standin: t
         assert api.place().status_code == 201  # an open order: affected
         app.state.alerting.ingest([alert("PaymentGatewayDown", "P1", "payment")])
         assert app.state.notifier.run_once() == 1
-        assert app.state.push_sender.run_once()["sent"] == 1
+        assert send(app)["sent"] == 1
         [msg] = [a["payload"] for a in state.accepted]
         [inc] = incidents_of(c, api)
         assert msg["title"] == "Online payment: Investigating" and "Cash on delivery" in msg["body"]
@@ -218,7 +224,7 @@ def test_an_incident_notice_reaches_subscribed_users(sqlite_url: str, standin: t
         # The next update within a minute is held back like the SMS (same per-user limits); the inbox has it.
         c.post(f"/api/v1/incidents/{inc['id']}/updates", json={"status": "identified"}, headers=api.h("ops"))
         assert app.state.notifier.run_once() == 1
-        assert app.state.push_sender.run_once()["sent"] == 0
+        assert send(app)["sent"] == 0
         detail = c.get(f"/api/v1/incidents/{inc['id']}", headers=api.h("ops")).json()
         notes = [e for e in detail["timeline"] if e["kind"] == "notice"]
         assert "push 1" in notes[0]["text"] and "push 0" in notes[1]["text"]
@@ -262,7 +268,7 @@ def test_a_push_refused_for_its_key_fails_once_and_keeps_the_subscription(sqlite
     with TestClient(app) as c:
         api = Api(c)
         accept(c, api, api.place().json()["id"])
-        out = app.state.push_sender.run_once()
+        out = send(app)
         assert out["failed"] == 1 and out["sent"] == 0, out
         assert len(state.request_times) == 1 and "not the key" in state.rejected[0]["reason"]
         with app.state.db.read_session() as db:
@@ -287,6 +293,6 @@ def test_a_customer_is_not_pushed_about_what_they_did_themselves(sqlite_url: str
         assert r.status_code == 200
         r = c.post(f"/api/v1/orders/{theirs['id']}/cancel", json={"reason": "sold out"}, headers=api.h("merchant"))
         assert r.status_code == 200
-        assert app.state.push_sender.run_once()["sent"] == 1
+        assert send(app)["sent"] == 1
         [msg] = [a["payload"] for a in state.accepted]
         assert msg["body"] == f"Your order {theirs['number']} was cancelled." and msg["title"] == "Waimai · Cancelled"

@@ -243,6 +243,7 @@ def test_compensation_skips_an_order_a_ticket_made_good(api: Api) -> None:
     tid = ticket(api, made_good, "wrong_item")
     assert resolve(api, tid, resolution="redelivery").status_code == 200
     with api.c.app.state.db.read_session() as s:  # type: ignore[attr-defined]
-        plan = compensation.plan(s, s.get(Incident, iid), budget_fen=100_00)
+        plan = compensation.plan(s, s.get(Incident, iid), budget_fen=100_00,  # the app's composed plug-ins
+                                 already_compensated=api.c.app.state.incident_plugins.already_compensated)  # type: ignore[attr-defined]
     [user] = plan.users
     assert user.orders == [other] and plan.skipped_orders == 1

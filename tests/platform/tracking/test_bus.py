@@ -98,3 +98,39 @@ def test_sse_client_on_one_replica_follows_an_order_changed_on_another(db_url: s
     finally:
         r1.stop()
         r2.stop()
+
+
+@PG_ONLY
+def test_status_events_keep_flowing_when_the_worker_leader_is_killed(db_url: str, tmp_path: Path) -> None:
+    # The dispatcher runs on the worker leader; its state is the outbox. Kill -9 the leader: the survivor takes
+    # the role over and delivers what was written after the kill.
+    r1, r2 = (Replica(n, db_url, tmp_path).start() for n in ("r1", "r2"))
+    try:
+        r1.wait_ready()
+        r2.wait_ready()
+        assert wait_until(lambda: r1.leads("worker") or r2.leads("worker"), 15), "no worker leader"
+        leader, survivor = (r1, r2) if r1.leads("worker") else (r2, r1)
+        c = httpx.Client(base_url=survivor.url, timeout=10)
+        heads = {}
+        for role in (Role.customer, Role.merchant):
+            tok = c.post("/api/v1/auth/login", json={"phone": DEMO_ACCOUNTS[role][0], "password": DEMO_PASSWORD})
+            heads[role.value] = {"Authorization": f"Bearer {tok.json()['access_token']}"}
+        o = c.post("/api/v1/orders", headers={**heads["customer"], "Idempotency-Key": uuid.uuid4().hex},
+                   json={"merchant_id": 1, "delivery_point_id": 3, "items": [{"item_id": 5, "quantity": 1}],
+                         "payment_method": "cod"}).json()
+        got: list[dict] = []  # type: ignore[type-arg]
+        stop = threading.Event()
+        threading.Thread(target=_follow, args=(survivor.url, f"/api/v1/orders/{o['id']}/events", heads["customer"],
+                                               got, stop), daemon=True).start()
+        assert wait_until(lambda: got, 10), "no stream on the survivor"
+        leader.kill9()
+        t0 = time.monotonic()
+        assert c.post(f"/api/v1/orders/{o['id']}/accept", headers=heads["merchant"]).status_code == 200
+        assert wait_until(lambda: any(e.get("data", {}).get("status") == "accepted" for e in got), 20), \
+            (got, survivor.tail())
+        print(f"\nworker leader killed → status delivered by the survivor in {time.monotonic() - t0:.1f} s")
+        assert survivor.leads("worker")
+        stop.set()
+    finally:
+        r1.stop()
+        r2.stop()

@@ -21,6 +21,9 @@ from waimai.platform.accounts.models import Role
 def live(sqlite_url: str) -> Iterator[tuple[str, dict[str, dict[str, str]]]]:
     app = create_app(make_settings(sqlite_url), background=False)
     with serve(app) as base, httpx.Client(base_url=base, timeout=10) as c:
+        # Background jobs are off here; status changes reach the watchers through the event dispatcher, which
+        # the worker leader runs: run it as if this process led.
+        app.state.events.start(leads=lambda: True)  # type: ignore[attr-defined]
         heads = {}
         for role in (Role.customer, Role.merchant, Role.rider, Role.ops):
             tok = c.post("/api/v1/auth/login", json={"phone": DEMO_ACCOUNTS[role][0], "password": DEMO_PASSWORD})
@@ -72,6 +75,9 @@ def test_status_position_eta_and_resume(live) -> None:  # type: ignore[no-untype
         c.post(f"/api/v1/orders/{o['id']}/{action}", headers=h["merchant"])
     c.post(f"/api/v1/orders/{o['id']}/assign", json={"rider_id": 1}, headers=h["ops"])
     c.post(f"/api/v1/orders/{o['id']}/pickup", headers=h["rider"])
+    # Status changes come from the outbox through the dispatcher (within its wake-up or poll); positions are
+    # pushed by the position route itself. A rider moves after the pick-up has reached the watchers.
+    assert _wait(lambda: any(e.get("data", {}).get("status") == "picked_up" for e in got))
     c.post("/api/v1/riders/me/position", json={"x": 800.0, "y": 900.0}, headers=h["rider"])
     assert _wait(lambda: any(e.get("event") == "position" for e in got))
     statuses = [e["data"]["status"] for e in got if e.get("event") == "status"]

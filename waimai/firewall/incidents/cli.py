@@ -41,7 +41,7 @@ def list_incidents(limit: Annotated[int, typer.Option(min=1, max=500)] = 20) -> 
 
 
 @incident_app.command("report")
-def report_command(incident_id: Annotated[int, typer.Argument(help="incident id", min=1)],
+def report_command(ctx: typer.Context, incident_id: Annotated[int, typer.Argument(help="incident id", min=1)],
                    out: Annotated[Path, typer.Option(help="folder for report.md, report.html and charts/")] = Path(
                        "var/reports"),
                    charts: Annotated[bool, typer.Option(help="draw the key series around the incident")] = True
@@ -50,8 +50,9 @@ def report_command(incident_id: Annotated[int, typer.Argument(help="incident id"
     from waimai.core.errors import NotFound
     from waimai.firewall.incidents import report, service
     from waimai.firewall.monitoring.store import MetricStore
-
     settings, db = _db()
+    # the report's plug-in sections (complaints…), composed at the top (waimai/cli.py from waimai.subscribers)
+    sections = getattr(ctx.obj, "report_sections", ())
     store = MetricStore(settings.metrics_url) if charts else None
     try:
         with db.read_session() as s, console.status("building the report…"):
@@ -61,7 +62,7 @@ def report_command(incident_id: Annotated[int, typer.Argument(help="incident id"
                 console.print(f"[red]No incident {incident_id}.[/red] `waimai incident list` shows them.")
                 raise typer.Exit(2) from None
             r = report.build(s, inc, store=store, log_file=Path(settings.log_file) if settings.log_file else None,
-                             with_charts=charts)
+                             with_charts=charts, sections=sections)
         paths = report.write(r, out / f"incident-{incident_id}")
     finally:
         if store is not None:

@@ -1,6 +1,6 @@
 """Complaint tickets as the firewall sees them: series the alert rules watch, tickets linked to the incident
-that caused them, a section of the root-cause report, and orders compensation skips because a ticket made
-them good already.
+that caused them, and the port support reaches incidents through (the report section and the orders compensation skips,
+support's own functions, are composed in waimai/subscribers.py).
 
 Wired from the firewall's side (create_app calls `install`): support knows nothing of the metric store, the
 report or compensation, and reaches incidents only through its port (waimai/platform/support/incidents.py),
@@ -71,20 +71,8 @@ def publish_signals(db: Database, store: MetricStore, now: float | None = None) 
     return values
 
 
-def register_hooks() -> None:
-    """Complaints in the root-cause report; orders a ticket already made good are skipped by compensation."""
-    from waimai.firewall import compensation
-    from waimai.firewall.incidents import report
-
-    if tickets.report_section not in report.EXTRA_SECTIONS:
-        report.EXTRA_SECTIONS.append(tickets.report_section)
-    if tickets.compensated_orders not in compensation.ALREADY_COMPENSATED:
-        compensation.ALREADY_COMPENSATED.append(tickets.compensated_orders)
-
-
 def install(app: FastAPI, settings: Settings) -> list[Job]:
-    support_port.install(TicketIncidents())
-    register_hooks()
+    support_port.install(TicketIncidents())  # the report section and compensation's skip list: waimai.subscribers
     db, store = app.state.db, app.state.metric_store
     return [Job("complaint_signals", max(settings.sample_interval_s, 10.0), lambda: publish_signals(db, store),
                 role="worker", singleton=True)]

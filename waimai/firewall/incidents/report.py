@@ -4,7 +4,7 @@ Sections: summary and times (MTTD / MTTA / MTTR); impact (orders and users affec
 minutes of degradation per component); the metrics that moved first (ranked by their anomaly onset
 before detection); charts of the key series around the incident; the full timeline; log excerpts
 pulled by the ids of the orders involved and the errors in the window; contributions of other parts
-(`EXTRA_SECTIONS`, e.g. complaint tickets); compensation; the team's five whys and root cause; action
+(the `sections` plug-ins, e.g. complaint tickets); compensation; the team's five whys and root cause; action
 items with owners, tracked to closure.
 """
 
@@ -14,7 +14,7 @@ import base64
 import datetime as dt
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,9 @@ CHART_SERIES = [("orders_placed_per_min", N_("Orders per minute")), ("payment_su
                 ("dispatch_backlog", N_("Dispatch backlog"))]
 FIRST_MOVER_LOOKBACK = dt.timedelta(minutes=30)
 ANOMALY_SCORE = 0.8  # the watcher's signal threshold
-# (db, incident) -> {"title": str, "count": int, "lines": [str]} or None: other parts add their evidence.
-EXTRA_SECTIONS: list[Callable[[Session, Incident], dict[str, Any] | None]] = []
+# (db, incident) -> {"title": str, "count": int, "lines": [str]} or None: other parts add their evidence,
+# passed to `build` from the plug-ins composed in one place (waimai.subscribers.incident_plugins).
+Section = Callable[[Session, Incident], dict[str, Any] | None]
 
 
 @dataclass
@@ -183,14 +184,14 @@ def log_excerpts(log_file: Path | None, db: Session, start: dt.datetime, end: dt
 
 
 def build(db: Session, inc: Incident, *, store: Any = None, log_file: Path | None = None,
-          with_charts: bool = True) -> Report:
+          with_charts: bool = True, sections: Sequence[Section] = ()) -> Report:
     from waimai.firewall import compensation
 
     start, end = inc.onset_at, inc.resolved_at or utcnow()
     review = db.get(IncidentReview, inc.id)
     actions = list(db.scalars(select(IncidentAction).where(IncidentAction.incident_id == inc.id)
                               .order_by(IncidentAction.id)))
-    extra = [s for s in (hook(db, inc) for hook in EXTRA_SECTIONS) if s]
+    extra = [s for s in (section(db, inc) for section in sections) if s]
     return Report(
         incident={"id": inc.id, "title": inc.title, "severity": inc.severity, "status": inc.status,
                   "components": list(inc.components), "summary": inc.summary, "roles": dict(inc.roles),

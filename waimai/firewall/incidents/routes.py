@@ -265,12 +265,13 @@ class CompensationIn(BaseModel):
 
 
 @router.get("/{incident_id}/compensation")
-def compensation_preview(incident_id: IdPath, _p: OpsDep, db: ReadSessionDep,
+def compensation_preview(incident_id: IdPath, _p: OpsDep, db: ReadSessionDep, request: Request,
                          budget_fen: Annotated[int, Query(gt=0, le=10_000_000)]) -> dict[str, Any]:
     """Who would get what, within `budget_fen` — nothing is issued."""
     from waimai.firewall import compensation
 
-    return compensation.plan(db, incidents.get(db, incident_id), budget_fen=budget_fen).as_dict()
+    return compensation.plan(db, incidents.get(db, incident_id), budget_fen=budget_fen,
+                             already_compensated=request.app.state.incident_plugins.already_compensated).as_dict()
 
 
 @router.post("/{incident_id}/compensation")
@@ -282,7 +283,8 @@ def compensation_issue(incident_id: IdPath, body: CompensationIn, p: OpsDep, db:
     if not body.confirm:
         raise Unprocessable("Confirm to issue: coupons cannot be taken back.", code="confirmation_required")
     inc = incidents.get(db, incident_id)
-    plan = compensation.plan(db, inc, budget_fen=body.budget_fen)
+    plan = compensation.plan(db, inc, budget_fen=body.budget_fen,
+                             already_compensated=request.app.state.incident_plugins.already_compensated)
     result = compensation.issue(db, sop(request), inc, plan, actor=actor(p), actor_id=p.user_id)
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="incident.compensate", target=str(inc.id),
                  details={"budget_fen": body.budget_fen, **result})
@@ -307,7 +309,8 @@ def build_report(request: Request, db: Session, incident_id: int, *, with_charts
 
     settings = request.app.state.settings
     return report.build(db, incidents.get(db, incident_id), store=getattr(request.app.state, "metric_store", None),
-                        log_file=Path(settings.log_file) if settings.log_file else None, with_charts=with_charts)
+                        log_file=Path(settings.log_file) if settings.log_file else None, with_charts=with_charts,
+                        sections=request.app.state.incident_plugins.report_sections)
 
 
 @router.get("/{incident_id}/report")

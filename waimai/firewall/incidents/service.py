@@ -148,13 +148,13 @@ def open_incidents(db: Session) -> list[Incident]:
 
 
 def record_on_open(db: Session, kind: str, text: str, *, components: list[str] | None = None, actor: str = "system",
-                   details: dict[str, Any] | None = None) -> list[IncidentEvent]:
+                   details: dict[str, Any] | None = None, at: dt.datetime | None = None) -> list[IncidentEvent]:
     """Put an event (a switch flipped, a runbook ran, a backup restored …) on every open incident,
     or only those touching `components`."""
     out = []
     for inc in open_incidents(db):
         if components is None or set(components) & set(inc.components or []) or not inc.components:
-            out.append(record(db, inc, kind, text, actor=actor, details=details))
+            out.append(record(db, inc, kind, text, actor=actor, details=details, at=at))
     return out
 
 

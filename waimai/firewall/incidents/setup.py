@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from waimai.config import Settings
 from waimai.core.background import Job
+from waimai.core.events import Event
 from waimai.firewall.alerting.channels.base import AlertMessage
 from waimai.firewall.incidents import service as incidents
 from waimai.firewall.incidents.manager import IncidentManager
@@ -20,47 +22,48 @@ from waimai.firewall.incidents.models import Incident
 from waimai.firewall.monitoring.anomaly import stored_signals
 from waimai.firewall.statuspage.notices import Notifier
 from waimai.firewall.statuspage.service import SnapshotCache
-from waimai.firewall.switches.models import Switch
-from waimai.firewall.switches.service import SWITCH_HOOKS
 
 log = structlog.get_logger(__name__)
 
 
-def switch_on_timeline(db: Session, sw: Switch, previous: bool, actor: str) -> None:
-    """Every switch flipped while incidents are open is a line on their timelines."""
-    if bool(sw.enabled) == previous:
+def switch_on_timeline(db: Session, ev: Event) -> None:
+    """Subscriber of `switch.changed`: every switch flipped while incidents are open is a line on their
+    timelines, at the time of the flip."""
+    p = ev.payload
+    if bool(p.get("enabled")) == bool(p.get("previous")):
         return
-    state = "ON" if sw.enabled else "OFF"
-    incidents.record_on_open(db, "switch", f"switch {sw.name} {state}" + (f": {sw.reason}" if sw.reason else ""),
-                             actor=actor, details={"switch": sw.name, "enabled": bool(sw.enabled)})
+    state = "ON" if p.get("enabled") else "OFF"
+    reason = p.get("reason") or ""
+    incidents.record_on_open(db, "switch", f"switch {p['name']} {state}" + (f": {reason}" if reason else ""),
+                             actor=str(p.get("actor") or "system"),
+                             details={"switch": p["name"], "enabled": bool(p.get("enabled"))}, at=ev.created_at)
 
 
-def install_restore_hook(db: Any, sop: incidents.Sop) -> None:
-    """A restore is a line on every open incident's timeline; with none open it opens an internal one,
-    so a rollback is never off the record. (The newest app in a process owns the hook.)"""
-    from waimai.firewall.recovery.restore import RESTORE_HOOKS
+def restore_recorder(sop: incidents.Sop) -> Callable[[Session, Event], None]:
+    """Subscriber of `backup.restored` / `backup.restore_failed`: a restore is a line on every open incident's
+    timeline; with none open it opens an internal one, so a rollback is never off the record."""
 
-    def restore_on_timeline(result: Any) -> None:
-        lost = len(result.orders_after_backup)
-        text = (f"database restore {result.status}: back to backup {result.backup_id} "
-                f"({result.backup_created_at:%Y-%m-%d %H:%M} UTC); {lost} orders written after it exported for "
-                f"re-entry; safety backup {result.safety_backup_id or '–'}")
-        if result.error:
-            text += f"; error: {result.error}"
-        if getattr(result, "next_step", None):
-            text += f"; next: {result.next_step}"
-        details = {"restore_id": result.id, "backup_id": result.backup_id, "orders_after_backup": lost,
-                   "status": result.status, "next_step": getattr(result, "next_step", None)}
-        with db.session() as s:
-            if not incidents.record_on_open(s, "restore", text, actor=result.actor, details=details):
-                inc = incidents.open_incident(s, sop, title=f"Database restored from backup {result.backup_id}",
-                                              severity="P3", components=[], actor=result.actor, public=False)
-                incidents.record(s, inc, "restore", text, actor=result.actor, details=details)
-            s.commit()
+    def restore_on_timeline(db: Session, ev: Event) -> None:
+        p = ev.payload
+        lost = int(p.get("orders_after_backup") or 0)
+        created = p.get("backup_created_at")
+        when = dt.datetime.fromisoformat(created).strftime("%Y-%m-%d %H:%M") if created else "?"
+        backup_id = p.get("backup") or ev.key
+        actor = str(p.get("actor") or "system")
+        text = (f"database restore {p.get('status')}: back to backup {backup_id} ({when} UTC); {lost} orders "
+                f"written after it exported for re-entry; safety backup {p.get('safety_backup') or '–'}")
+        if p.get("error"):
+            text += f"; error: {p['error']}"
+        if p.get("next_step"):
+            text += f"; next: {p['next_step']}"
+        details = {"restore_id": p.get("restore_id"), "backup_id": backup_id, "orders_after_backup": lost,
+                   "status": p.get("status"), "next_step": p.get("next_step")}
+        if not incidents.record_on_open(db, "restore", text, actor=actor, details=details, at=ev.created_at):
+            inc = incidents.open_incident(db, sop, title=f"Database restored from backup {backup_id}",
+                                          severity="P3", components=[], actor=actor, public=False)
+            incidents.record(db, inc, "restore", text, actor=actor, details=details)
 
-    restore_on_timeline.waimai_incidents = True  # type: ignore[attr-defined]
-    RESTORE_HOOKS[:] = [h for h in RESTORE_HOOKS if not getattr(h, "waimai_incidents", False)]
-    RESTORE_HOOKS.append(restore_on_timeline)
+    return restore_on_timeline
 
 
 def build_sms(settings: Settings) -> dict[str, Any]:
@@ -111,9 +114,6 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
         log.warning("component_status_unavailable")
     if alerting is not None:
         alerting.listeners.append(manager)
-    if switch_on_timeline not in SWITCH_HOOKS:
-        SWITCH_HOOKS.append(switch_on_timeline)
-    install_restore_hook(db, sop)
 
     def tick() -> None:
         # The notifier leader may not be the worker leader whose watcher opened them: read the shared store.

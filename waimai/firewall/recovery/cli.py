@@ -239,11 +239,8 @@ def restore_cmd(
             "then replaced.", default=False):
         console.print("Nothing restored.")
         raise typer.Exit(1)
+    # The restore's outbox event puts it on the incident timeline when the service's worker leader delivers it.
     db = Database(settings.database_url)
-    from waimai.firewall.incidents.service import load_sop
-    from waimai.firewall.incidents.setup import install_restore_hook
-
-    install_restore_hook(db, load_sop(settings.incident_sop_file))  # the restore goes on the incident timeline
     try:
         with _progress() as p:
             r = RichReporter(p)

@@ -10,12 +10,12 @@ database nor the export holds; export the orders the backup does not have (writt
 orders that changed after it, to JSON and CSV in the backup directory; restore (one transaction); turn
 read-only on again in the restored database (its switches are the backup's); run migrations if the
 backup is older than the code; turn read-only off; record the restore on the audit log, as an outbox
-event and in `restores/` beside the backups; call every `RESTORE_HOOKS` entry with the result (the
-incident timeline registers there).
+event (`backup.restored` / `backup.restore_failed`: the incident timeline subscribes to it) and in
+`restores/` beside the backups.
 
 A restore refused or failed before the restore step leaves the database unchanged, turns read-only off
 again and is reported the same way. A failure after it (migration) leaves the restored database
-read-only, with status `incomplete` and the way out in `next_step`, reported to the hooks as well.
+read-only, with status `incomplete` and the way out in `next_step`, in its event as well.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -94,9 +93,6 @@ class RestoreResult(BaseModel):
     durations: dict[str, float] = Field(default_factory=dict)
     fenced_replicas: int = Field(default=0, description="replicas that confirmed read-only before the export")
     next_step: str | None = Field(default=None, description="what ops must do when the restore is incomplete")
-
-
-RESTORE_HOOKS: list[Callable[[RestoreResult], None]] = []
 
 
 class RestoreFailed(BackupError):
@@ -358,18 +354,14 @@ def _finish(cfg: BackupConfig, db: Database, m: Manifest, result: RestoreResult,
             result.audit_entries_kept = len(kept_audit)
             audit.record(s, actor_id=actor_id, actor_role=actor_role, action="backup.restore", target=m.id,
                          details=summary)
+            # The incident timeline subscribes to these (waimai.subscribers): a line on every open incident.
             emit(s, "backup.restored" if result.status == "restored" else "backup.restore_failed", key=m.id,
-                 restore_id=result.id, **summary)
+                 restore_id=result.id, backup_created_at=result.backup_created_at.isoformat(),
+                 orders_after_backup=len(result.orders_after_backup), next_step=result.next_step,
+                 actor=result.actor, **summary)
             s.commit()
     except Exception as exc:  # noqa: BLE001 - the restore happened; say so even if the audit write fails
         result.warnings.append(f"could not write the audit entry: {exc.__class__.__name__}")
-    for hook in list(RESTORE_HOOKS):
-        name = getattr(hook, "__qualname__", repr(hook))
-        try:
-            hook(result)
-        except Exception as exc:  # noqa: BLE001 - a hook must not undo or hide the restore
-            result.warnings.append(f"restore hook {name} failed: {exc.__class__.__name__}: {exc}"[:300])
-            log.error("restore_hook_failed", hook=name, error=f"{exc.__class__.__name__}: {exc}"[:300])
     out = cfg.directory / "restores"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{result.id}.json").write_text(result.model_dump_json(indent=1))

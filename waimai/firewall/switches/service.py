@@ -6,7 +6,6 @@ the row in the caller's transaction, for code that must see its own writes."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
@@ -21,8 +20,6 @@ from waimai.firewall.switches.catalog import CATALOG, is_known
 from waimai.firewall.switches.models import Switch
 
 NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+){1,3}$")
-# Called inside the flip's transaction (db, switch, previous, actor): the incident timeline listens here.
-SWITCH_HOOKS: list[Callable[[Session, Switch, bool, str], None]] = []
 KNOWN_PREFIXES = ("intake.", "payment.", "ordering.", "dispatch.", "delivery.", "merchant.", "coupons.", "system.",
                   "module.")
 
@@ -46,9 +43,9 @@ def set_switch(db: Session, name: str, *, enabled: bool, actor_id: int | None, a
     row.updated_by = f"{actor_role}:{actor_id}" if actor_id else actor_role
     audit.record(db, actor_id=actor_id, actor_role=actor_role, action="switch.set", target=name,
                  details={"from": old, "to": enabled, "reason": reason})
-    emit(db, "switch.changed", key=name, name=name, enabled=enabled, previous=old, reason=reason)
-    for hook in SWITCH_HOOKS:
-        hook(db, row, bool(old), row.updated_by)
+    # The incident timeline subscribes to `switch.changed` (waimai.subscribers).
+    emit(db, "switch.changed", key=name, name=name, enabled=enabled, previous=bool(old), reason=reason,
+         actor=row.updated_by)
     # This process sees the flip as soon as it commits; other replicas within the flag cache's TTL.
     event.listen(db, "after_commit", lambda _s: flags.invalidate(), once=True)
     return row

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from waimai.core import audit
 from waimai.core.database import utcnow
 from waimai.core.errors import Conflict, NotFound, Unprocessable
+from waimai.core.events import Event
 from waimai.core.outbox import emit
 from waimai.platform.coupons.models import Coupon
 
@@ -126,7 +127,6 @@ def get_owned(db: Session, coupon_id: int, user_id: int) -> Coupon:
     return c
 
 
-def on_transition(db: Session, order: Any, to: Any, reason: str | None) -> None:
-    """Transition hook: an order cancelled or rejected before it went ahead gives its coupon back."""
-    if getattr(to, "value", to) in ("cancelled", "rejected") and order.discount_fen:
-        release(db, order.id)
+def give_back(db: Session, ev: Event) -> None:
+    """Subscriber of `order.cancelled` / `order.rejected`: an order that never went ahead gives its coupon back."""
+    release(db, int(ev.payload["order_id"]))

@@ -31,10 +31,10 @@ def position(body: PositionIn, p: RiderDep, db: SessionDep, request: Request) ->
     rider = service.rider_for_user(db, p.user_id)
     rider.x, rider.y, rider.position_at = body.x, body.y, utcnow()
     db.commit()
-    from waimai.platform.tracking.hooks import rider_moved
+    from waimai.platform.tracking.live import rider_moved
 
     with request.app.state.db.read_session() as rs:  # fan-out reads only: never hold the write lock for it
-        rider_moved(rs, rider.id, body.x, body.y)
+        rider_moved(request.app.state.broker, rs, rider.id, body.x, body.y)
     return rider
 
 

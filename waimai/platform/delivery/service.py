@@ -39,7 +39,10 @@ def set_shift(db: Session, rider: Rider, *, on: bool, hours: float = 4.0) -> Rid
         rider.shift_ends_at = now + dt.timedelta(hours=hours)
     else:
         rider.shift_ends_at = now
-    emit(db, "rider.shift", key=str(rider.id), rider_id=rider.id, on_shift=on)
+    # Rider pay's shift log subscribes to it (waimai.subscribers): delivery does not know pay exists.
+    emit(db, "rider.shift", key=str(rider.id), rider_id=rider.id, on_shift=on,
+         started_at=rider.shift_started_at.isoformat() if rider.shift_started_at else None,
+         ends_at=rider.shift_ends_at.isoformat() if rider.shift_ends_at else None)
     return rider
 
 

@@ -20,6 +20,7 @@ from waimai.core import flags
 from waimai.core.database import Database, utcnow
 from waimai.core.deps import Principal
 from waimai.core.errors import AppError
+from waimai.core.events import Event
 from waimai.core.outbound.policy import DependencyUnavailable, Policy, Resilience
 from waimai.core.security import hash_password
 from waimai.platform.accounts.models import User
@@ -171,15 +172,20 @@ def _already_have(database: Database, adapter: PlatformAdapter, inbound: Inbound
                          ) is not None
 
 
-def queue_callback(db: Session, order: Order, to: Status, reason: str | None) -> None:
-    """Transition hook: owe the platform a status callback, in the same transaction as the change."""
-    if order.source not in PLATFORMS or to not in CALLBACK_STATUSES:
+def queue_callback(db: Session, ev: Event) -> None:
+    """Subscriber of `order.*`: owe the platform a status callback for an order it sent us. Runs in the
+    dispatcher's transaction with its delivery record, so each state change is owed once."""
+    status = ev.payload.get("status")
+    if status is None or Status(status) not in CALLBACK_STATUSES:
+        return
+    order = db.get(Order, int(ev.payload["order_id"]))
+    if order is None or order.source not in PLATFORMS:
         return
     ext = db.scalar(select(ExternalOrderLink.external_id).where(ExternalOrderLink.order_id == order.id))
     if ext is None:
         return
     db.add(PlatformCallback(platform=order.source, order_id=order.id, external_id=ext,
-                            status=CALLBACK_STATUSES[to], reason=(reason or "")[:200]))
+                            status=CALLBACK_STATUSES[Status(status)], reason=(ev.payload.get("reason") or "")[:200]))
 
 
 class _PlatformDown(Exception):

@@ -3,12 +3,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from waimai.core import audit, events
 from waimai.core.audit import AuditEntry
-from waimai.core.deps import API_PREFIX, OpsDep, ReadSessionDep
+from waimai.core.deps import API_PREFIX, IdPath, OpsDep, ReadSessionDep, SessionDep
 
 router = APIRouter(prefix=API_PREFIX, tags=["ops"])
 
@@ -31,3 +32,56 @@ def audit_log(_p: OpsDep, db: ReadSessionDep, action: Annotated[str | None, Quer
         q = q.where(AuditEntry.action == action)
     return [AuditOut(id=e.id, at=e.at, actor_id=e.actor_id, actor_role=e.actor_role, action=e.action,
                      target=e.target, details=e.details) for e in db.scalars(q)]
+
+
+# --- the event path: dead letters, retry and purge (waimai/core/events.py) ----------------------------------
+
+class DeadLetterOut(BaseModel):
+    id: int
+    topic: str
+    key: str
+    payload: dict[str, Any]
+    created_at: dt.datetime
+    attempts: int
+    dead_at: dt.datetime | None
+    last_error: str | None
+    failed_subscribers: list[str]
+
+
+class EventsOut(BaseModel):
+    pending: int
+    dead: int
+    delivered: int
+    dispatcher: dict[str, Any]
+    dead_letters: list[DeadLetterOut]
+
+
+@router.get("/ops/events", response_model=EventsOut)
+def event_path(_p: OpsDep, db: ReadSessionDep, request: Request,
+               limit: Annotated[int, Query(ge=1, le=500)] = 100) -> EventsOut:
+    """The outbox as the dispatcher sees it: how many events wait, are dead or delivered; its subscribers; the
+    dead letters with the subscribers that failed them."""
+    return EventsOut(**events.counts(db), dispatcher=request.app.state.events.status(),
+                     dead_letters=[DeadLetterOut(**d) for d in events.dead_letters(db, limit)])
+
+
+@router.post("/ops/events/{event_id}/retry", response_model=DeadLetterOut)
+def retry_event(event_id: IdPath, p: OpsDep, db: SessionDep, request: Request) -> DeadLetterOut:
+    """Give a dead letter its attempts back: the subscribers that failed it get it again (the others had it)."""
+    row = events.retry(db, event_id)
+    audit.record(db, actor_id=p.user_id, actor_role=p.role, action="event.retry", target=str(event_id),
+                 details={"topic": row.topic, "key": row.key})
+    out = DeadLetterOut(id=row.id, topic=row.topic, key=row.key, payload=row.payload, created_at=row.created_at,
+                        attempts=row.attempts, dead_at=row.dead_at, last_error=row.last_error, failed_subscribers=[])
+    db.commit()
+    request.app.state.events.wake()
+    return out
+
+
+@router.post("/ops/events/{event_id}/purge", status_code=204)
+def purge_event(event_id: IdPath, p: OpsDep, db: SessionDep) -> None:
+    """Drop a dead letter: ops decided the reactions it still owes are not owed any more."""
+    row = events.discard(db, event_id)
+    audit.record(db, actor_id=p.user_id, actor_role=p.role, action="event.purge", target=str(event_id),
+                 details={"topic": row.topic, "key": row.key, "payload": row.payload, "last_error": row.last_error})
+    db.commit()

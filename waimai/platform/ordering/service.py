@@ -6,7 +6,6 @@ import datetime as dt
 import math
 import secrets
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,11 +246,6 @@ def record_transition(db: Session, order: Order, to: Status, *, actor: Principal
     order.status = to.value
 
 
-# Called inside the transaction of every state change: (connection-or-session, order, new status).
-# Integrations register here (the platform status callbacks), so ordering needs not know them.
-TRANSITION_HOOKS: list[Callable[[Session, Order, Status, str | None], None]] = []
-
-
 def place_order(db: Session | Connection, *, customer: Principal, body: PlaceOrderIn, source: str = "app",
                 actor: Principal | None = None, contact: str | None = None) -> OrderOut:
     """Create the order, reserve stock and queue `order.placed`, all in the caller's transaction.
@@ -423,10 +417,9 @@ def transition(db: Session, order: Order, to: Status, *, actor: Principal | None
         order.reason = reason or None
         if to is not Status.failed:
             release_stock(db, order)
+    # Who reacts (live tracking, platform callbacks, coupons) subscribes to `order.*` in waimai.subscribers.
     emit(db, f"order.{to.value}", key=str(order.id), order_id=order.id, merchant_id=order.merchant_id,
-         rider_id=order.rider_id, reason=reason)
-    for hook in TRANSITION_HOOKS:
-        hook(db, order, to, reason)
+         rider_id=order.rider_id, reason=reason, status=to.value, previous=current.value, actor_role=role)
     ORDER_TRANSITIONS.labels(to.value).inc()
     log.info("order_transition", order_id=order.id, from_status=current.value, to_status=to.value,
              actor_role=role, reason=reason)

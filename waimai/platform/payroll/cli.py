@@ -30,9 +30,7 @@ def _db():  # type: ignore[no-untyped-def]
     """The database, with every table loaded already (waimai/cli.py does it before any payroll command)."""
     from waimai.config import get_settings
     from waimai.core.database import Database
-    from waimai.platform.payroll import shifts
 
-    shifts.install()
     return Database(get_settings().database_url)
 
 

@@ -1,5 +1,5 @@
-"""Wire rider pay into the app: the shift log listener and the job that keeps the open periods' drafts current
-(and closes finished ones when WAIMAI_PAYROLL_AUTO_CLOSE_HOURS is set)."""
+"""Wire rider pay into the app: the job that keeps the open periods' drafts current (and closes finished ones
+when WAIMAI_PAYROLL_AUTO_CLOSE_HOURS is set). Its shift log is a subscriber in waimai/subscribers.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from waimai.config import Settings
 from waimai.core.background import Job
 from waimai.core.database import Database
-from waimai.platform.payroll import service, shifts
+from waimai.platform.payroll import service
 
 
 def run_once(db: Database, *, close_after_h: float | None = None) -> list[service.ComputeResult]:
@@ -19,7 +19,6 @@ def run_once(db: Database, *, close_after_h: float | None = None) -> list[servic
 
 
 def install(app: FastAPI, settings: Settings) -> list[Job]:
-    shifts.install()
     if settings.payroll_interval_s <= 0:
         return []
     db: Database = app.state.db

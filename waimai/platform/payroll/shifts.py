@@ -1,26 +1,23 @@
 """The shift log pay's hourly minimum is computed from.
 
 The riders table holds only the current shift (`shift_started_at`, `shift_ends_at`, `on_shift`), and the
-delivery service overwrites it. A `before_flush` listener on every ORM session writes each shift into
-`rider_shifts` in the same transaction as the change, whoever makes it (the rider's page and API, ops, the
-seed, tests): a new `shift_started_at` opens a row, a new end or going off shift closes it. Delivery code
-does not know pay exists. A rider whose current shift predates the log (the seeded demo rider) is covered
-by `intervals`, which also reads the riders table.
+delivery service overwrites it. Every change goes out as a `rider.shift` event (written with the change), and
+`log_shift` — a subscriber in waimai/subscribers.py — keeps each shift as a row of `rider_shifts`: a new start
+opens a row (and ends an earlier one still running), a new end or going off shift closes it. Delivery code does
+not know pay exists. A rider whose current shift is not in the log yet (the seeded demo rider, or a change the
+dispatcher has not delivered) is covered by `intervals`, which also reads the riders table.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
-from sqlalchemy import event, inspect, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from waimai.core.database import utcnow
+from waimai.core.events import Event
 from waimai.platform.delivery.models import Rider
 from waimai.platform.payroll.models import RiderShift
-
-_SHIFT_ATTRS = ("on_shift", "shift_started_at", "shift_ends_at")
 
 
 def _effective_end(r: Rider, now: dt.datetime) -> dt.datetime | None:
@@ -29,38 +26,26 @@ def _effective_end(r: Rider, now: dt.datetime) -> dt.datetime | None:
     return min(r.shift_ends_at, now) if r.shift_ends_at is not None else now
 
 
-def _log_shifts(session: Session, _ctx: Any, _instances: Any) -> None:
-    riders = [o for o in (*session.new, *session.dirty) if isinstance(o, Rider)]
-    if not riders:
-        return
-    now = utcnow()
-    with session.no_autoflush:
-        for r in riders:
-            state = inspect(r)
-            if r.shift_started_at is None or not (state.pending or any(
-                    state.attrs[a].history.has_changes() for a in _SHIFT_ATTRS)):
-                continue
-            if state.pending and not r.on_shift:
-                continue  # a new rider who is not on shift has no shift to log
-            row = None
-            if not state.pending:
-                row = session.scalar(select(RiderShift).where(RiderShift.rider_id == r.id,
-                                                              RiderShift.started_at == r.shift_started_at))
-            if row is None:
-                if not state.pending:  # a new shift ends any earlier one still running
-                    for prev in session.scalars(select(RiderShift).where(
-                            RiderShift.rider_id == r.id, RiderShift.started_at < r.shift_started_at,
-                            or_(RiderShift.ends_at.is_(None), RiderShift.ends_at > r.shift_started_at))):
-                        prev.ends_at = r.shift_started_at
-                row = RiderShift(rider=r, started_at=r.shift_started_at)
-                session.add(row)
-            row.ends_at = _effective_end(r, now)
+def _when(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text) if text else None
 
 
-def install() -> None:
-    """Idempotent: the listener is process-wide (every Session), registered once."""
-    if not event.contains(Session, "before_flush", _log_shifts):
-        event.listen(Session, "before_flush", _log_shifts)
+def log_shift(db: Session, ev: Event) -> None:
+    """Subscriber of `rider.shift`: the shift as the change left it, in the log (idempotent: the row is keyed by
+    rider and start)."""
+    started, ends = _when(ev.payload.get("started_at")), _when(ev.payload.get("ends_at"))
+    if started is None:
+        return  # off shift without ever having been on: nothing to log
+    rider_id = int(ev.payload["rider_id"])
+    row = db.scalar(select(RiderShift).where(RiderShift.rider_id == rider_id, RiderShift.started_at == started))
+    if row is None:
+        for prev in db.scalars(select(RiderShift).where(  # a new shift ends any earlier one still running
+                RiderShift.rider_id == rider_id, RiderShift.started_at < started,
+                or_(RiderShift.ends_at.is_(None), RiderShift.ends_at > started))):
+            prev.ends_at = started
+        row = RiderShift(rider_id=rider_id, started_at=started)
+        db.add(row)
+    row.ends_at = ends
 
 
 def intervals(db: Session, rider_ids: list[int], start: dt.datetime, end: dt.datetime,

@@ -34,9 +34,10 @@ from sqlalchemy.orm import Session
 
 from waimai.core.database import Database, utcnow
 from waimai.core.errors import Conflict, NotFound, Unprocessable
+from waimai.core.events import Event
 from waimai.core.messages import N_
 from waimai.core.outbound.policy import DependencyUnavailable, Policy, Resilience
-from waimai.platform.ordering.models import Order, OrderTransition
+from waimai.platform.ordering.models import Order
 from waimai.platform.ordering.state import Status
 from waimai.platform.push.models import PushMessage, PushSubscription
 from waimai.platform.push.vapid import VapidKeys, unb64u
@@ -165,20 +166,18 @@ def order_text(locale: str, to: Status, number: str, shop: str) -> tuple[str, st
     return title[:200], (_gettext(locale, ORDER_TEXTS[to]) % {"shop": shop, "number": number})[:500]
 
 
-def _made_by(db: Session, order: Order, to: Status) -> str | None:
-    """The role that made this change: its transition row is still pending in the session."""
-    for obj in db.new:
-        if isinstance(obj, OrderTransition) and obj.order_id == order.id and obj.to_status == to.value:
-            return obj.actor_role
-    return None
-
-
-def queue_order_update(db: Session, order: Order, to: Status, reason: str | None) -> None:
-    """Transition hook: owe each of the customer's browsers a push about the change (same transaction)."""
-    if to not in ORDER_TEXTS or not isinstance(db, Session):
+def queue_order_update(db: Session, ev: Event) -> None:
+    """Subscriber of `order.*`: owe each of the customer's browsers a push about the change (committed with
+    the delivery record, so each change is owed once)."""
+    status = ev.payload.get("status")
+    if status is None or Status(status) not in ORDER_TEXTS:
         return
-    if _made_by(db, order, to) == "customer":
+    if ev.payload.get("actor_role") == "customer":
         return  # they know: they did it (a cancellation from their own page)
+    to = Status(status)
+    order = db.get(Order, int(ev.payload["order_id"]))
+    if order is None:
+        return
     subs = db.execute(select(PushSubscription.id, PushSubscription.locale)
                       .where(PushSubscription.user_id == order.customer_id)).all()
     if not subs:

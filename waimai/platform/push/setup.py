@@ -1,4 +1,5 @@
-"""Wire Web Push into the app: the VAPID keys, the order hook, the sender job; returns its jobs."""
+"""Wire Web Push into the app: the VAPID keys, the API, the sender job; returns its jobs. (Order changes
+reach it as the `push.order_status` subscriber, waimai/subscribers.py.)"""
 
 from __future__ import annotations
 
@@ -13,8 +14,6 @@ from waimai.platform.push.vapid import VapidKeys, keys
 
 
 def install(app: FastAPI, settings: Settings) -> list[Job]:
-    from waimai.platform.ordering.service import TRANSITION_HOOKS
-
     db = app.state.db
     configured = settings.vapid_private_key.get_secret_value() if settings.vapid_private_key else None
     lock = threading.Lock()
@@ -28,8 +27,6 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
             return cached[0]
 
     app.state.push_keys = push_keys
-    if service.queue_order_update not in TRANSITION_HOOKS:
-        TRANSITION_HOOKS.append(service.queue_order_update)
     sender = service.PushSender(db, push_keys, subject=settings.vapid_subject, ttl_s=settings.push_ttl_s,
                                 resilience=getattr(app.state, "resilience", None))
     app.state.push_sender = sender

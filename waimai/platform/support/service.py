@@ -350,7 +350,7 @@ def incident_summary(db: Session, incident_id: int, *, sample: int = 3) -> dict[
 
 
 def report_section(db: Session, inc: Any) -> dict[str, Any] | None:
-    """The root-cause report's complaint section (`waimai.firewall.incidents.report.EXTRA_SECTIONS`): how many
+    """The root-cause report's complaint section (a report plug-in, composed in `waimai.subscribers`): how many
     tickets, by category, and a few quoted."""
     s = incident_summary(db, inc.id, sample=5)
     if not s["count"]:
@@ -362,7 +362,7 @@ def report_section(db: Session, inc: Any) -> dict[str, Any] | None:
 
 def compensated_orders(db: Session, user_id: int, order_ids: set[int] | None = None) -> set[int]:
     """Orders of `user_id` already made good through a ticket (refund, re-delivery or coupon): incident
-    compensation skips them. Fits `waimai.firewall.compensation.ALREADY_COMPENSATED`."""
+    compensation skips them. A compensation plug-in (`waimai.firewall.compensation.MadeGood`)."""
     q = select(Ticket.order_id).where(Ticket.customer_id == user_id, Ticket.status == "resolved",
                                       Ticket.resolution.in_(("refund", "redelivery", "coupon")))
     if order_ids is not None:
