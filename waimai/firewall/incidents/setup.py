@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from waimai.config import Settings
 from waimai.core.background import Job
+from waimai.core.messages import msg
 from waimai.firewall.alerting.channels.base import AlertMessage
 from waimai.firewall.incidents import service as incidents
 from waimai.firewall.incidents.manager import IncidentManager
@@ -30,8 +31,13 @@ def switch_on_timeline(db: Session, sw: Switch, previous: bool, actor: str) -> N
     """Every switch flipped while incidents are open is a line on their timelines."""
     if bool(sw.enabled) == previous:
         return
-    state = "ON" if sw.enabled else "OFF"
-    incidents.record_on_open(db, "switch", f"switch {sw.name} {state}" + (f": {sw.reason}" if sw.reason else ""),
+    if sw.reason:
+        text = (msg("switch %(switch)s ON: %(reason)s", switch=sw.name, reason=sw.reason) if sw.enabled
+                else msg("switch %(switch)s OFF: %(reason)s", switch=sw.name, reason=sw.reason))
+    else:
+        text = msg("switch %(switch)s ON", switch=sw.name) if sw.enabled else msg("switch %(switch)s OFF",
+                                                                                   switch=sw.name)
+    incidents.record_on_open(db, "switch", text,
                              actor=actor, details={"switch": sw.name, "enabled": bool(sw.enabled)})
 
 
@@ -42,13 +48,15 @@ def install_restore_hook(db: Any, sop: incidents.Sop) -> None:
 
     def restore_on_timeline(result: Any) -> None:
         lost = len(result.orders_after_backup)
-        text = (f"database restore {result.status}: back to backup {result.backup_id} "
-                f"({result.backup_created_at:%Y-%m-%d %H:%M} UTC); {lost} orders written after it exported for "
-                f"re-entry; safety backup {result.safety_backup_id or '–'}")
+        text = [msg("database restore %(status)s: back to backup %(backup)s (%(at)s UTC)",
+                    status=msg(f"restore_status.{result.status}"),
+                    backup=result.backup_id, at=f"{result.backup_created_at:%Y-%m-%d %H:%M}"),
+                msg("%(n)s orders written after it exported for re-entry", n=lost),
+                msg("safety backup %(backup)s", backup=result.safety_backup_id or "–")]
         if result.error:
-            text += f"; error: {result.error}"
+            text.append(msg("error: %(error)s", error=result.error))
         if getattr(result, "next_step", None):
-            text += f"; next: {result.next_step}"
+            text.append(msg("next: %(step)s", step=result.next_step))
         details = {"restore_id": result.id, "backup_id": result.backup_id, "orders_after_backup": lost,
                    "status": result.status, "next_step": getattr(result, "next_step", None)}
         with db.session() as s:
