@@ -162,6 +162,9 @@ def test_the_dry_run_and_the_timeline_say_what_they_did(site: tuple[TestClient, 
     assert "已执行：缓存已清空；下次读取时重新填充" in runs and "已跳过：冷却中（900 秒）" in runs
     report = c.get("/ops/incidents/1/report").text
     assert "<h2>时间线</h2>" in report and "<h2>影响</h2>" in report and "组件：下单、在线支付" in report
+    overview = c.get("/ops").text  # the probes by name, not `payment_gateway`
+    assert 'data-probe="database">数据库<' in overview and 'data-probe="payment_gateway">支付网关<' in overview
+    assert "<strong>美团</strong>" in c.get("/ops/intake").text
     sat = c.get("/ops/satisfaction").text
     assert "下单、在线支付" in sat
     en = c.get("/ops/satisfaction", params={"lang": "en"}).text

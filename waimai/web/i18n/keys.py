@@ -67,6 +67,9 @@ KEYS = (
     N_("incident_event.switch"), N_("incident_event.component"), N_("incident_event.status"),
     # who opened an incident
     N_("source.manual"), N_("source.alert"), N_("source.database"),
+    # what the console's probes watch (/ops) and the delivery platforms orders come in from (/ops/intake)
+    N_("dependency.database"), N_("dependency.payment_gateway"), N_("dependency.sms"),
+    N_("platform.meituan"), N_("platform.eleme"), N_("platform.jd"),
     # how a database restore ended (runbook lines, incident timelines)
     N_("restore_status.restored"), N_("restore_status.failed"), N_("restore_status.incomplete"),
 )
