@@ -290,8 +290,8 @@ def markdown(r: Report, *, image_dir: str | None = "charts", tr: Callable[[str],
             line(_("- Users affected: %(users)s; GMV at risk: %(gmv)s"), users=imp["users_affected"],
                  gmv=yuan(imp["gmv_at_risk_fen"]))]
     for c, d in imp["degraded_minutes"].items():
-        out.append(f"- {md_text(comp(c))}: " + ", ".join(line(_("%(status)s %(min)s min"), status=key("component", s),
-                                                               min=f"{v:.1f}") for s, v in d.items()))
+        spans = [line(_("%(status)s %(min)s min"), status=key("component", s), min=f"{v:.1f}") for s, v in d.items()]
+        out.append(line(_("- %(component)s: %(spans)s"), component=md_text(comp(c)), spans=", ".join(spans)))
     out += ["", _("## What moved first"), ""]
     if r.first_movers:
         out += [_("| series | anomaly from | score | ahead of detection |"), "|---|---|---|---|"]
@@ -307,7 +307,7 @@ def markdown(r: Report, *, image_dir: str | None = "charts", tr: Callable[[str],
     for e in r.timeline:
         kind = key("incident_event", e["kind"])
         said = e.get("msg") or (e.get("texts") if isinstance(e.get("texts"), dict) and "en" in e["texts"] else None)
-        out.append(f"| {_local(e['at'])[11:]} | {md_text(kind)}{' (' + _('public') + ')' if e['public'] else ''} | "
+        out.append(f"| {_local(e['at'])[11:]} | {line(_('%(kind)s (public)'), kind=md_text(kind)) if e['public'] else md_text(kind)} | "
                    f"{md_text(words(said) if said else e['text'])} | {md_text(e['actor'])} |")
     for s in r.extra:
         # The section title is written by our code; the quoted lines are people's words.
