@@ -69,24 +69,36 @@ def _place_and_cancel(c: TestClient) -> str:
     return oid
 
 
+FLASH = re.compile(r'<div class="flash (?:ok|err)" role="(?:status|alert)">(.*?)</div>', re.S)
+
+
+def _act(c: TestClient, url: str, **kw: object) -> None:
+    """A console form, posted from a Chinese page: it worked, and what the page says about it is in Chinese."""
+    r = c.post(url, **kw)  # type: ignore[arg-type]
+    assert r.status_code == 200, (url, r.status_code)
+    said = " ".join(FLASH.findall(r.text))
+    assert 'class="flash err"' not in r.text, (url, said)
+    assert not foreign(said, "zh_CN", []), (url, said)
+
+
 def _incident_that_lived(c: TestClient, oid: str) -> str:
     """Incident #1 with a timeline of every kind the console writes, and a complaint ticket linked to it."""
     _login(c, "13800000009")
-    c.post("/ops/incidents", data={"title": "午高峰下单失败", "severity": "P2", "components": ["ordering", "payment"],
+    _act(c, "/ops/incidents", data={"title": "午高峰下单失败", "severity": "P2", "components": ["ordering", "payment"],
                                    "public": "1"})
-    c.post("/ops/incidents/1/note", data={"text": "已联系商家"})
-    c.post("/ops/incidents/1/ack")
-    c.post("/ops/incidents/1/roles", data={"commander": "张三"})
+    _act(c, "/ops/incidents/1/note", data={"text": "已联系商家"})
+    _act(c, "/ops/incidents/1/ack")
+    _act(c, "/ops/incidents/1/roles", data={"commander": "张三"})
     item = re.search(r'action="/ops/incidents/1/check/(\w+)"', c.get("/ops/incidents/1").text)
     assert item, "the SOP checklist has items"
-    c.post(f"/ops/incidents/1/check/{item.group(1)}", data={"done": "1"})
-    c.post("/ops/incidents/1/update", data={"status": "identified"})  # no text: the standard one, both languages
+    _act(c, f"/ops/incidents/1/check/{item.group(1)}", data={"done": "1"})
+    _act(c, "/ops/incidents/1/update", data={"status": "identified"})  # no text: the standard one, both languages
     ops = _bearer(c, "13800000009")
     assert c.patch("/api/v1/incidents/1", headers=ops, json={"severity": "P1"}).status_code == 200
-    c.post("/ops/runbooks/switch_to_cod", data={"action": "run"})  # a switch flipped, a runbook on the timeline
-    c.post("/ops/runbooks/rebuild_caches", data={"action": "run"})
-    c.post("/ops/incidents/1/review", data={"whys": ["商家出餐慢"], "root_cause": "商家出餐慢"})
-    c.post("/ops/incidents/1/actions", data={"text": "增加出餐超时告警", "owner": "李四"})
+    _act(c, "/ops/runbooks/switch_to_cod", data={"action": "run"})  # a switch flipped, a runbook on the timeline
+    _act(c, "/ops/runbooks/rebuild_caches", data={"action": "run"})
+    _act(c, "/ops/incidents/1/review", data={"whys": ["商家出餐慢"], "root_cause": "商家出餐慢"})
+    _act(c, "/ops/incidents/1/actions", data={"text": "增加出餐超时告警", "owner": "李四"})
     # The remediation policies' history: one that ran (the database was slow), one skipped in its cooldown.
     rem = c.app.state.remediation  # type: ignore[attr-defined]
     slow = SimpleNamespace(name="DatabaseSlow", status="firing")
@@ -101,8 +113,8 @@ def _incident_that_lived(c: TestClient, oid: str) -> str:
     tid = r.headers["location"].split("/tickets/")[1].split("?")[0]
     assert c.put(f"/api/v1/tickets/{tid}/incident", headers=ops, json={"incident_id": 1}).status_code == 200
     _login(c, "13800000004")
-    c.post(f"/tickets/{tid}/take")
-    c.post(f"/tickets/{tid}/resolve", data={"resolution": "no_action"})
+    _act(c, f"/tickets/{tid}/take")
+    _act(c, f"/tickets/{tid}/resolve", data={"resolution": "no_action"})
     return tid
 
 

@@ -306,7 +306,7 @@ def ticket_reply(request: Request, ticket_id: IdPath, text: str = Form(""), inte
 
 @router.post("/tickets/{ticket_id}/take")
 def ticket_take(request: Request, ticket_id: IdPath) -> Response:
-    return _ticket_action(request, ticket_id, _in_session(request, ticket_id, tickets.take), "Ticket taken.")
+    return _ticket_action(request, ticket_id, _in_session(request, ticket_id, tickets.take), N_("Ticket taken."))
 
 
 @router.post("/tickets/{ticket_id}/reopen")
@@ -327,7 +327,7 @@ def ticket_resolve(request: Request, ticket_id: IdPath, resolution: str = Form(.
         except ValidationError as exc:
             raise AppError(gettext("Please check the resolution's fields."), status=422, code="invalid") from exc
         resolve_ticket(request, p, ticket_id, body)
-    return _ticket_action(request, ticket_id, run, "Ticket resolved.")
+    return _ticket_action(request, ticket_id, run, N_("Ticket resolved."))
 
 
 @router.post("/tickets/{ticket_id}/photos")
