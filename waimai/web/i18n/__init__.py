@@ -65,11 +65,12 @@ def _as_written(text: str, html: bool) -> str:
 
 def words(value: Any, *, html: bool = False) -> str:
     """A system-written sentence in the page's language: a `msg` (or its stored `as_data` form) through the
-    catalog, its values worded the same way; lists of them joined with "; "; anything else as it is.
+    catalog, its values worded the same way; lists of them joined with the page's semicolon; anything else as it is.
     With `html`, Markup in which the values people wrote carry their own `lang` (see `_as_written`)."""
     if isinstance(value, list | tuple):
         parts = [words(v, html=html) for v in value]
-        return Markup("; ").join(parts) if html else "; ".join(parts)
+        sep = "；" if current_locale.get() == "zh_CN" else "; "
+        return escape(sep).join(parts) if html else sep.join(parts)
     if isinstance(value, Msg):
         msgid, values = value.msgid, value.values
     elif isinstance(value, dict) and isinstance(value.get("msgid"), str):
