@@ -10,21 +10,15 @@ beside the English text (`{"msgid": ..., "values": {...}}`), and the page words 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-# How a msgid reads in English: the msgid itself, or, once the web layer has loaded its catalogs, the
-# English catalog's words (a key such as `role.commander` reads "Commander").
-_EN: list[Callable[[str], str]] = [lambda m: m]
-
-
-def use_english(fn: Callable[[str], str]) -> None:
-    _EN[0] = fn
+from waimai.core.i18n import translations
 
 
 def english(msgid: str) -> str:
-    """A msgid's English words (what `gettext` gives on an English page)."""
-    return _EN[0](msgid)
+    """A msgid's English words (what `gettext` gives on an English page): the msgid itself, or for a key
+    such as `role.commander` the English catalog's words ("Commander")."""
+    return translations("en").gettext(msgid)
 
 
 def english_words(value: Any) -> str:
@@ -42,7 +36,7 @@ def _english(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "; ".join(_english(v) for v in value)
     if isinstance(value, dict) and "msgid" in value:
-        return fill(_EN[0](value["msgid"]), {k: _english(v) for k, v in (value.get("values") or {}).items()})
+        return fill(english(value["msgid"]), {k: _english(v) for k, v in (value.get("values") or {}).items()})
     if isinstance(value, dict) and "en" in value:  # a text written in both languages
         return str(value["en"])
     return str(value)
@@ -60,7 +54,7 @@ class Msg(str):
     values: dict[str, Any]
 
     def __new__(cls, msgid: str, values: dict[str, Any]) -> Msg:
-        self = super().__new__(cls, fill(_EN[0](msgid), {k: _english(v) for k, v in values.items()}))
+        self = super().__new__(cls, fill(english(msgid), {k: _english(v) for k, v in values.items()}))
         self.msgid, self.values = msgid, values
         return self
 
