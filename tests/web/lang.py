@@ -14,12 +14,13 @@ SKIP = {"script", "style", "code", "noscript", "svg", "datalist", "option", "sel
 
 
 class _Visible(HTMLParser):
-    """Visible text, leaving out scripts, code and anything marked lang= or translate=no."""
+    """Visible text, leaving out scripts, code and anything marked lang= (unless `keep_lang`) or translate=no."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_lang: bool = False) -> None:
         super().__init__(convert_charrefs=True)
         self.out: list[str] = []
         self.stack: list[bool] = []  # skipping?
+        self.keep_lang = keep_lang
 
     VOID = {"br", "hr", "img", "input", "meta", "link", "source", "wbr", "area", "base", "col", "embed", "track"}
 
@@ -27,7 +28,8 @@ class _Visible(HTMLParser):
         if tag in self.VOID:
             return
         a = dict(attrs)
-        skip = (self.stack and self.stack[-1]) or tag in SKIP or "lang" in a or a.get("translate") == "no" \
+        skip = (self.stack and self.stack[-1]) or tag in SKIP or ("lang" in a and not self.keep_lang) \
+            or a.get("translate") == "no" \
             or "hidden" in a
         self.stack.append(bool(skip))
 
@@ -40,9 +42,12 @@ class _Visible(HTMLParser):
             self.out.append(data)
 
 
-def visible_text(html: str) -> str:
+def visible_text(html: str, *, keep_lang: bool = False) -> str:
+    """What a reader sees. `keep_lang` keeps what is marked with its own language too: a test that knows every
+    text people wrote (and passes them as names) then finds the system's own words that were merely marked
+    as another language instead of being translated."""
     body = html.split("<body", 1)[-1]
-    p = _Visible()
+    p = _Visible(keep_lang)
     p.feed("<body" + body)
     return re.sub(r"\s+", " ", " ".join(p.out))
 

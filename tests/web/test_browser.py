@@ -105,7 +105,7 @@ def test_ops_overview_shows_health_and_live_charts(browser, site: str) -> None: 
     page.wait_for_timeout(2500)  # a couple of samples
     page.goto(f"{site}/ops")
     assert page.locator("h1").inner_text() == "运维总览"
-    assert "database" in page.locator(".health").inner_text()
+    assert "数据库" in page.locator(".health").inner_text()  # the probe by its name, not `database`
     page.wait_for_selector("#c-http_latency_p95_ms canvas", timeout=15000)
     assert page.locator("#now-riders_on_shift").inner_text() == "1"
     page.screenshot(path=str(ARTIFACTS / "ops-1440.png"), full_page=True)

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from waimai.core.database import utcnow
 from waimai.core.errors import Unprocessable
 from waimai.core.inbox import Notice
+from waimai.core.messages import msg
 from waimai.core.security import mask_phone
 from waimai.firewall.incidents import service as incidents
 from waimai.firewall.incidents.models import Incident
@@ -192,8 +193,10 @@ def issue(db: Session, sop: incidents.Sop, inc: Incident, p: Plan, *, actor: str
                       body=body.format(what=what, amount=f"{c.amount_fen / 100:.2f}", terms=terms, days=VALID_DAYS,
                                        code=c.code), sms="off", created_at=now))
     cost = given.incident_cost_fen(db, inc.id)
-    incidents.record(db, inc, "compensation", f"compensation: {created} coupons issued ({existing} already had one), "
-                     f"¥{cost / 100:.2f} in total of a ¥{p.budget_fen / 100:.2f} budget", actor=actor,
+    incidents.record(db, inc, "compensation", msg(
+        "compensation: %(created)s coupons issued (%(existing)s already had one), %(cost)s in total of a %(budget)s "
+        "budget", created=created, existing=existing, cost=f"¥{cost / 100:.2f}", budget=f"¥{p.budget_fen / 100:.2f}"),
+        actor=actor,
                      details={"created": created, "existing": existing, "cost_fen": cost, "budget_fen": p.budget_fen})
     return {"created": created, "existing": existing, "cost_fen": cost}
 

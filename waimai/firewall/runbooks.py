@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from waimai.core import audit
 from waimai.core.errors import AppError, Conflict, NotFound, Unprocessable
+from waimai.core.messages import Msg, as_data, msg
 from waimai.firewall.incidents import service as incidents
 
 log = structlog.get_logger(__name__)
@@ -53,7 +54,7 @@ class Context:
 @dataclass
 class Outcome:
     ok: bool
-    lines: list[str]
+    lines: list[Msg]  # what it did, in English wherever a string goes; pages word them in the reader's language
     undo: dict[str, Any] = field(default_factory=dict)  # what rollback needs
 
 
@@ -64,7 +65,7 @@ class Runbook:
     Params: ClassVar[type[BaseModel]] = NoParams
     destructive: ClassVar[bool] = False
 
-    def plan(self, ctx: Context, p: Any) -> list[str]:
+    def plan(self, ctx: Context, p: Any) -> list[Msg]:
         raise NotImplementedError
 
     def run(self, ctx: Context, p: Any) -> Outcome:
@@ -73,8 +74,8 @@ class Runbook:
     def steady(self, ctx: Context, p: Any) -> bool:
         return True
 
-    def rollback(self, ctx: Context, p: Any, undo: dict[str, Any]) -> list[str]:
-        return ["nothing to undo"]
+    def rollback(self, ctx: Context, p: Any, undo: dict[str, Any]) -> list[Msg]:
+        return [msg("nothing to undo")]
 
 
 REGISTRY: dict[str, Runbook] = {}
@@ -102,7 +103,7 @@ def _flip(ctx: Context, name: str, on: bool, reason: str) -> bool:
 
 class ReasonParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(default="runbook", max_length=200)
+    reason: str = Field(default="", max_length=200, description="empty: the runbook's name")
 
 
 class SwitchRunbook(Runbook):
@@ -111,23 +112,28 @@ class SwitchRunbook(Runbook):
     def switch(self, p: Any) -> str:
         raise NotImplementedError
 
-    def effect(self, ctx: Context, p: Any) -> list[str]:
+    def effect(self, ctx: Context, p: Any) -> list[Msg]:
         return []
 
-    def plan(self, ctx: Context, p: Any) -> list[str]:
-        return [f"turn the switch {self.switch(p)} ON (reason: {p.reason})", *self.effect(ctx, p)]
+    def reason(self, p: Any) -> str:
+        return str(p.reason or self.name)
+
+    def plan(self, ctx: Context, p: Any) -> list[Msg]:
+        return [msg("turn the switch %(switch)s ON (reason: %(reason)s)", switch=self.switch(p), reason=self.reason(p)),
+                *self.effect(ctx, p)]
 
     def run(self, ctx: Context, p: Any) -> Outcome:
         self.effect(ctx, p)  # refuses bad parameters (an unknown merchant …) before anything changes
-        changed = _flip(ctx, self.switch(p), True, p.reason)
-        return Outcome(True, [f"{self.switch(p)} turned ON" if changed else f"{self.switch(p)} was already on"],
-                       {"changed": changed})
+        changed = _flip(ctx, self.switch(p), True, self.reason(p))
+        sw = self.switch(p)
+        return Outcome(True, [msg("%(switch)s turned ON", switch=sw) if changed
+                              else msg("%(switch)s was already on", switch=sw)], {"changed": changed})
 
-    def rollback(self, ctx: Context, p: Any, undo: dict[str, Any]) -> list[str]:
+    def rollback(self, ctx: Context, p: Any, undo: dict[str, Any]) -> list[Msg]:
         if not undo.get("changed"):
-            return [f"{self.switch(p)} was on before the run: left on"]
+            return [msg("%(switch)s was on before the run: left on", switch=self.switch(p))]
         _flip(ctx, self.switch(p), False, f"rollback of {self.name}")
-        return [f"{self.switch(p)} turned OFF"]
+        return [msg("%(switch)s turned OFF", switch=self.switch(p))]
 
 
 @register
@@ -140,8 +146,8 @@ class SwitchToCod(SwitchRunbook):
     def switch(self, p: Any) -> str:
         return "payment.cod_only"
 
-    def effect(self, ctx: Context, p: Any) -> list[str]:
-        return ["new orders are offered cash on delivery only; paid orders are not touched"]
+    def effect(self, ctx: Context, p: Any) -> list[Msg]:
+        return [msg("new orders are offered cash on delivery only; paid orders are not touched")]
 
     def steady(self, ctx: Context, p: Any) -> bool:
         """Steady = orders are being placed again (one in the last minute)."""
@@ -155,7 +161,7 @@ class SwitchToCod(SwitchRunbook):
 class MerchantParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     merchant_id: int = Field(ge=1, le=2**31 - 1)
-    reason: str = Field(default="runbook", max_length=200)
+    reason: str = Field(default="", max_length=200, description="empty: the runbook's name")
 
 
 @register
@@ -168,18 +174,18 @@ class PauseMerchant(SwitchRunbook):
     def switch(self, p: Any) -> str:
         return f"merchant.{p.merchant_id}.paused"
 
-    def effect(self, ctx: Context, p: Any) -> list[str]:
+    def effect(self, ctx: Context, p: Any) -> list[Msg]:
         from waimai.platform.catalog import service as catalog
 
         with ctx.db.read_session() as s:
             name = catalog.get_merchant(s, p.merchant_id).name  # NotFound when there is none
-        return [f"「{name}」 takes no new orders; orders already placed continue"]
+        return [msg("%(merchant)s takes no new orders; orders already placed continue", merchant=f"「{name}」")]
 
 
 class PlatformParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     platform: str = Field(pattern=r"^(meituan|eleme|jd)$")
-    reason: str = Field(default="runbook", max_length=200)
+    reason: str = Field(default="", max_length=200, description="empty: the runbook's name")
 
 
 @register
@@ -193,8 +199,8 @@ class PauseIntake(SwitchRunbook):
     def switch(self, p: Any) -> str:
         return f"intake.{p.platform}.paused"
 
-    def effect(self, ctx: Context, p: Any) -> list[str]:
-        return ["orders already taken in continue; status callbacks keep flowing"]
+    def effect(self, ctx: Context, p: Any) -> list[Msg]:
+        return [msg("orders already taken in continue; status callbacks keep flowing")]
 
 
 @register
@@ -205,18 +211,18 @@ class DrainReplica(Runbook):
                    "flight finish. Undo makes it ready again. Run it on the replica to take out.")
     destructive = True
 
-    def plan(self, ctx: Context, p: Any) -> list[str]:
-        return ["mark this process as draining: /readyz → 503 (the load balancer takes it out in ~2 s)",
-                "requests in flight and live-tracking streams are not cut", "background jobs keep running"]
+    def plan(self, ctx: Context, p: Any) -> list[Msg]:
+        return [msg("mark this process as draining: /readyz → 503 (the load balancer takes it out in ~2 s)"),
+                msg("requests in flight and live-tracking streams are not cut"), msg("background jobs keep running")]
 
     def run(self, ctx: Context, p: Any) -> Outcome:
         before = bool(getattr(ctx.state, "draining", False))
         ctx.state.draining = True
-        return Outcome(True, ["draining: /readyz answers 503"], {"before": before})
+        return Outcome(True, [msg("draining: /readyz answers 503")], {"before": before})
 
-    def rollback(self, ctx: Context, p: Any, undo: dict[str, Any]) -> list[str]:
+    def rollback(self, ctx: Context, p: Any, undo: dict[str, Any]) -> list[Msg]:
         ctx.state.draining = bool(undo.get("before", False))
-        return ["ready again" if not ctx.state.draining else "was draining before the run: left draining"]
+        return [msg("ready again") if not ctx.state.draining else msg("was draining before the run: left draining")]
 
 
 class JobParams(BaseModel):
@@ -240,16 +246,19 @@ class RestartJob(Runbook):
         known = sorted(j.name for loop in (sched.loops.values() if sched else []) for j in loop.jobs)
         raise NotFound(f"No background job {name!r} in this process; jobs: {', '.join(known) or 'none'}.")
 
-    def plan(self, ctx: Context, p: Any) -> list[str]:
+    def plan(self, ctx: Context, p: Any) -> list[Msg]:
         j = self._job(ctx, p.job)
-        return [f"job {j.name} ({j.role}{', singleton' if j.singleton else ''}): {j.failures} failures so far, "
-                f"{j.consecutive_failures} in a row", "reset its streak and run it at the next tick"]
+        where = msg("%(role)s, singleton", role=j.role) if j.singleton else j.role
+        return [msg("job %(job)s (%(where)s): %(failures)s failures so far, %(streak)s in a row", job=j.name,
+                    where=where, failures=j.failures, streak=j.consecutive_failures),
+                msg("reset its streak and run it at the next tick")]
 
     def run(self, ctx: Context, p: Any) -> Outcome:
         j = self._job(ctx, p.job)
         streak = j.consecutive_failures
         j.consecutive_failures, j.last_run = 0, 0.0
-        return Outcome(True, [f"job {j.name}: streak of {streak} cleared, runs at the next tick"])
+        return Outcome(True, [msg("job %(job)s: streak of %(streak)s cleared, runs at the next tick", job=j.name,
+                                  streak=streak)])
 
 
 @register
@@ -258,9 +267,9 @@ class RebuildCaches(Runbook):
     title = "Rebuild caches"
     description = "Drop the per-process caches (menus and hot reads, switches, status snapshot): the next read refills them."
 
-    def plan(self, ctx: Context, p: Any) -> list[str]:
-        return ["drop the ordering hot-read caches", "reload switches from the database",
-                "drop the status-page snapshot"]
+    def plan(self, ctx: Context, p: Any) -> list[Msg]:
+        return [msg("drop the ordering hot-read caches"), msg("reload switches from the database"),
+                msg("drop the status-page snapshot")]
 
     def run(self, ctx: Context, p: Any) -> Outcome:
         from waimai.firewall.switches import flags
@@ -271,7 +280,7 @@ class RebuildCaches(Runbook):
         cache = getattr(ctx.state, "status_cache", None)
         if cache is not None:
             cache.invalidate()
-        return Outcome(True, ["caches dropped; they refill on the next read"])
+        return Outcome(True, [msg("caches dropped; they refill on the next read")])
 
 
 class RestoreParams(BaseModel):
@@ -301,20 +310,24 @@ class RestoreBackup(Runbook):
                 return cfg, m
         raise Conflict("No verified backup to restore.", code="no_verified_backup")
 
-    def plan(self, ctx: Context, p: Any) -> list[str]:
+    def plan(self, ctx: Context, p: Any) -> list[Msg]:
         _cfg, m = self._pick(ctx, p.backup_id)
-        return [f"restore backup {m.id} taken {m.created_at:%Y-%m-%d %H:%M} UTC (verified)",
-                "take a safety backup of the current database first", "system.read_only ON while restoring",
-                "orders written after the backup are exported and listed for re-entry"]
+        return [msg("restore backup %(backup)s taken %(at)s UTC (verified)", backup=m.id,
+                    at=f"{m.created_at:%Y-%m-%d %H:%M}"),
+                msg("take a safety backup of the current database first"),
+                msg("system.read_only ON while restoring"),
+                msg("orders written after the backup are exported and listed for re-entry")]
 
     def run(self, ctx: Context, p: Any) -> Outcome:
         from waimai.firewall.recovery.restore import restore_backup
 
         cfg, m = self._pick(ctx, p.backup_id)
         r = restore_backup(cfg, ctx.db, m.id, actor_id=ctx.actor_id, actor_role=ctx.actor.split(":")[0][:16])
-        return Outcome(r.status == "restored", [f"restore {r.status}: backup {m.id}",
-                                                f"{len(r.orders_after_backup)} orders after it exported",
-                                                f"safety backup {r.safety_backup_id}"],
+        return Outcome(r.status == "restored", [msg("restore %(status)s: backup %(backup)s",
+                                                    status=msg(f"restore_status.{r.status}"),
+                                                    backup=m.id),
+                                                msg("%(n)s orders after it exported", n=len(r.orders_after_backup)),
+                                                msg("safety backup %(backup)s", backup=r.safety_backup_id)],
                        {"safety_backup_id": r.safety_backup_id})
 
 
@@ -340,7 +353,10 @@ def parse(rb: Runbook, params: dict[str, Any]) -> BaseModel:
                             details=exc.errors(include_url=False, include_context=False)) from None
 
 
-def _record(ctx: Context, action: str, rb: Runbook, details: dict[str, Any], text: str) -> None:
+def _record(ctx: Context, action: str, rb: Runbook, details: dict[str, Any], text: Msg) -> None:
+    """On the audit log and the open incidents' timelines; the lines are kept as msgids with their values
+    too (`words`), so the console words them in the reader's language."""
+    details = {**details, "words": {k: as_data(details[k]) for k in ("plan", "lines") if k in details}}
     with ctx.db.session() as s:
         audit.record(s, actor_id=ctx.actor_id, actor_role=ctx.actor.split(":")[0][:16], action=action,
                      target=rb.name, details=details)
@@ -367,21 +383,23 @@ def execute(ctx: Context, name: str, params: dict[str, Any], *, confirm: str = "
             raise
         except Exception as exc:  # noqa: BLE001 - a failed run is reported and recorded, never a 500
             log.exception("runbook_failed", runbook=name)
-            out = Outcome(False, [f"failed: {exc.__class__.__name__}: {str(exc)[:200]}"])
+            out = Outcome(False, [msg("failed: %(error)s", error=f"{exc.__class__.__name__}: {str(exc)[:200]}")])
     finally:
         _RUNNING.release()
     result = {"runbook": name, "ok": out.ok, "plan": plan, "lines": out.lines, "undo": out.undo,
               "params": p.model_dump(mode="json"), "seconds": round(time.monotonic() - t0, 3)}
-    _record(ctx, "runbook.run", rb, result, f"runbook {name} {'done' if out.ok else 'FAILED'}: {'; '.join(out.lines)}")
+    _record(ctx, "runbook.run", rb, result,
+            msg("runbook %(runbook)s done: %(lines)s", runbook=name, lines=out.lines) if out.ok
+            else msg("runbook %(runbook)s FAILED: %(lines)s", runbook=name, lines=out.lines))
     return result
 
 
-def undo(ctx: Context, name: str, params: dict[str, Any], undo_info: dict[str, Any], why: str) -> list[str]:
+def undo(ctx: Context, name: str, params: dict[str, Any], undo_info: dict[str, Any], why: Msg) -> list[Msg]:
     rb = get(name)
     p = parse(rb, params)
     lines = rb.rollback(ctx, p, undo_info)
     _record(ctx, "runbook.rollback", rb, {"params": params, "lines": lines, "why": why},
-            f"runbook {name} rolled back ({why}): {'; '.join(lines)}")
+            msg("runbook %(runbook)s rolled back (%(why)s): %(lines)s", runbook=name, why=why, lines=lines))
     return lines
 
 
@@ -447,11 +465,11 @@ class Remediator:
         now = self.clock()
         runs = [t for t in self.runs[pol.name] if now - t < 3600]
         self.runs[pol.name] = runs
-        why = None
+        why: Msg | None = None
         if runs and now - runs[-1] < pol.cooldown_s:
-            why = f"cooldown ({pol.cooldown_s:.0f} s)"
+            why = msg("cooldown (%(s)s s)", s=f"{pol.cooldown_s:.0f}")
         elif len(runs) >= pol.max_per_hour:
-            why = f"{pol.max_per_hour} runs in the last hour"
+            why = msg("%(n)s runs in the last hour", n=pol.max_per_hour)
         ctx = Context(self.state, "system:remediation")
         if why is not None:
             self.history.append({"policy": pol.name, "skipped": why, "at": dt.datetime.now(dt.UTC)})
@@ -460,7 +478,7 @@ class Remediator:
         try:
             result = execute(ctx, pol.runbook, pol.params, confirm=pol.runbook)
         except AppError as exc:  # busy, or the runbook refused: noted, retried on the next firing
-            self.history.append({"policy": pol.name, "skipped": exc.message, "at": dt.datetime.now(dt.UTC)})
+            self.history.append({"policy": pol.name, "skipped": msg(exc.message), "at": dt.datetime.now(dt.UTC)})
             return
         self.runs[pol.name].append(now)
         self.history.append({"policy": pol.name, "ran": result["lines"], "at": dt.datetime.now(dt.UTC)})
@@ -476,5 +494,5 @@ class Remediator:
             if rb.steady(ctx, parse(rb, p.policy.params)):
                 self.history.append({"policy": p.policy.name, "verified": True, "at": dt.datetime.now(dt.UTC)})
                 continue
-            lines = undo(ctx, p.policy.runbook, p.policy.params, p.result["undo"], "steady state did not return")
+            lines = undo(ctx, p.policy.runbook, p.policy.params, p.result["undo"], msg("steady state did not return"))
             self.history.append({"policy": p.policy.name, "rolled_back": lines, "at": dt.datetime.now(dt.UTC)})

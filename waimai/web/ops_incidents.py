@@ -19,7 +19,7 @@ from waimai.firewall.incidents import routes as api
 from waimai.firewall.incidents import service as incidents
 from waimai.firewall.incidents.models import Incident
 from waimai.firewall.statuspage import service as status
-from waimai.web.i18n import current_locale, gettext, say
+from waimai.web.i18n import current_locale, gettext, say, words
 from waimai.web.routes import _need, back, render
 
 router = APIRouter(include_in_schema=False)
@@ -52,6 +52,7 @@ def incidents_page(request: Request) -> Response:
         return render(request, "ops_incidents.html", {
             "open": [i for i in rows if i.status != "resolved"], "closed": [i for i in rows if i.status == "resolved"],
             "metrics": {i.id: incidents.metrics(i) for i in rows}, "sop": sop,
+            "names": {i.id: incidents.component_names(sop, list(i.components), current_locale.get()) for i in rows},
             "components": [(c, sop.components[c].name.get(current_locale.get()), r.status, r.override)
                            for c, r in comps.items()], "statuses": incidents.COMPONENT_STATUSES})
 
@@ -154,7 +155,8 @@ def report_page(request: Request, incident_id: IdPath, budget: str = "") -> Resp
         if budget.strip().isdigit() and int(budget) > 0:
             preview = compensation.plan(db, inc, budget_fen=int(budget) * 100,  # whole yuan
                                         already_compensated=request.app.state.incident_plugins.already_compensated)
-        body = MarkdownIt("commonmark", {"html": False}).enable("table").render(report.markdown(r, image_dir=None))
+        body = MarkdownIt("commonmark", {"html": False}).enable("table").render(
+            report.markdown(r, image_dir=None, tr=gettext, words=words))
         return render(request, "ops_report.html", {"inc": inc, "r": r, "body": Markup(body),  # noqa: S704  # nosec B704 - markdown-it escapes (html off)
                                                    "preview": preview, "budget": budget})
 

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from waimai.core.errors import AppError
 from waimai.firewall import runbooks
-from waimai.web.i18n import gettext, say
+from waimai.web.i18n import gettext, say, words
 from waimai.web.routes import _need, back, render
 
 router = APIRouter(include_in_schema=False)
@@ -47,10 +47,11 @@ async def run_from_console(request: Request, name: str) -> Response:
             out = await run_in_threadpool(runbooks.execute, ctx, name[:60], params, dry_run=True)
             from urllib.parse import quote
 
-            return RedirectResponse(f"/ops/runbooks?plan={quote(chr(10).join(out['plan']))}#rb-{name}",
-                                    status_code=303)
+            # The plan is worded here, in the language of the page that asked for it (the same reader's).
+            plan = chr(10).join(words(line) for line in out["plan"])
+            return RedirectResponse(f"/ops/runbooks?plan={quote(plan)}#rb-{name}", status_code=303)
         out = await run_in_threadpool(runbooks.execute, ctx, name[:60], params, confirm=confirm)
     except AppError as exc:
         return back("/ops/runbooks", err=say(exc))
-    msg = "; ".join(out["lines"])
+    msg = words(out["lines"])
     return back("/ops/runbooks", msg=(gettext("Done: ") if out["ok"] else gettext("Failed: ")) + msg)

@@ -43,7 +43,7 @@ from waimai.platform.ordering.state import ACTIVE, CUSTOMER_CANCELLABLE, Status
 from waimai.platform.payments import service as payments
 from waimai.web.campus_map import load_map
 from waimai.web.cart import CART_COOKIE, MAX_LINES, MAX_OPTIONS, read_cart, write_cart
-from waimai.web.i18n import current_locale, gettext, negotiate, ngettext, say
+from waimai.web.i18n import current_locale, gettext, negotiate, ngettext, say, words
 from waimai.web.i18n.keys import N_
 
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates"),
@@ -68,6 +68,8 @@ def tr(key: str, fallback: str) -> str:
 
 
 TEMPLATES.env.globals["tr"] = tr
+# A system-written sentence (a msg, or its stored form) in the page's language, people's words in it marked.
+TEMPLATES.env.globals["words"] = lambda value: words(value, html=True)
 # A stored text (a notice written when it was sent) keeps the language it was written in: say so to readers.
 TEMPLATES.env.filters["text_lang"] = lambda t: "zh-CN" if re.search(r"[\u3400-\u9fff]", t or "") else "en"
 TEMPLATES.env.filters["hhmm"] = hhmm

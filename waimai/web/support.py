@@ -19,6 +19,7 @@ from waimai.core import audit
 from waimai.core.deps import IdPath, Principal
 from waimai.core.errors import AppError
 from waimai.core.messages import N_
+from waimai.firewall.incidents.service import component_names
 from waimai.firewall.switches.service import is_on
 from waimai.platform.accounts.models import User
 from waimai.platform.catalog import service as catalog
@@ -31,7 +32,7 @@ from waimai.platform.support import service as tickets
 from waimai.platform.support.models import Ticket
 from waimai.platform.support.routes import photo_response, resolve_ticket
 from waimai.platform.support.schemas import ResolveIn
-from waimai.web.i18n import gettext, say
+from waimai.web.i18n import current_locale, gettext, say
 from waimai.web.routes import _locale, _need, back, render
 
 router = APIRouter(include_in_schema=False)
@@ -305,7 +306,7 @@ def ticket_reply(request: Request, ticket_id: IdPath, text: str = Form(""), inte
 
 @router.post("/tickets/{ticket_id}/take")
 def ticket_take(request: Request, ticket_id: IdPath) -> Response:
-    return _ticket_action(request, ticket_id, _in_session(request, ticket_id, tickets.take), "Ticket taken.")
+    return _ticket_action(request, ticket_id, _in_session(request, ticket_id, tickets.take), N_("Ticket taken."))
 
 
 @router.post("/tickets/{ticket_id}/reopen")
@@ -326,7 +327,7 @@ def ticket_resolve(request: Request, ticket_id: IdPath, resolution: str = Form(.
         except ValidationError as exc:
             raise AppError(gettext("Please check the resolution's fields."), status=422, code="invalid") from exc
         resolve_ticket(request, p, ticket_id, body)
-    return _ticket_action(request, ticket_id, run, "Ticket resolved.")
+    return _ticket_action(request, ticket_id, run, N_("Ticket resolved."))
 
 
 @router.post("/tickets/{ticket_id}/photos")
@@ -388,4 +389,8 @@ def satisfaction_page(request: Request) -> Response:
     with request.app.state.db.read_session() as db:
         data = ratings.satisfaction(db, days=n)
     peak = max(data["hourly"]["counts"] or [0]) or 1
-    return render(request, "ops_satisfaction.html", {"d": data, "days": n, "peak": peak})
+    # Components by the names the status page gives them, in the reader's language (never `payment_gateway`).
+    sop = request.app.state.sop
+    names = {i["id"]: component_names(sop, list(i["components"]), current_locale.get()) if i["components"] else "—"
+             for i in data["incidents"]}
+    return render(request, "ops_satisfaction.html", {"d": data, "days": n, "peak": peak, "names": names})

@@ -84,7 +84,7 @@ def test_ticket_during_an_incident_is_linked_and_in_its_report(api: Api) -> None
         md = rca.markdown(rca.build(s, s.get(Incident, iid), with_charts=False,  # the app's composed plug-ins
                                     sections=api.c.app.state.incident_plugins.report_sections))  # type: ignore[attr-defined]
     # Customers' words enter the Markdown escaped, so they render as the same text (docs/security.md).
-    assert "## Complaint tickets (charged_twice 1)" in md and f"> {rca.md_text('Paid twice, call me on 138****5678')}" in md
+    assert "## Complaint tickets (Charged twice 1)" in md and f"> {rca.md_text('Paid twice, call me on 138****5678')}" in md
 
     # After the incident: a complaint about an order placed during it still belongs to it (taken by phone);
     # one about an order placed afterwards does not.

@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy import select, text
 
 from waimai.core.database import Database
+from waimai.core.messages import msg
 from waimai.firewall.incidents import service as incidents
 from waimai.firewall.incidents.models import Incident
 
@@ -54,7 +55,8 @@ def record_outage(database: Database, sop: Any, *, onset: float, detected: float
             incidents.post_update(s, sop, inc, actor=ACTOR, status="monitoring", now=max(back_at, detected_at),
                                   text={k: v.format(down=down) for k, v in BACK.items()})
         else:
-            incidents.record(s, inc, "note", f"replica {replica} saw the database back after {down} s",
+            incidents.record(s, inc, "note", msg("replica %(replica)s saw the database back after %(s)s s",
+                                                 replica=replica, s=down),
                              actor=ACTOR, at=back_at)
         s.commit()
         log.warning("database_outage_recorded", incident_id=inc.id, down_s=down)

@@ -21,6 +21,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 from waimai.core.database import Database
+from waimai.core.messages import msg
 from waimai.core.numbers import readable
 from waimai.core.timeutil import parse_iso
 from waimai.firewall.alerting.rules import Alert
@@ -103,7 +104,10 @@ class IncidentManager:
                 for fps, receiver, reason, ok in deliveries:
                     if set(fps) & set(inc.alerts):
                         incidents.record(db, inc, "notified",
-                                         f"{reason} alert to {receiver}: {'delivered' if ok else 'NOT delivered'}",
+                                         msg("%(reason)s alert to %(receiver)s: delivered", reason=reason,
+                                             receiver=receiver) if ok else
+                                         msg("%(reason)s alert to %(receiver)s: NOT delivered", reason=reason,
+                                             receiver=receiver),
                                          details={"receiver": receiver, "reason": reason, "ok": ok})
                         wrote = True
             if wrote:
@@ -169,7 +173,8 @@ class IncidentManager:
                 return
             inc.alerts = {**inc.alerts, a.fingerprint: {"name": a.name, "status": "firing", "severity": a.severity}}
             inc.quiet_since = None
-            incidents.record(db, inc, kind, f"{a.severity} {a.name} firing: {a.annotations.get('summary', '')}",
+            incidents.record(db, inc, kind, msg("%(severity)s %(alert)s firing: %(summary)s", severity=a.severity,
+                                                alert=a.name, summary=a.annotations.get("summary", "")),
                              at=now, details={"fingerprint": a.fingerprint, "labels": a.labels,
                                               "value": a.value, "muted": muted})
             if incidents.SEVERITIES.index(a.severity if a.severity in incidents.SEVERITIES else "P4") < \
@@ -181,7 +186,7 @@ class IncidentManager:
             if inc.alerts[a.fingerprint].get("status") == "resolved":
                 return
             inc.alerts = {**inc.alerts, a.fingerprint: {**inc.alerts[a.fingerprint], "status": "resolved"}}
-            incidents.record(db, inc, "alert_resolved", f"{a.name} resolved", at=now,
+            incidents.record(db, inc, "alert_resolved", msg("%(alert)s resolved", alert=a.name), at=now,
                              details={"fingerprint": a.fingerprint})
             if all(v.get("status") == "resolved" for v in inc.alerts.values()):
                 inc.quiet_since = now
@@ -210,8 +215,9 @@ class IncidentManager:
         except Exception:  # noqa: BLE001 - a failed reminder is noted, never fatal
             log.exception("incident_reminder_failed", incident=inc.id)
             ok = False
-        incidents.record(db, inc, "reminder", f"reminded {who} to post a public update"
-                         + ("" if ok else " (reminder NOT delivered)"), at=now, details={"to": who, "ok": ok})
+        incidents.record(db, inc, "reminder", msg("reminded %(who)s to post a public update", who=who) if ok
+                         else msg("reminded %(who)s to post a public update (reminder NOT delivered)", who=who),
+                         at=now, details={"to": who, "ok": ok})
 
     def _signals(self, db: Session, open_: list[Incident], signals: Sequence[Any]) -> None:
         for s in signals:
@@ -222,8 +228,10 @@ class IncidentManager:
             for inc in open_:
                 if comp in inc.components and s.onset >= inc.onset_at - dt.timedelta(minutes=10):
                     self._signals_seen.add(key)
-                    incidents.record(db, inc, "anomaly", f"anomaly on {s.series}: {readable(s.value)} outside "
-                                     f"{readable(s.expected_low)}–{readable(s.expected_high)} (score {s.score:.2f})", at=s.onset,
+                    incidents.record(db, inc, "anomaly", msg(
+                        "anomaly on %(series)s: %(value)s outside %(low)s–%(high)s (score %(score)s)", series=s.series,
+                        value=readable(s.value), low=readable(s.expected_low), high=readable(s.expected_high),
+                        score=f"{s.score:.2f}"), at=s.onset,
                                      details={"series": s.series, "score": s.score})
 
 

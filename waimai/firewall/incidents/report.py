@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from waimai.core.database import utcnow
-from waimai.core.messages import N_
+from waimai.core.messages import N_, english, english_words
 from waimai.core.timeutil import LOCAL
 from waimai.firewall.incidents import service as incidents
 from waimai.firewall.incidents.models import ComponentStatusChange, Incident, IncidentAction, IncidentReview
@@ -184,7 +184,7 @@ def log_excerpts(log_file: Path | None, db: Session, start: dt.datetime, end: dt
 
 
 def build(db: Session, inc: Incident, *, store: Any = None, log_file: Path | None = None,
-          with_charts: bool = True, sections: Sequence[Section] = ()) -> Report:
+          with_charts: bool = True, sections: Sequence[Section] = (), sop: incidents.Sop | None = None) -> Report:
     from waimai.firewall import compensation
 
     start, end = inc.onset_at, inc.resolved_at or utcnow()
@@ -196,10 +196,14 @@ def build(db: Session, inc: Incident, *, store: Any = None, log_file: Path | Non
         incident={"id": inc.id, "title": inc.title, "severity": inc.severity, "status": inc.status,
                   "components": list(inc.components), "summary": inc.summary, "roles": dict(inc.roles),
                   "onset_at": inc.onset_at, "detected_at": inc.detected_at, "acknowledged_at": inc.acknowledged_at,
-                  "resolved_at": inc.resolved_at, "source": inc.source},
+                  "resolved_at": inc.resolved_at, "source": inc.source,
+                  "component_names": {c: {"en": incidents.component_names(sop, [c], "en"),
+                                          "zh": incidents.component_names(sop, [c], "zh_CN")}
+                                      for c in inc.components} if sop is not None else {}},
         window=(start, end), metrics=incidents.metrics(inc), impact=impact(db, inc, start, end),
         first_movers=first_movers(store, inc, start),
-        timeline=[{"at": e.at, "kind": e.kind, "text": e.text, "actor": e.actor, "public": e.public}
+        timeline=[{"at": e.at, "kind": e.kind, "text": e.text, "actor": e.actor, "public": e.public,
+                   "msg": (e.details or {}).get("msg"), "texts": (e.details or {}).get("text")}
                   for e in incidents.timeline(db, inc.id)],
         logs=log_excerpts(log_file, db, start, end), extra=extra, compensation=compensation.report(db, inc.id),
         review={"whys": list(review.whys) if review else [], "root_cause": review.root_cause if review else "",
@@ -225,64 +229,98 @@ def _fence(lines: list[str]) -> str:
     return "`" * max(3, longest + 1)
 
 
-def markdown(r: Report, *, image_dir: str | None = "charts") -> str:
-    """The report as Markdown; everything people wrote goes through `md_text`, so it stays text."""
+def markdown(r: Report, *, image_dir: str | None = "charts", tr: Callable[[str], str] = english,
+             words: Callable[[Any], str] = english_words) -> str:
+    """The report as Markdown; everything people wrote goes through `md_text`, so it stays text.
+
+    Worded in English (files, the API) unless a page passes its reader's `tr` (gettext) and `words` (how the
+    system's own timeline lines, kept as msgids with values, read in that language)."""
+    _ = tr  # the msgids below are extracted by `pybabel extract -k _`
     i, imp, m = r.incident, r.impact, r.metrics
     yuan = lambda f: f"¥{f / 100:,.2f}"  # noqa: E731
-    out = [f"# Incident #{i['id']}: {md_text(i['title'])}", "",
-           f"**{i['severity']}** · components: {md_text(', '.join(i['components'])) or '—'} · status: {i['status']} · "
-           f"opened by {md_text(i['source'])}", ""]
+    names = i.get("component_names") or {}
+
+    def comp(c: str) -> str:
+        return words(names[c]) if c in names else c
+
+    def line(text: str, **values: Any) -> str:  # line(_("msgid with %(places)s"), places=...)
+        return text % values
+
+    def key(prefix: str, value: str) -> str:  # a keyed msgid's words, or the value itself when there are none
+        said = tr(f"{prefix}.{value}")
+        return value if said == f"{prefix}.{value}" else said
+
+    cs = i["components"]
+    comps = md_text(words({"en": ", ".join(names[c]["en"] for c in cs), "zh": "、".join(names[c]["zh"] for c in cs)})
+                    if all(c in names for c in cs) else ", ".join(cs)) or "—"
+    out = [line(_("# Incident #%(id)s: %(title)s"), id=i["id"], title=md_text(i["title"])), "",
+           line(_("**%(severity)s** · components: %(components)s · status: %(status)s · opened by %(source)s"),
+                severity=i["severity"], components=comps, status=key("stage", i["status"]),
+                source=md_text(key("source", i["source"]))), ""]
     if i["summary"]:
         out += [md_text(i["summary"]), ""]
-    out += ["## Times (Asia/Shanghai)", "", "| onset | detected | acknowledged | resolved |", "|---|---|---|---|",
+    out += [_("## Times (Asia/Shanghai)"), "", _("| onset | detected | acknowledged | resolved |"), "|---|---|---|---|",
             f"| {_local(i['onset_at'])} | {_local(i['detected_at'])} | {_local(i['acknowledged_at'])} | "
             f"{_local(i['resolved_at'])} |", "",
-            f"MTTD **{_dur(m['mttd_s'])}** (onset → detected) · MTTA **{_dur(m['mtta_s'])}** (detected → "
-            f"acknowledged) · MTTR **{_dur(m['mttr_s'])}** (onset → resolved)", "",
-            "## Impact", "",
-            f"- Orders placed in the window: {imp['orders_placed']} ({yuan(imp['gmv_placed_fen'])})",
-            f"- Orders failed or cancelled: {imp['orders_failed']}; online payments failed: {imp['payment_failures']}; "
-            f"delivered late: {imp['orders_late']}",
-            f"- Users affected: {imp['users_affected']}; GMV at risk: {yuan(imp['gmv_at_risk_fen'])}"]
-    for comp, d in imp["degraded_minutes"].items():
-        out.append(f"- {comp}: " + ", ".join(f"{s} {v:.1f} min" for s, v in d.items()))
-    out += ["", "## What moved first", ""]
+            line(_("MTTD **%(mttd)s** (onset → detected) · MTTA **%(mtta)s** (detected → acknowledged) · "
+                 "MTTR **%(mttr)s** (onset → resolved)"), mttd=_dur(m["mttd_s"]), mtta=_dur(m["mtta_s"]),
+                 mttr=_dur(m["mttr_s"])), "",
+            _("## Impact"), "",
+            line(_("- Orders placed in the window: %(n)s (%(gmv)s)"), n=imp["orders_placed"],
+                 gmv=yuan(imp["gmv_placed_fen"])),
+            line(_("- Orders failed or cancelled: %(failed)s; online payments failed: %(payments)s; delivered late: "
+                 "%(late)s"), failed=imp["orders_failed"], payments=imp["payment_failures"], late=imp["orders_late"]),
+            line(_("- Users affected: %(users)s; GMV at risk: %(gmv)s"), users=imp["users_affected"],
+                 gmv=yuan(imp["gmv_at_risk_fen"]))]
+    for c, d in imp["degraded_minutes"].items():
+        spans = [line(_("%(status)s %(min)s min"), status=key("component", s), min=f"{v:.1f}") for s, v in d.items()]
+        out.append(line(_("- %(component)s: %(spans)s"), component=md_text(comp(c)), spans=", ".join(spans)))
+    out += ["", _("## What moved first"), ""]
     if r.first_movers:
-        out += ["| series | anomaly from | score | ahead of detection |", "|---|---|---|---|"]
+        out += [_("| series | anomaly from | score | ahead of detection |"), "|---|---|---|---|"]
         out += [f"| {f['series']} | {_local(f['at'])} | {f['score']} | {f['lead_s']:.0f} s |" for f in r.first_movers]
     else:
-        out.append("No watched series crossed its anomaly threshold before detection.")
+        out.append(_("No watched series crossed its anomaly threshold before detection."))
     if r.charts:
-        out += ["", "## Key series", ""]
+        out += ["", _("## Key series"), ""]
         for name in r.charts:
             out.append(f"![{name}]({image_dir}/{name}.png)" if image_dir else f"![{name}](data:image/png;base64,"
                        f"{base64.b64encode(r.charts[name]).decode()})")
-    out += ["", "## Timeline", "", "| time | kind | what | who |", "|---|---|---|---|"]
-    out += [f"| {_local(e['at'])[11:]} | {md_text(e['kind'])}{' (public)' if e['public'] else ''} | "
-            f"{md_text(e['text'])} | {md_text(e['actor'])} |" for e in r.timeline]
+    out += ["", _("## Timeline"), "", _("| time | kind | what | who |"), "|---|---|---|---|"]
+    for e in r.timeline:
+        kind = key("incident_event", e["kind"])
+        said = e.get("msg") or (e.get("texts") if isinstance(e.get("texts"), dict) and "en" in e["texts"] else None)
+        out.append(f"| {_local(e['at'])[11:]} | {line(_('%(kind)s (public)'), kind=md_text(kind)) if e['public'] else md_text(kind)} | "
+                   f"{md_text(words(said) if said else e['text'])} | {md_text(e['actor'])} |")
     for s in r.extra:
-        # The section title is written by our code (category codes); the quoted lines are people's words.
-        out += ["", f"## {s['title']}", "", f"{s.get('count', len(s.get('lines', [])))} in the window.", ""]
-        out += [f"> {md_text(line)}" for line in s.get("lines", [])[:5]]
-    out += ["", "## Compensation", ""]
+        # The section title is written by our code; the quoted lines are people's words.
+        out += ["", f"## {words(s['title'])}", "",
+                line(_("%(n)s in the window."), n=s.get("count", len(s.get("lines", [])))), ""]
+        out += [f"> {md_text(words(q))}" for q in s.get("lines", [])[:5]]
+    out += ["", _("## Compensation"), ""]
     c = r.compensation
-    out.append(f"{c['coupons']} coupons to {c['users']} users, {yuan(c['cost_fen'])}; redeemed {c['redeemed']}"
-               + (f" ({c['redemption_rate']:.0%})" if c["redemption_rate"] is not None else "") if c["coupons"]
-               else "None issued.")
+    if c["coupons"]:
+        out.append(line(_("%(coupons)s coupons to %(users)s users, %(cost)s; redeemed %(redeemed)s"), coupons=c["coupons"],
+                        users=c["users"], cost=yuan(c["cost_fen"]), redeemed=c["redeemed"])
+                   + (f" ({c['redemption_rate']:.0%})" if c["redemption_rate"] is not None else ""))
+    else:
+        out.append(_("None issued."))
     if r.logs:
         lines = [f"{str(d['at'])[11:23]} {str(d['level']).upper():7} {d['message']} {d['fields'] or ''}"
                  for d in r.logs]
         fence = _fence(lines)
-        out += ["", "## Log excerpts", "", fence, *(" ".join(line.split()) for line in lines), fence]
-    out += ["", "## Five whys", ""]
+        out += ["", _("## Log excerpts"), "", fence, *(" ".join(ln.split()) for ln in lines), fence]
+    out += ["", _("## Five whys"), ""]
     whys = r.review["whys"] or [""] * 5
-    out += [f"{n}. Why? {md_text(w) if w else '_(to be filled by the team)_'}" for n, w in enumerate(whys, 1)]
-    out += ["", f"**Root cause:** {md_text(r.review['root_cause']) or '_(to be filled by the team)_'}", ""]
+    todo = _("_(to be filled by the team)_")
+    out += [line(_("%(n)s. Why? %(why)s"), n=n, why=md_text(w) if w else todo) for n, w in enumerate(whys, 1)]
+    out += ["", line(_("**Root cause:** %(cause)s"), cause=md_text(r.review["root_cause"]) or todo), ""]
     if r.review["notes"]:
         out += [md_text(r.review["notes"]), ""]
-    out += ["## Action items", ""]
+    out += [_("## Action items"), ""]
     out += [f"- [{'x' if a['status'] == 'done' else ' '}] {md_text(a['text'])} — {md_text(a['owner'])}"
-            + (f" (due {_local(a['due_at'])[:10]})" if a["due_at"] else "") for a in r.actions] or ["None yet."]
+            + (" " + line(_("(due %(day)s)"), day=_local(a["due_at"])[:10]) if a["due_at"] else "") for a in r.actions] \
+        or [_("None yet.")]
     return "\n".join(out) + "\n"
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from waimai.core import audit
 from waimai.core.database import utcnow
 from waimai.core.deps import API_PREFIX, IdPath, OpsDep, Principal, ReadSessionDep, SessionDep
+from waimai.core.messages import msg
 from waimai.core.timeutil import as_utc
 from waimai.firewall.incidents import service as incidents
 from waimai.firewall.incidents.models import Incident, IncidentEvent, Maintenance
@@ -310,7 +311,8 @@ def build_report(request: Request, db: Session, incident_id: int, *, with_charts
     settings = request.app.state.settings
     return report.build(db, incidents.get(db, incident_id), store=getattr(request.app.state, "metric_store", None),
                         log_file=Path(settings.log_file) if settings.log_file else None, with_charts=with_charts,
-                        sections=request.app.state.incident_plugins.report_sections)
+                        sections=request.app.state.incident_plugins.report_sections,
+                        sop=getattr(request.app.state, "sop", None))
 
 
 @router.get("/{incident_id}/report")
@@ -366,7 +368,7 @@ def put_review(incident_id: IdPath, body: ReviewIn, p: OpsDep, db: SessionDep) -
     row.whys, row.root_cause, row.notes = [w.strip() for w in body.whys], body.root_cause, body.notes
     row.updated_by, row.updated_at = actor(p), utcnow()
     db.add(row)
-    incidents.record(db, inc, "review", "five whys / root cause updated", actor=actor(p))
+    incidents.record(db, inc, "review", msg("five whys / root cause updated"), actor=actor(p))
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="incident.review", target=str(inc.id))
     db.commit()
     return {"whys": row.whys, "root_cause": row.root_cause, "notes": row.notes}
@@ -381,7 +383,8 @@ def add_action(incident_id: IdPath, body: ActionIn, p: OpsDep, db: SessionDep) -
                        created_by=actor(p))
     db.add(a)
     db.flush()
-    incidents.record(db, inc, "action", f"action item #{a.id} for {a.owner}: {a.text}", actor=actor(p))
+    incidents.record(db, inc, "action", msg("action item #%(id)s for %(owner)s: %(text)s", id=a.id, owner=a.owner,
+                                            text=a.text), actor=actor(p))
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="incident.action", target=str(inc.id),
                  details={"action": a.id, "owner": a.owner})
     db.commit()
@@ -400,8 +403,8 @@ def patch_action(incident_id: IdPath, action_id: IdPath, body: ActionPatch, p: O
         raise NotFound("No such action item on this incident.")
     a.status = body.status
     a.closed_at, a.closed_by = (utcnow(), actor(p)) if body.status == "done" else (None, None)
-    incidents.record(db, inc, "action", f"action item #{a.id} {'closed' if body.status == 'done' else 'reopened'}",
-                     actor=actor(p))
+    incidents.record(db, inc, "action", msg("action item #%(id)s closed", id=a.id) if body.status == "done"
+                     else msg("action item #%(id)s reopened", id=a.id), actor=actor(p))
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="incident.action", target=str(inc.id),
                  details={"action": a.id, "status": body.status})
     db.commit()

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from waimai.core.database import utcnow
 from waimai.core.errors import Conflict, NotFound, Unprocessable
+from waimai.core.messages import Msg, as_data, msg
 from waimai.core.outbox import emit
 from waimai.firewall.incidents.models import (
     ComponentStatus,
@@ -134,8 +135,20 @@ def default_text(sop: Sop, status: str, components: list[str]) -> dict[str, str]
 
 # --- the timeline ---------------------------------------------------------------------------------------
 
-def record(db: Session, inc: Incident, kind: str, text: str, *, actor: str = "system", public: bool = False,
-           details: dict[str, Any] | None = None, at: dt.datetime | None = None) -> IncidentEvent:
+def _names(sop: Sop, components: list[str]) -> dict[str, str]:
+    """Components by their public names, in both languages (a timeline line is worded when it is read)."""
+    return {"en": component_names(sop, components, "en"), "zh": component_names(sop, components, "zh_CN")}
+
+
+def record(db: Session, inc: Incident, kind: str, text: str | list[Msg], *, actor: str = "system",
+           public: bool = False, details: dict[str, Any] | None = None, at: dt.datetime | None = None
+           ) -> IncidentEvent:
+    """One timeline line. A text the system wrote is a `msg` (or a list of them): its msgids and values are
+    kept in `details["msg"]` beside the English text, so the commander's page words it in the reader's
+    language. A text a person wrote is a plain string, shown as written."""
+    if isinstance(text, Msg | list):
+        details = {**(details or {}), "msg": as_data(text)}
+        text = "; ".join(text) if isinstance(text, list) else text
     ev = IncidentEvent(incident_id=inc.id, at=at or utcnow(), kind=kind, text=text[:1000], actor=actor[:40],
                        public=public, status=inc.status, details=details or {})
     db.add(ev)
@@ -147,8 +160,9 @@ def open_incidents(db: Session) -> list[Incident]:
     return list(db.scalars(select(Incident).where(Incident.status.in_(OPEN)).order_by(Incident.id)))
 
 
-def record_on_open(db: Session, kind: str, text: str, *, components: list[str] | None = None, actor: str = "system",
-                   details: dict[str, Any] | None = None, at: dt.datetime | None = None) -> list[IncidentEvent]:
+def record_on_open(db: Session, kind: str, text: str | list[Msg], *, components: list[str] | None = None,
+                   actor: str = "system", details: dict[str, Any] | None = None,
+                   at: dt.datetime | None = None) -> list[IncidentEvent]:
     """Put an event (a switch flipped, a runbook ran, a backup restored …) on every open incident,
     or only those touching `components`."""
     out = []
@@ -220,7 +234,7 @@ def acknowledge(db: Session, inc: Incident, *, actor: str, now: dt.datetime | No
         inc.acknowledged_at = now
         if not inc.roles.get("commander") and not actor.startswith(("system", "signed-link")):
             inc.roles = {**inc.roles, "commander": actor}
-    record(db, inc, "ack", f"acknowledged by {actor}", actor=actor, at=now, details={"first": first})
+    record(db, inc, "ack", msg("acknowledged by %(actor)s", actor=actor), actor=actor, at=now, details={"first": first})
     return first
 
 
@@ -279,7 +293,8 @@ def set_roles(db: Session, inc: Incident, roles: dict[str, str], *, actor: str) 
     for k, v in roles.items():
         if not v:
             inc.roles.pop(k, None)
-    record(db, inc, "role", ", ".join(f"{k}: {v or '—'}" for k, v in roles.items()), actor=actor, details=roles)
+    record(db, inc, "role", [msg("%(role)s: %(who)s", role=msg(f"role.{k}"), who=v or "—") for k, v in roles.items()],
+           actor=actor, details=roles)
 
 
 def tick_checklist(db: Session, sop: Sop, inc: Incident, item: str, *, done: bool, actor: str) -> None:
@@ -292,39 +307,41 @@ def tick_checklist(db: Session, sop: Sop, inc: Incident, item: str, *, done: boo
     else:
         checklist.pop(item, None)
     inc.checklist = checklist
-    record(db, inc, "checklist", f"{'✓' if done else '✗'} {items[item].en}", actor=actor,
-           details={"item": item, "done": done})
+    words = {"en": items[item].en, "zh": items[item].zh}
+    record(db, inc, "checklist", msg("✓ %(item)s", item=words) if done else msg("✗ %(item)s", item=words),
+           actor=actor, details={"item": item, "done": done})
 
 
 def change(db: Session, sop: Sop, inc: Incident, *, actor: str, severity: str | None = None,
            components: list[str] | None = None, title: str | None = None, summary: str | None = None,
            onset_at: dt.datetime | None = None, public: bool | None = None) -> None:
     """Edit the incident's facts; each change is a timeline line."""
-    notes = []
+    notes: list[Msg] = []
     if severity is not None and severity != inc.severity:
         if severity not in SEVERITIES:
             raise Unprocessable("Severity must be P1, P2, P3 or P4.", code="severity_invalid")
-        notes.append(f"severity {inc.severity} → {severity}")
+        notes.append(msg("severity %(old)s → %(new)s", old=inc.severity, new=severity))
         inc.severity, inc.impact = severity, sop.impact.get(severity, inc.impact)
     if components is not None and list(components) != list(inc.components):
-        notes.append(f"components {inc.components} → {components}")
+        notes.append(msg("components %(old)s → %(new)s", old=_names(sop, list(inc.components)),
+                         new=_names(sop, list(components))))
         inc.components = check_components(sop, components)
     if title is not None and title != inc.title:
-        notes.append("title changed")
+        notes.append(msg("title changed"))
         inc.title = title[:200]
     if summary is not None and summary != inc.summary:
-        notes.append("cause updated")
+        notes.append(msg("cause updated"))
         inc.summary = summary
     if onset_at is not None:
         if onset_at > inc.detected_at:
             raise Unprocessable("The onset cannot be after detection.", code="onset_invalid")
-        notes.append(f"onset set to {onset_at.isoformat()}")
+        notes.append(msg("onset set to %(at)s", at=onset_at.isoformat()))
         inc.onset_at = onset_at
     if public is not None and public != inc.public:
-        notes.append("made public" if public else "made private")
+        notes.append(msg("made public") if public else msg("made private"))
         inc.public = public
     if notes:
-        record(db, inc, "changed", "; ".join(notes), actor=actor)
+        record(db, inc, "changed", notes, actor=actor)
         recompute_components(db, sop)
 
 
@@ -381,7 +398,9 @@ def set_override(db: Session, sop: Sop, name: str, status: str | None, *, actor:
         row = ComponentStatus(name=name, status="operational")
         db.add(row)
     row.override, row.override_reason, row.updated_by = status, reason[:200], actor[:40]
-    record_on_open(db, "component", f"{name}: {'override ' + status if status else 'override cleared'}",
+    record_on_open(db, "component", msg("%(component)s: override %(status)s", component=_names(sop, [name]),
+                                        status=msg(f"component.{status}")) if status
+                   else msg("%(component)s: override cleared", component=_names(sop, [name])),
                    components=[name], actor=actor, details={"component": name, "override": status})
     recompute_components(db, sop)
 

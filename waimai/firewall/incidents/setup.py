@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from waimai.config import Settings
 from waimai.core.background import Job
 from waimai.core.events import Event
+from waimai.core.messages import msg
 from waimai.firewall.alerting.channels.base import AlertMessage
 from waimai.firewall.incidents import service as incidents
 from waimai.firewall.incidents.manager import IncidentManager
@@ -32,11 +33,14 @@ def switch_on_timeline(db: Session, ev: Event) -> None:
     p = ev.payload
     if bool(p.get("enabled")) == bool(p.get("previous")):
         return
-    state = "ON" if p.get("enabled") else "OFF"
-    reason = p.get("reason") or ""
-    incidents.record_on_open(db, "switch", f"switch {p['name']} {state}" + (f": {reason}" if reason else ""),
-                             actor=str(p.get("actor") or "system"),
-                             details={"switch": p["name"], "enabled": bool(p.get("enabled"))}, at=ev.created_at)
+    name, reason, on = p["name"], p.get("reason") or "", bool(p.get("enabled"))
+    if reason:
+        text = (msg("switch %(switch)s ON: %(reason)s", switch=name, reason=reason) if on
+                else msg("switch %(switch)s OFF: %(reason)s", switch=name, reason=reason))
+    else:
+        text = msg("switch %(switch)s ON", switch=name) if on else msg("switch %(switch)s OFF", switch=name)
+    incidents.record_on_open(db, "switch", text, actor=str(p.get("actor") or "system"),
+                             details={"switch": name, "enabled": on}, at=ev.created_at)
 
 
 def restore_recorder(sop: incidents.Sop) -> Callable[[Session, Event], None]:
@@ -50,12 +54,14 @@ def restore_recorder(sop: incidents.Sop) -> Callable[[Session, Event], None]:
         when = dt.datetime.fromisoformat(created).strftime("%Y-%m-%d %H:%M") if created else "?"
         backup_id = p.get("backup") or ev.key
         actor = str(p.get("actor") or "system")
-        text = (f"database restore {p.get('status')}: back to backup {backup_id} ({when} UTC); {lost} orders "
-                f"written after it exported for re-entry; safety backup {p.get('safety_backup') or '–'}")
+        text = [msg("database restore %(status)s: back to backup %(backup)s (%(at)s UTC)",
+                    status=msg(f"restore_status.{p.get('status')}"), backup=backup_id, at=when),
+                msg("%(n)s orders written after it exported for re-entry", n=lost),
+                msg("safety backup %(backup)s", backup=p.get("safety_backup") or "–")]
         if p.get("error"):
-            text += f"; error: {p['error']}"
+            text.append(msg("error: %(error)s", error=p["error"]))
         if p.get("next_step"):
-            text += f"; next: {p['next_step']}"
+            text.append(msg("next: %(step)s", step=p["next_step"]))
         details = {"restore_id": p.get("restore_id"), "backup_id": backup_id, "orders_after_backup": lost,
                    "status": p.get("status"), "next_step": p.get("next_step")}
         if not incidents.record_on_open(db, "restore", text, actor=actor, details=details, at=ev.created_at):

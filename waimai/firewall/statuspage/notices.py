@@ -27,6 +27,7 @@ from sqlalchemy import func, select, update
 
 from waimai.core.database import Database
 from waimai.core.inbox import Notice
+from waimai.core.messages import msg
 from waimai.firewall.alerting.channels.sms import SmsProvider
 from waimai.firewall.incidents import service as incidents
 from waimai.firewall.incidents.models import Incident, IncidentEvent, StatusSubscriber
@@ -177,9 +178,11 @@ class Notifier:
                     row.sms = state
             inc2 = db.get(Incident, incident_id)
             if inc2 is not None and new:
-                incidents.record(db, inc2, "notice", f"notified {counts['inbox']} users (inbox {counts['inbox']}, "
-                                 f"SMS {counts['sms_sent']}, rate-limited {counts['sms_rate_limited']}, "
-                                 f"failed {counts['sms_failed']}; push {pushed})", details={"event_id": event_id, **counts})
+                incidents.record(db, inc2, "notice", msg(
+                    "notified %(users)s users (inbox %(inbox)s, SMS %(sms)s, rate-limited %(limited)s, failed "
+                    "%(failed)s; push %(push)s)", users=counts["inbox"], inbox=counts["inbox"], sms=counts["sms_sent"],
+                    limited=counts["sms_rate_limited"], failed=counts["sms_failed"], push=pushed),
+                    details={"event_id": event_id, **counts})
             db.commit()
         log.info("incident_notices_sent", incident=incident_id, update=event_id, **counts)
         return counts

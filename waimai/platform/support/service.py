@@ -29,7 +29,7 @@ from waimai.core import audit
 from waimai.core.database import utcnow
 from waimai.core.deps import Principal
 from waimai.core.errors import Conflict, Forbidden, NotFound, Unprocessable
-from waimai.core.messages import N_
+from waimai.core.messages import N_, Msg, as_data, msg
 from waimai.core.outbox import emit
 from waimai.core.security import mask_phones_in_text
 from waimai.platform.accounts.models import User
@@ -155,6 +155,10 @@ def actor_name(p: Principal | None) -> str:
 
 def event(db: Session, t: Ticket, p: Principal | None, kind: str, text: str = "", *, public: bool = True,
           details: dict[str, Any] | None = None, now: dt.datetime | None = None) -> TicketEvent:
+    """One history line. What the system wrote is a `msg`, kept as msgid and values in `details["msg"]` so
+    every reader's page words it in their language; what a person wrote is shown as written."""
+    if isinstance(text, Msg):
+        details = {**(details or {}), "msg": as_data(text)}
     ev = TicketEvent(ticket_id=t.id, at=now or utcnow(), actor_id=p.user_id if p else None,
                      actor_role=p.role if p else "system", kind=kind, text=text[:1000], public=public,
                      details=details or {})
@@ -255,12 +259,14 @@ def create(db: Session, p: Principal, *, order_id: int, category: str, descripti
 
 def _link(db: Session, t: Ticket, inc: IncidentRef, *, actor: str, now: dt.datetime) -> None:
     t.incident_id = inc.id
-    text = f"ticket #{t.id} ({t.category}) on order {t.order_id}"
-    if t.description:
-        text += f": {mask_phones_in_text(t.description)[:160]}"
+    what = msg(CATEGORIES[t.category].label) if t.category in CATEGORIES else t.category
+    text = (msg("ticket #%(id)s (%(category)s) on order %(order)s: %(text)s", id=t.id, category=what,
+                order=t.order_id, text=mask_phones_in_text(t.description)[:160]) if t.description
+            else msg("ticket #%(id)s (%(category)s) on order %(order)s", id=t.id, category=what, order=t.order_id))
     incidents().record(db, inc.id, text, actor=actor, at=now,
                        details={"ticket_id": t.id, "order_id": t.order_id, "category": t.category})
-    event(db, t, None, "linked", f"incident #{inc.id}", public=False, details={"incident_id": inc.id}, now=now)
+    event(db, t, None, "linked", msg("incident #%(id)s", id=inc.id), public=False, details={"incident_id": inc.id},
+          now=now)
 
 
 def matching_incident(db: Session, t: Ticket, *, order_created_at: dt.datetime,
@@ -318,9 +324,9 @@ def set_incident(db: Session, p: Principal, t: Ticket, incident_id: int | None) 
     now = utcnow()
     if incident_id is None:
         if t.incident_id is not None:
-            incidents().record(db, t.incident_id, f"ticket #{t.id} unlinked", actor=actor_name(p),
+            incidents().record(db, t.incident_id, msg("ticket #%(id)s unlinked", id=t.id), actor=actor_name(p),
                                details={"ticket_id": t.id, "unlinked": True})
-            event(db, t, p, "linked", "unlinked", public=False, now=now)
+            event(db, t, p, "linked", msg("unlinked"), public=False, now=now)
         t.incident_id = None
     else:
         inc = incidents().find(db, incident_id)
@@ -355,9 +361,14 @@ def report_section(db: Session, inc: Any) -> dict[str, Any] | None:
     s = incident_summary(db, inc.id, sample=5)
     if not s["count"]:
         return None
-    kinds = ", ".join(f"{c} {n}" for c, n in sorted(s["by_category"].items(), key=lambda cn: -cn[1]))
-    return {"title": f"Complaint tickets ({kinds})", "count": s["count"], "summary": s,
-            "lines": [f"{q['text']} — {q['category']}, ticket #{q['ticket_id']}" for q in s["sample"]]}
+    def label(c: str) -> Msg | str:
+        return msg(CATEGORIES[c].label) if c in CATEGORIES else c
+
+    kinds = [msg("%(category)s %(n)s", category=label(c), n=n)
+             for c, n in sorted(s["by_category"].items(), key=lambda cn: -cn[1])]
+    return {"title": msg("Complaint tickets (%(kinds)s)", kinds=kinds), "count": s["count"], "summary": s,
+            "lines": [msg("%(text)s — %(category)s, ticket #%(id)s", text=q["text"], category=label(q["category"]),
+                          id=q["ticket_id"]) for q in s["sample"]]}
 
 
 def compensated_orders(db: Session, user_id: int, order_ids: set[int] | None = None) -> set[int]:
@@ -383,7 +394,7 @@ def take(db: Session, p: Principal, t: Ticket) -> Ticket:
     previous = t.status
     t.status, t.assignee_id = "in_progress", p.user_id
     _responded(t, p, now)
-    event(db, t, p, "status", "in_progress", details={"from": previous, "to": "in_progress"}, now=now)
+    event(db, t, p, "status", msg("ticket.in_progress"), details={"from": previous, "to": "in_progress"}, now=now)
     audit_staff(db, p, "take", t)
     return t
 
@@ -410,7 +421,7 @@ def reopen(db: Session, p: Principal, t: Ticket, reason: str = "") -> Ticket:
     now = utcnow()
     t.status, t.resolved_at = "in_progress", None
     t.resolution_due = max(t.resolution_due, now + CATEGORIES[t.category].resolution)
-    event(db, t, p, "status", reason or "reopened", details={"from": "resolved", "to": "in_progress"}, now=now)
+    event(db, t, p, "status", reason or msg("reopened"), details={"from": "resolved", "to": "in_progress"}, now=now)
     audit_staff(db, p, "reopen", t, reason=reason)
     return t
 
@@ -439,12 +450,13 @@ def mark_resolved(db: Session, p: Principal, t: Ticket, resolution: str, note: s
     t.status, t.resolution, t.resolution_note, t.resolved_at = "resolved", resolution, note.strip()[:500], now
     t.assignee_id = t.assignee_id or p.user_id
     _responded(t, p, now)
-    event(db, t, p, "resolved", t.resolution_note or resolution,
+    event(db, t, p, "resolved", t.resolution_note or msg(f"resolution.{resolution}"),
           details={"from": previous, "to": "resolved", "resolution": resolution, **details}, now=now)
     audit_staff(db, p, "resolve", t, resolution=resolution, **details)
     emit(db, "ticket.resolved", key=str(t.id), ticket_id=t.id, order_id=t.order_id, resolution=resolution)
     if t.incident_id is not None:
-        incidents().record(db, t.incident_id, f"ticket #{t.id} resolved: {resolution}", actor=actor_name(p),
+        incidents().record(db, t.incident_id, msg("ticket #%(id)s resolved: %(resolution)s", id=t.id,
+                                                  resolution=msg(f"resolution.{resolution}")), actor=actor_name(p),
                            details={"ticket_id": t.id, "resolution": resolution})
     return t
 

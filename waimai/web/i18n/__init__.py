@@ -3,8 +3,49 @@
 from __future__ import annotations
 
 import re
+from typing import Any
+
+from markupsafe import Markup, escape
 
 from waimai.core.i18n import I18N, LOCALES, current_locale, gettext, ngettext, translations  # noqa: F401 (re-exported)
+from waimai.core.messages import Msg, fill
+
+_PROSE = re.compile(r"[A-Za-z][a-z]+(?:[ '-]+[A-Za-z][a-z]+)+")  # two English words in a row
+
+
+def _as_written(text: str, html: bool) -> str:
+    """A value someone wrote (a name, a reason, an alert rule's summary), shown as written; on a page it says
+    which language it is in when that is not the page's."""
+    if not html:
+        return text
+    other = ("zh-CN" if _CJK.search(text) else None) if current_locale.get() == "en" else (
+        "en" if _PROSE.search(text) and not _CJK.search(text) else None)
+    return Markup('<span lang="{}">{}</span>').format(other, text) if other else escape(text)
+
+
+def words(value: Any, *, html: bool = False) -> str:
+    """A system-written sentence in the page's language: a `msg` (or its stored `as_data` form) through the
+    catalog, its values worded the same way; lists of them joined with the page's semicolon; anything else as it is.
+    With `html`, Markup in which the values people wrote carry their own `lang` (see `_as_written`)."""
+    if isinstance(value, list | tuple):
+        parts = [words(v, html=html) for v in value]
+        sep = "；" if current_locale.get() == "zh_CN" else "; "
+        return escape(sep).join(parts) if html else sep.join(parts)
+    if isinstance(value, Msg):
+        msgid, values = value.msgid, value.values
+    elif isinstance(value, dict) and isinstance(value.get("msgid"), str):
+        msgid, values = value["msgid"], value.get("values") or {}
+    elif isinstance(value, dict) and "en" in value and "zh" in value:  # a text written in both languages
+        return _as_written(str(value["en"] if current_locale.get() == "en" else value["zh"]), html)
+    else:
+        return _as_written("" if value is None else str(value), html)
+    said = {k: words(v, html=html) for k, v in values.items()}
+    for text in (gettext(msgid), msgid):  # a translation that lost a place: the English, never a 500
+        try:
+            return fill(escape(text) if html else text, said)  # Markup % escapes what is not Markup already
+        except (KeyError, TypeError, ValueError):
+            continue
+    return escape(msgid) if html else msgid
 
 
 def accept_languages(header: str) -> list[str]:

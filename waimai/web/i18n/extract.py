@@ -15,9 +15,9 @@ from babel.messages.pofile import read_po
 from waimai.web.i18n import I18N, LOCALES
 
 ROOT = I18N.parents[2]
-# gettext and friends, N_ (a msgid defined away from the page), and the service failures: their
+# gettext and friends, N_ and msg (a msgid defined away from the page, msg with values), and the service failures: their
 # literal message is a msgid the page translates (a failure with a code uses `error.<code>` first).
-KEYWORDS = ("_", "gettext", "ngettext:1,2", "N_", "AppError", "NotFound", "Forbidden", "Unauthorized", "Conflict",
+KEYWORDS = ("_", "gettext", "ngettext:1,2", "N_", "msg", "AppError", "NotFound", "Forbidden", "Unauthorized", "Conflict",
             "Unprocessable", "TooManyRequests", "ServiceUnavailable", "CodOnly", "GatewayUnavailable",
             "IllegalTransition", "MerchantClosed", "OutOfStock", "TooLarge", "BackupError", "BackupBusy",
             "BackupNotFound", "BackupRefused", "ChecksumMismatch", "KeyMissing", "RestoreFailed", "TargetError")

@@ -64,5 +64,13 @@ KEYS = (
     N_("incident_event.checklist"), N_("incident_event.compensation"), N_("incident_event.note"),
     N_("incident_event.notified"), N_("incident_event.notice"), N_("incident_event.reminder"),
     N_("incident_event.review"), N_("incident_event.role"), N_("incident_event.ticket"), N_("incident_event.update"),
-    N_("incident_event.restore"), N_("incident_event.resolved"),
+    N_("incident_event.restore"), N_("incident_event.resolved"), N_("incident_event.runbook"),
+    N_("incident_event.switch"), N_("incident_event.component"), N_("incident_event.status"),
+    # who opened an incident
+    N_("source.manual"), N_("source.alert"), N_("source.database"),
+    # what the console's probes watch (/ops) and the delivery platforms orders come in from (/ops/intake)
+    N_("dependency.database"), N_("dependency.payment_gateway"), N_("dependency.sms"),
+    N_("platform.meituan"), N_("platform.eleme"), N_("platform.jd"),
+    # how a database restore ended (runbook lines, incident timelines)
+    N_("restore_status.restored"), N_("restore_status.failed"), N_("restore_status.incomplete"),
 )
