@@ -43,6 +43,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
+from waimai.core.extras import require
+
 Clock = Callable[[], float]
 
 
@@ -690,6 +692,7 @@ class SmtpStandin:
         return "250 2.0.0 OK: queued"
 
     def start(self) -> SmtpStandin:
+        require("aiosmtpd", "dev", "The SMTP stand-in")
         from aiosmtpd.controller import Controller
 
         if not self.port:
