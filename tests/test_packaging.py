@@ -121,7 +121,13 @@ def test_every_import_in_waimai_is_a_declared_runtime_dependency() -> None:
 
 
 def test_require_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert require("json", "dev", "x") is json
+    # present: nothing happens, and nothing is imported (Locust would monkey-patch ssl in this process)
+    probe = ("import sys; from waimai.core.extras import require; require('locust', 'drill', 'x'); "
+             "assert 'locust' not in sys.modules and 'gevent' not in sys.modules")
+    subprocess.run([sys.executable, "-c", probe], check=True, timeout=120, cwd=ROOT,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    with pytest.raises(MissingExtra, match=r"^X needs the 'no_such_pkg' package.*pip install 'waimai\[bench\]'"):
+        require("no_such_pkg", "bench", "X")
     monkeypatch.setitem(sys.modules, "river", None)  # what a production install looks like to `import river`
     from waimai.firewall.detect.base import get_detector
 

@@ -8,18 +8,18 @@ a benchmark. tests/test_packaging.py holds every such import to this rule.
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
+import importlib.util
 
 
 class MissingExtra(RuntimeError):
     """A feature needs a package from one of waimai's extras that is not installed."""
 
 
-def require(module: str, extra: str, feature: str) -> ModuleType:
-    """Import `module` for `feature`, or raise MissingExtra saying `pip install 'waimai[<extra>]'`."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
+def require(module: str, extra: str, feature: str) -> None:
+    """Raise MissingExtra saying `pip install 'waimai[<extra>]'` unless the top-level `module` can be imported.
+
+    Finds it without importing it: importing Locust monkey-patches the standard library (gevent), which only
+    the Locust process itself may do."""
+    if importlib.util.find_spec(module) is None:
         raise MissingExtra(f"{feature} needs the {module!r} package, which a production install leaves out: "
-                           f"pip install 'waimai[{extra}]' (or make venv)") from exc
+                           f"pip install 'waimai[{extra}]' (or make venv)")
