@@ -6,7 +6,7 @@
 * requirements.lock (runtime) and requirements-dev.lock (adds the extras) are hashed, agree on every
   version they share, satisfy pyproject.toml, and the runtime lock holds no package of an extra.
 * `make venv` installs both locks with --require-hashes and reinstalls when either lock changes.
-* The acceptance test: a new venv, the runtime lock with --require-hashes, the package with --no-deps,
+* The acceptance test: a new venv, the runtime lock with --require-hashes, then `pip install .`,
   then `waimai --help`, `waimai migrate` and `waimai serve` answering /livez — with no dev package installed.
 """
 
@@ -250,8 +250,10 @@ def test_an_empty_venv_with_the_runtime_lock_runs_the_service(tmp_path: Path) ->
     run(sys.executable, "-m", "venv", venv)
     py = venv / "bin" / "python"
     run(py, "-m", "pip", "install", "-q", "--require-hashes", "-r", ROOT / "requirements.lock")
-    run(py, "-m", "pip", "install", "-q", "--no-deps", src)
-    assert "No broken requirements" in run(py, "-m", "pip", "check")  # the lock satisfies pyproject.toml
+    # `pip install .` as the issue asks: with the lock installed it must find every dependency satisfied
+    # (the pip list check below proves it brought nothing in); the Dockerfile says --no-deps to be sure
+    run(py, "-m", "pip", "install", "-q", src)
+    assert "No broken requirements" in run(py, "-m", "pip", "check")
 
     installed = {canon(p["name"]) for p in json.loads(run(py, "-m", "pip", "list", "--format=json"))}
     allowed = lock("requirements.lock").keys() | {"waimai", "pip", "setuptools"}
