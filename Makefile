@@ -42,6 +42,7 @@ lint: venv
 	$(BIN)/ruff check waimai tests bench
 	$(BIN)/mypy
 	$(BIN)/bandit -q -ll -c pyproject.toml -r waimai
+	$(BIN)/lint-imports
 
 test: venv lint
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)

@@ -152,6 +152,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         if getattr(app.state, "alerting", None) is not None:
             app.state.alerting.close()
         app.state.notices_close()
+        app.state.push_sender.close()
         app.state.order_spool.close()
         for p in app.state.payment_providers.values():
             if hasattr(p, "close"):
@@ -206,6 +207,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
 
     # Breakers, switches (OpenFeature), module kill switches and the automatic switches' jobs.
     monitoring_jobs += resilience.install(app, settings)
+    from waimai.web import simple as simple_pages
+
+    monitoring_jobs += simple_pages.install(app)  # /simple, where simple mode sends customers, and its menu copy
     from waimai.firewall.incidents import setup as incident_setup
 
     monitoring_jobs += incident_setup.install(app, settings)
@@ -214,10 +218,19 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     monitoring_jobs += order_spool.install(app, settings)  # orders taken while no database accepts writes
     from waimai.platform.support import setup as support_setup
 
-    monitoring_jobs += support_setup.install(app, settings)  # customer service: re-delivery, complaint signals
+    monitoring_jobs += support_setup.install(app, settings)  # customer service: re-delivery
+    from waimai.firewall.incidents import complaints
+
+    monitoring_jobs += complaints.install(app, settings)  # tickets as alert series, report section, compensation
     from waimai.platform.payroll import setup as payroll_setup
 
     monitoring_jobs += payroll_setup.install(app, settings)  # rider pay: the shift log, draft pay periods
+    from waimai.platform.push import setup as push_setup
+
+    monitoring_jobs += push_setup.install(app, settings)  # Web Push: order updates and incident notices
+    from waimai.web.pwa import router as pwa_pages
+
+    app.include_router(pwa_pages)  # the web app manifest, the service worker, the offline page
 
     from waimai.firewall.alerting.routes import router as alerting_routes
     from waimai.firewall.incidents.routes import ops_status

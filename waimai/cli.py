@@ -207,6 +207,31 @@ def fake_alipay(
     _standin("alipay", port, host, failure_rate, auto_confirm, parent_pid)
 
 
+@app.command("fake-push")
+def fake_push(
+    port: Annotated[int, typer.Option(help="port")] = 8103,
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    parent_pid: Annotated[int | None, typer.Option(hidden=True, help="exit when this process is gone")] = None,
+) -> None:
+    """Run the Web Push service stand-in (checks VAPID, decrypts RFC 8291 messages; POST /_standin/subscriptions)."""
+    import uvicorn
+
+    from waimai.core.children import exit_with_parent
+    from waimai.platform.push.standins import create_push_standin
+
+    exit_with_parent(parent_pid)
+    uvicorn.run(create_push_standin(), host=host, port=port, log_level="warning")
+
+
+@app.command("push-keygen")
+def push_keygen() -> None:
+    """Print a new VAPID key pair: the private key for WAIMAI_VAPID_PRIVATE_KEY, and its public key."""
+    from waimai.platform.push.vapid import generate
+
+    private, public = generate()
+    console.print(f"WAIMAI_VAPID_PRIVATE_KEY={private}\n# public key (what browsers subscribe with): {public}")
+
+
 @app.command("fake-gateway")
 def fake_gateway(
     port: Annotated[int, typer.Option(help="port")] = 8100,
@@ -359,7 +384,11 @@ def _register_plugins() -> None:
     app.add_typer(drill_app, name="drill")
     from waimai.platform.payroll.cli import payroll_app
 
-    app.add_typer(payroll_app, name="payroll")
+    def every_table() -> None:
+        """Pay queries run outside the app: load every table first, so foreign keys to any of them resolve."""
+        import waimai.models  # noqa: F401
+
+    app.add_typer(payroll_app, name="payroll", callback=every_table)
 
 
 _register_plugins()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -12,6 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET = "change-me-dev-secret-key-0000000000"  # noqa: S105 - refused outside development
 DEFAULT_GATEWAY_SECRET = "dev-gateway-secret"  # noqa: S105 - refused outside development
+# The example VAPID key in docs/operations.md (published, so anyone could sign with it): development only.
+DEMO_VAPID_PRIVATE_KEY = "SuHHlc-fdLhEU0tjQ6Q4TaTjGMd8qYgupLN5fzX21EY"  # noqa: S105 - refused outside development
 
 
 def weak_secret(value: str, *, min_len: int, min_bits: float) -> bool:
@@ -25,6 +28,39 @@ def weak_secret(value: str, *, min_len: int, min_bits: float) -> bool:
     n = len(value)
     per_char = -sum(c / n * math.log2(c / n) for c in Counter(value).values())
     return per_char * n < min_bits or len(set(value)) < 8
+
+
+# Process roles (waimai/core/roles.py says what each runs). The names live here, below core, because
+# `WAIMAI_ROLES` is validated with them: config imports nothing of ours (the layers contract).
+ROLES: tuple[str, ...] = ("api", "worker", "dispatcher", "notifier")
+
+
+def parse_roles(value: str | list[str] | tuple[str, ...] | frozenset[str]) -> frozenset[str]:
+    """`api,worker` → {"api", "worker"}; `all` or empty → every role; unknown names are refused."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = {v.strip().lower() for v in items if v.strip()}
+    if not names or names == {"all"}:
+        return frozenset(ROLES)
+    unknown = names - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown role(s) {', '.join(sorted(unknown))}; choose from {', '.join(ROLES)}")
+    return frozenset(names)
+
+
+def ordered(roles: frozenset[str]) -> list[str]:
+    return [r for r in ROLES if r in roles]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Bounds on every PostgreSQL connection of the main engine, so a dead or hung server fails calls
+    quickly instead of filling the thread pool (0 turns one off)."""
+
+    connect_s: int = 3  # libpq connect_timeout: covers a server that accepts TCP and then says nothing
+    statement_ms: int = 15_000
+    lock_ms: int = 5_000
+    pool_wait_s: float = 5.0  # waiting for a free pooled connection
+    idle_in_transaction_ms: int = 30_000
 
 
 class Settings(BaseSettings):
@@ -148,6 +184,16 @@ class Settings(BaseSettings):
         default_factory=lambda: {"zh_CN": "SMS_NOTICE_ZH", "en": "SMS_NOTICE_EN"},
         description="SMS template code per language; variables component, status, eta")
     notice_sms_per_hour: int = Field(default=3, ge=0, description="incident SMS per user per hour at most")
+    # Web Push (waimai/platform/push, docs/operations.md "Push notifications"): VAPID identity and limits.
+    vapid_private_key: SecretStr | None = Field(default=None, description="VAPID private key, base64url of the "
+                                                "raw P-256 key (`waimai push-keygen`; unset: generated once "
+                                                "and kept in the database)")
+    vapid_subject: str = Field(default="mailto:ops@waimai.invalid", description="VAPID contact (mailto: or "
+                                                                                "https:) push services see")
+    push_subscriptions_per_user: int = Field(default=5, ge=1, le=50, description="browsers one user may "
+                                             "receive push notifications in")
+    push_ttl_s: int = Field(default=3600, ge=0, le=7 * 86400, description="how long a push service keeps a "
+                                                                          "message for a phone that is offline")
     # Backups (waimai/firewall/recovery, docs/operations.md "Backups and rollback").
     backup_dir: str = Field(default="var/backups", description="local backup target; also the index and exports")
     backup_mirror_dir: str | None = Field(default=None, description="a second local target (another disk)")
@@ -184,8 +230,6 @@ class Settings(BaseSettings):
 
     @property
     def role_set(self) -> frozenset[str]:
-        from waimai.core.roles import parse_roles
-
         return parse_roles(self.roles)
 
     @field_validator("metrics_token")
@@ -195,11 +239,35 @@ class Settings(BaseSettings):
             raise ValueError("WAIMAI_METRICS_TOKEN must be a random value of at least 16 characters")
         return v
 
+    @field_validator("vapid_private_key")
+    @classmethod
+    def _vapid_key_is_p256(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None:
+            import base64
+
+            from cryptography.hazmat.primitives.asymmetric import ec
+
+            text = v.get_secret_value().strip()
+            try:  # the shape waimai.platform.push.vapid.load_private_key reads (config sits below every layer)
+                raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+                if len(raw) != 32:
+                    raise ValueError("not 32 bytes")
+                ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
+            except ValueError:
+                raise ValueError("WAIMAI_VAPID_PRIVATE_KEY must be base64url of a raw P-256 private key "
+                                 "(`waimai push-keygen` prints one)") from None
+        return v
+
+    @field_validator("vapid_subject")
+    @classmethod
+    def _vapid_subject_is_contact(cls, v: str) -> str:
+        if not v.startswith(("mailto:", "https://")):
+            raise ValueError("WAIMAI_VAPID_SUBJECT must be a mailto: or https: URL")
+        return v
+
     @field_validator("roles")
     @classmethod
     def _known_roles(cls, v: str) -> str:
-        from waimai.core.roles import ordered, parse_roles
-
         return ",".join(ordered(parse_roles(v)))
 
     @property
@@ -240,15 +308,16 @@ class Settings(BaseSettings):
             raise ValueError(f"WAIMAI_GATEWAY_SECRET must be a random value of at least 16 characters {where}")
         if self.alert_ingest_token is not None and weak_secret(self.alert_ingest_token, min_len=16, min_bits=48):
             raise ValueError(f"WAIMAI_ALERT_INGEST_TOKEN must be a random value of at least 16 characters {where}")
+        if self.vapid_private_key is not None and self.vapid_private_key.get_secret_value() == DEMO_VAPID_PRIVATE_KEY:
+            raise ValueError(f"WAIMAI_VAPID_PRIVATE_KEY is the published example key; {where} use your own "
+                             "(`waimai push-keygen`) or leave it unset to have one generated")
         if self.env == "production":
             _refuse_missing_rails(self)
         if self.env == "production" and self.chaos:
             raise ValueError("WAIMAI_CHAOS (fault injection) must not be set in production")
         return self
 
-    def db_timeouts(self) -> Any:
-        from waimai.core.database import Timeouts
-
+    def db_timeouts(self) -> Timeouts:
         return Timeouts(connect_s=self.db_connect_timeout_s, statement_ms=self.db_statement_timeout_ms,
                         lock_ms=self.db_lock_timeout_ms)
 

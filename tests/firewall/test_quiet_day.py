@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import make_settings
 from waimai.app import create_app
+from waimai.core.metrics import DEPENDENCY_UP, HTTP_LATENCY
 from waimai.firewall.incidents.service import open_incidents
-from waimai.firewall.monitoring.instruments import DEPENDENCY_UP, HTTP_LATENCY
 from waimai.platform.delivery.lunch import LunchConfig, LunchHour
 from waimai.platform.delivery.service import dispatch_round
 

@@ -18,7 +18,7 @@ from tests.servers import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:  # a start-up on a loaded machine
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -20,8 +20,9 @@ from sqlalchemy import func, select
 from tests.conftest import make_settings
 from tests.security.conftest import bearer
 from waimai.app import create_app
+from waimai.core.inbox import Notice
 from waimai.firewall.alerting.rules import DEFAULT_RULES
-from waimai.firewall.incidents.models import Incident, Notice
+from waimai.firewall.incidents.models import Incident
 
 # The shipped rules for these symptoms (wall-clock rules such as OrdersStoppedAtLunch, and probes of
 # dependencies that other tests in this process may have left down, would only add noise).

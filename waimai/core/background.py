@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 from starlette.concurrency import run_in_threadpool
 
-from waimai.firewall.monitoring.instruments import JOB_LAST_SUCCESS, JOB_RUNS
+from waimai.core.metrics import JOB_LAST_SUCCESS, JOB_RUNS
 
 log = structlog.get_logger(__name__)
 STALLED_AFTER_S = 60.0  # a job running (or a loop silent) this long makes the role "stalled"

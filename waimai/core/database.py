@@ -7,7 +7,6 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 try:
@@ -21,6 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 from starlette.concurrency import run_in_threadpool
 
+from waimai.config import Timeouts
 from waimai.core.writer import GroupWriter
 
 T = TypeVar("T")
@@ -68,18 +68,6 @@ def _lock_file_for(url: str) -> str | None:
     if raw in ("", ":memory:") or fcntl is None:
         return None
     return raw + ".writelock"
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """Bounds on every PostgreSQL connection of the main engine, so a dead or hung server fails calls
-    quickly instead of filling the thread pool (0 turns one off)."""
-
-    connect_s: int = 3  # libpq connect_timeout: covers a server that accepts TCP and then says nothing
-    statement_ms: int = 15_000
-    lock_ms: int = 5_000
-    pool_wait_s: float = 5.0  # waiting for a free pooled connection
-    idle_in_transaction_ms: int = 30_000
 
 
 def pg_connect_args(url: str, t: Timeouts) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import structlog
 from sqlalchemy.engine import make_url
 
-from waimai.firewall.monitoring.instruments import LEADER, LEADER_CHANGES
+from waimai.core.metrics import LEADER, LEADER_CHANGES
 
 try:
     import fcntl

@@ -16,25 +16,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-ROLES: tuple[str, ...] = ("api", "worker", "dispatcher", "notifier")
+from waimai.config import ROLES, ordered, parse_roles
+
+__all__ = ["EVERY_PROCESS", "HEALTH_PATHS", "ROLES", "BackgroundOnly", "ordered", "parse_roles"]
 EVERY_PROCESS = "process"  # pseudo-role of jobs every process runs for itself (probes, heartbeat, WAL checkpoint)
-
-
-def parse_roles(value: str | list[str] | tuple[str, ...] | frozenset[str]) -> frozenset[str]:
-    """`api,worker` → {"api", "worker"}; `all` or empty → every role; unknown names are refused."""
-    items = value.split(",") if isinstance(value, str) else list(value)
-    names = {v.strip().lower() for v in items if v.strip()}
-    if not names or names == {"all"}:
-        return frozenset(ROLES)
-    unknown = names - set(ROLES)
-    if unknown:
-        raise ValueError(f"unknown role(s) {', '.join(sorted(unknown))}; choose from {', '.join(ROLES)}")
-    return frozenset(names)
-
-
-def ordered(roles: frozenset[str]) -> list[str]:
-    return [r for r in ROLES if r in roles]
-
 
 HEALTH_PATHS = ("/livez", "/readyz", "/metrics")
 

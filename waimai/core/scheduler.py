@@ -6,8 +6,8 @@ from typing import Any
 
 from waimai.core.background import Job, Loop
 from waimai.core.leader import LeaderElector
+from waimai.core.metrics import LEADER, PROCESS_ROLE
 from waimai.core.roles import EVERY_PROCESS, ordered
-from waimai.firewall.monitoring.instruments import LEADER, PROCESS_ROLE
 
 
 class Scheduler:

@@ -28,22 +28,20 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from waimai.core.database import utcnow
 from waimai.core.errors import Unprocessable
+from waimai.core.inbox import Notice
 from waimai.core.security import mask_phone
 from waimai.firewall.incidents import service as incidents
-from waimai.firewall.incidents.models import Incident, Notice
-from waimai.platform.accounts.models import User
+from waimai.firewall.incidents.models import Incident
+from waimai.platform.accounts import read as accounts
+from waimai.platform.coupons import read as given
 from waimai.platform.coupons import service as coupons
-from waimai.platform.coupons.models import Coupon
-from waimai.platform.ordering.models import Order
-from waimai.platform.payments.models import Payment
+from waimai.platform.ordering import read as orders
 
 BASE = {"P1": 500, "P2": 300, "P3": 200, "P4": 100}
-FAILED_STATUSES = ("cancelled", "rejected", "failed", "refunded")
 VALID_DAYS = 14
 # (db, user_id, order ids) -> the order ids already made good another way (tickets refunded, …)
 ALREADY_COMPENSATED: list[Callable[[Session, int, set[int]], set[int]]] = []
@@ -95,25 +93,19 @@ def plan(db: Session, inc: Incident, *, budget_fen: int, now: dt.datetime | None
     def user(uid: int) -> UserPlan:
         return per.setdefault(uid, UserPlan(user_id=uid, phone=""))
 
-    in_window = Order.created_at.between(start, end)
-    for o in db.scalars(select(Order).where(in_window, Order.status.in_(FAILED_STATUSES))):
+    for o in orders.failed_in(db, start, end):
         u = user(o.customer_id)
         u.orders.append(o.id)
         u.failed_fen += o.total_fen
         u.reasons.append(f"order {o.number} {o.status}")
-    failed_pay = select(Order).join(Payment, Payment.order_id == Order.id).where(
-        Payment.status == "failed", Payment.created_at.between(start, end)).distinct()
-    for o in db.scalars(failed_pay):
+    for o in orders.with_failed_payment(db, start, end):
         u = user(o.customer_id)
         if not u.payment_trouble:
             u.payment_trouble = True
             u.reasons.append("online payment failed")
         if o.id not in u.orders:
             u.orders.append(o.id)
-    late = select(Order).where(Order.delivered_at.is_not(None), Order.promised_at.is_not(None),
-                               Order.delivered_at > Order.promised_at,
-                               or_(in_window, Order.delivered_at.between(start, end)))
-    for o in db.scalars(late):
+    for o in orders.late_in(db, start, end):
         assert o.delivered_at is not None and o.promised_at is not None
         minutes = int((o.delivered_at - o.promised_at).total_seconds() // 60)
         if minutes < 1:
@@ -126,9 +118,7 @@ def plan(db: Session, inc: Incident, *, budget_fen: int, now: dt.datetime | None
 
     skipped = 0
     for u in list(per.values()):
-        done = set(db.scalars(select(Coupon.order_id).where(Coupon.user_id == u.user_id,
-                                                            Coupon.order_id.in_(u.orders),
-                                                            Coupon.source != "compensation")))
+        done = given.made_good(db, u.user_id, u.orders)
         for hook in ALREADY_COMPENSATED:
             done |= hook(db, u.user_id, set(u.orders))
         if done:
@@ -140,8 +130,7 @@ def plan(db: Session, inc: Incident, *, budget_fen: int, now: dt.datetime | None
     history_from = start - dt.timedelta(days=30)
     sev_base = BASE.get(inc.severity, 100)
     for u in per.values():
-        totals = list(db.scalars(select(Order.total_fen).where(Order.customer_id == u.user_id,
-                                                               Order.created_at.between(history_from, start))))
+        totals = orders.totals_of(db, u.user_id, history_from, start)
         u.recent_orders = len(totals)
         u.typical_basket_fen = int(statistics.median(totals)) if totals else 0
         amount = sev_base + min(0.2 * u.failed_fen, 2000) + min(30 * u.late_minutes, 1500) + \
@@ -149,7 +138,7 @@ def plan(db: Session, inc: Incident, *, budget_fen: int, now: dt.datetime | None
         amount *= 1.3 if u.recent_orders >= 10 else 1.15 if u.recent_orders >= 4 else 1.0
         u.amount_fen = _round50(amount)
         u.min_spend_fen = 0 if u.failed_fen else int(u.typical_basket_fen * 0.5 // 100 * 100)
-    phones = dict(db.execute(select(User.id, User.phone).where(User.id.in_(list(per)))).all()) if per else {}
+    phones = accounts.phones(db, per)
     for u in per.values():
         u.phone = mask_phone(phones.get(u.user_id, ""))
     total = sum(u.amount_fen for u in per.values())
@@ -179,8 +168,7 @@ def issue(db: Session, sop: incidents.Sop, inc: Incident, p: Plan, *, actor: str
     """Issue the plan's coupons (idempotently), an apology in each inbox, and a timeline line."""
     created = existing = 0
     now = utcnow()
-    locales = dict(db.execute(select(User.id, User.locale).where(User.id.in_([u.user_id for u in p.users]))).all()) \
-        if p.users else {}
+    locales = accounts.locales(db, [u.user_id for u in p.users])
     for u in p.users:
         c, new = coupons.issue(db, user_id=u.user_id, amount_fen=u.amount_fen, min_spend_fen=u.min_spend_fen,
                                days=VALID_DAYS, source="compensation", incident_id=inc.id, actor=actor,
@@ -201,8 +189,7 @@ def issue(db: Session, sop: incidents.Sop, inc: Incident, p: Plan, *, actor: str
         db.add(Notice(user_id=u.user_id, incident_id=inc.id, title=title,
                       body=body.format(what=what, amount=f"{c.amount_fen / 100:.2f}", terms=terms, days=VALID_DAYS,
                                        code=c.code), sms="off", created_at=now))
-    cost = int(db.scalar(select(func.coalesce(func.sum(Coupon.amount_fen), 0)).where(
-        Coupon.incident_id == inc.id, Coupon.source == "compensation")) or 0)
+    cost = given.incident_cost_fen(db, inc.id)
     incidents.record(db, inc, "compensation", f"compensation: {created} coupons issued ({existing} already had one), "
                      f"¥{cost / 100:.2f} in total of a ¥{p.budget_fen / 100:.2f} budget", actor=actor,
                      details={"created": created, "existing": existing, "cost_fen": cost, "budget_fen": p.budget_fen})
@@ -211,7 +198,7 @@ def issue(db: Session, sop: incidents.Sop, inc: Incident, p: Plan, *, actor: str
 
 def report(db: Session, incident_id: int) -> dict[str, Any]:
     """Users compensated, total cost, and how many coupons have been used so far."""
-    rows = list(db.scalars(select(Coupon).where(Coupon.incident_id == incident_id, Coupon.source == "compensation")))
+    rows = given.of_incident(db, incident_id)
     redeemed = [c for c in rows if c.status == "redeemed"]
     by_status: dict[str, int] = defaultdict(int)
     for c in rows:

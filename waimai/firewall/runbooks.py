@@ -24,7 +24,6 @@ from typing import Any, ClassVar
 import structlog
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
 
 from waimai.core import audit
 from waimai.core.errors import AppError, Conflict, NotFound, Unprocessable
@@ -146,11 +145,11 @@ class SwitchToCod(SwitchRunbook):
 
     def steady(self, ctx: Context, p: Any) -> bool:
         """Steady = orders are being placed again (one in the last minute)."""
-        from waimai.platform.ordering.models import Order
+        from waimai.platform.ordering import read as orders
 
         since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
         with ctx.db.read_session() as s:
-            return bool(s.scalar(select(func.count()).select_from(Order).where(Order.created_at >= since)))
+            return orders.placed_since(s, since)
 
 
 class MerchantParams(BaseModel):
@@ -170,13 +169,11 @@ class PauseMerchant(SwitchRunbook):
         return f"merchant.{p.merchant_id}.paused"
 
     def effect(self, ctx: Context, p: Any) -> list[str]:
-        from waimai.platform.catalog.models import Merchant
+        from waimai.platform.catalog import service as catalog
 
         with ctx.db.read_session() as s:
-            m = s.get(Merchant, p.merchant_id)
-        if m is None:
-            raise NotFound(f"No merchant {p.merchant_id}.")
-        return [f"「{m.name}」 takes no new orders; orders already placed continue"]
+            name = catalog.get_merchant(s, p.merchant_id).name  # NotFound when there is none
+        return [f"「{name}」 takes no new orders; orders already placed continue"]
 
 
 class PlatformParams(BaseModel):

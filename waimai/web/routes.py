@@ -21,10 +21,10 @@ from waimai.core.database import is_connection_error, utcnow
 from waimai.core.deps import TOKEN_COOKIE, IdPath, Principal, authz_cache
 from waimai.core.deps import principal_from as optional_principal
 from waimai.core.errors import AppError
+from waimai.core.inbox import Notice
 from waimai.core.numbers import readable
 from waimai.core.security import mask_phone
 from waimai.core.timeutil import hhmm, local, yuan
-from waimai.firewall.incidents.models import Notice
 from waimai.firewall.statuspage.service import banners as status_banners
 from waimai.firewall.switches import flags
 from waimai.platform.accounts import service as accounts

@@ -18,10 +18,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from waimai.core.background import Job
 from waimai.core.database import is_connection_error
 from waimai.core.deps import optional_principal, principal_from
 from waimai.core.errors import AppError
@@ -59,6 +60,19 @@ def refresh_menus(app: Any) -> MenuCache:
         points = [{"id": p.id, "name": p.name, "kind": p.kind} for p in catalog.list_delivery_points(db)]
     cache.merchants, cache.points, cache.loaded_at = merchants, points, time.monotonic()
     return cache
+
+
+def install(app: FastAPI) -> list[Job]:
+    """Serve /simple and keep its menu copy fresh. The page layer registers itself (create_app calls this);
+    the firewall only decides when customers are sent here (the `ordering.simple_mode` switch)."""
+    app.include_router(router)
+    db = app.state.db
+
+    def menus() -> None:
+        if not db.slow:  # while the database is slow, the copy we have is what simple mode serves
+            refresh_menus(app)
+
+    return [Job("simple_menu_cache", 30.0, menus, role="api")]  # the processes that serve /simple
 
 
 def _menus(app: Any) -> MenuCache:

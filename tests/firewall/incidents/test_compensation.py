@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from tests.conftest import Api, make_settings
 from waimai.app import create_app
-from waimai.firewall.incidents.models import Notice
+from waimai.core.inbox import Notice
 from waimai.platform.accounts import service as accounts
 from waimai.platform.coupons import service as coupons
 from waimai.platform.coupons.models import Coupon

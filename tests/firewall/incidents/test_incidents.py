@@ -15,9 +15,10 @@ from sqlalchemy import select
 from tests.conftest import Api, make_settings
 from tests.servers import serve
 from waimai.app import create_app
+from waimai.core.inbox import Notice
 from waimai.firewall.alerting.channels.standins import create_aliyun_sms_standin
 from waimai.firewall.alerting.rules import Alert
-from waimai.firewall.incidents.models import Incident, Notice
+from waimai.firewall.incidents.models import Incident
 from waimai.platform.accounts import service as accounts
 from waimai.platform.accounts.models import User
 

@@ -11,8 +11,8 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from waimai.core.database import Database
-from waimai.core.outbox import OutboxEvent
-from waimai.firewall.resilience.policy import (
+from waimai.core.outbound.breakers import MemoryStore
+from waimai.core.outbound.policy import (
     Bulkhead,
     BulkheadFull,
     CircuitOpen,
@@ -20,7 +20,8 @@ from waimai.firewall.resilience.policy import (
     Resilience,
     RetryBudget,
 )
-from waimai.firewall.resilience.stores import DatabaseStore, MemoryStore, RedisStore
+from waimai.core.outbox import OutboxEvent
+from waimai.firewall.resilience.stores import DatabaseStore, RedisStore
 
 FAST = Policy(attempts=3, wait_initial_s=0.001, wait_max_s=0.002, wait_jitter_s=0.001, failure_threshold=3,
               open_s=0.3)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 
 from tests.conftest import Api
 from waimai.core.deps import Principal
-from waimai.firewall.incidents.models import Notice
+from waimai.core.inbox import Notice
 from waimai.platform.catalog.models import MenuItem
 from waimai.platform.ordering import idempotency
 from waimai.platform.ordering.models import Order

@@ -12,9 +12,9 @@ from sqlalchemy import select, update
 
 from tests.conftest import Api
 from waimai.core.audit import AuditEntry
+from waimai.firewall.incidents.complaints import publish_signals
 from waimai.platform.support import service as tickets
 from waimai.platform.support.models import Ticket
-from waimai.platform.support.setup import publish_signals
 
 
 def order(api: Api, role: str = "customer", **body: object) -> int:

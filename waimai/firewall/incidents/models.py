@@ -1,12 +1,12 @@
-"""Incident tables: the incident, its timeline, component status (with history for uptime bars),
-scheduled maintenance, and the notices users receive."""
+"""Incident tables: the incident, its timeline, component status (with history for uptime bars), scheduled
+maintenance and status subscribers. The notices users receive are in waimai/core/inbox.py."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from waimai.core.database import Base, utcnow
@@ -93,23 +93,6 @@ class Maintenance(Base):
     ends_at: Mapped[dt.datetime] = mapped_column()
     created_by: Mapped[str] = mapped_column(String(40), default="system")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-
-
-class Notice(Base):
-    """A message in a user's in-app inbox; one per user and incident update, never twice."""
-
-    __tablename__ = "notices"
-    __table_args__ = (UniqueConstraint("user_id", "event_id", name="uq_notice_user_event"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), default=None)
-    event_id: Mapped[int | None] = mapped_column(ForeignKey("incident_events.id"), default=None)
-    title: Mapped[str] = mapped_column(String(200))
-    body: Mapped[str] = mapped_column(String(1000))
-    sms: Mapped[str] = mapped_column(String(16), default="")  # "", sent, rate_limited, failed, off
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
-    read_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 class StatusSubscriber(Base):

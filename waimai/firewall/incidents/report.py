@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from waimai.core.database import utcnow
@@ -27,15 +27,13 @@ from waimai.core.messages import N_
 from waimai.core.timeutil import LOCAL
 from waimai.firewall.incidents import service as incidents
 from waimai.firewall.incidents.models import ComponentStatusChange, Incident, IncidentAction, IncidentReview
-from waimai.platform.ordering.models import Order
-from waimai.platform.payments.models import Payment
+from waimai.platform.ordering import read as orders
 
 CHART_SERIES = [("orders_placed_per_min", N_("Orders per minute")), ("payment_success_ratio", N_("Payment success rate")),
                 ("http_latency_p95_ms", N_("p95 latency (ms)")), ("http_error_ratio", N_("Server error rate")),
                 ("dispatch_backlog", N_("Dispatch backlog"))]
 FIRST_MOVER_LOOKBACK = dt.timedelta(minutes=30)
 ANOMALY_SCORE = 0.8  # the watcher's signal threshold
-FAILED = ("cancelled", "rejected", "failed", "refunded")
 # (db, incident) -> {"title": str, "count": int, "lines": [str]} or None: other parts add their evidence.
 EXTRA_SECTIONS: list[Callable[[Session, Incident], dict[str, Any] | None]] = []
 
@@ -67,19 +65,6 @@ def _dur(s: float | None) -> str:
 
 
 def impact(db: Session, inc: Incident, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
-    in_window = Order.created_at.between(start, end)
-    placed = db.execute(select(func.count(), func.coalesce(func.sum(Order.total_fen), 0)).where(in_window)).one()
-    failed = db.execute(select(func.count(), func.coalesce(func.sum(Order.total_fen), 0))
-                        .where(in_window, Order.status.in_(FAILED))).one()
-    pay_failed = set(db.scalars(select(Payment.order_id).where(Payment.status == "failed",
-                                                              Payment.created_at.between(start, end))))
-    late = db.scalar(select(func.count()).select_from(Order).where(
-        Order.delivered_at.is_not(None), Order.delivered_at > Order.promised_at,
-        or_(in_window, Order.delivered_at.between(start, end)))) or 0
-    affected_users = set(db.scalars(select(Order.customer_id).where(
-        or_(Order.id.in_(pay_failed), (in_window & Order.status.in_(FAILED))))))
-    at_risk = int(failed[1]) + int(db.scalar(select(func.coalesce(func.sum(Order.total_fen), 0)).where(
-        Order.id.in_(pay_failed), Order.status.not_in(FAILED))) or 0)
     # Minutes each public component spent in each non-operational status inside the window.
     minutes: dict[str, dict[str, float]] = {}
     for comp in sop_components(inc):
@@ -98,9 +83,7 @@ def impact(db: Session, inc: Incident, start: dt.datetime, end: dt.datetime) -> 
                 minutes.setdefault(comp, {}).setdefault(state, 0.0)
                 minutes[comp][state] += (t - t0).total_seconds() / 60
             t0, state = t, st or state
-    return {"orders_placed": int(placed[0]), "gmv_placed_fen": int(placed[1]), "orders_failed": int(failed[0]),
-            "payment_failures": len(pay_failed), "orders_late": int(late), "users_affected": len(affected_users),
-            "gmv_at_risk_fen": at_risk,
+    return {**orders.impact(db, start, end),
             "degraded_minutes": {c: {s: round(m, 1) for s, m in d.items()} for c, d in minutes.items()}}
 
 
@@ -185,8 +168,7 @@ def log_excerpts(log_file: Path | None, db: Session, start: dt.datetime, end: dt
     docs: list[dict[str, Any]] = []
     for level in ("error", "warning"):
         docs += search(log_file, since=start, until=end, level=level, limit=limit)
-    ids = list(db.scalars(select(Payment.order_id).where(Payment.status == "failed",
-                                                         Payment.created_at.between(start, end)).limit(3)))
+    ids = orders.failed_payment_order_ids(db, start, end, limit=3)
     for oid in ids:
         docs += search(log_file, order_id=oid, since=start - dt.timedelta(minutes=5), until=end, limit=5)
     seen, out = set(), []

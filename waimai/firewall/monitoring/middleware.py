@@ -19,8 +19,8 @@ from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from waimai.core.deps import TOKEN_COOKIE
+from waimai.core.metrics import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS, HTTP_SIGNED_IN
 from waimai.core.security import read_token
-from waimai.firewall.monitoring.instruments import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS, HTTP_SIGNED_IN
 
 log = structlog.get_logger(logger_name="waimai.access")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")

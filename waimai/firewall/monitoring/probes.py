@@ -7,19 +7,18 @@ import time
 from dataclasses import dataclass, field
 
 import httpx
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
 from waimai.core.database import Database, utcnow
-from waimai.firewall.monitoring.instruments import (
+from waimai.core.metrics import (
     DEPENDENCY_LATENCY,
     DEPENDENCY_UP,
     DISPATCH_BACKLOG,
     ORDERS_BY_STATE,
     RIDERS_ON_SHIFT,
 )
-from waimai.platform.delivery.models import Rider
-from waimai.platform.ordering.models import Order
-from waimai.platform.ordering.state import ACTIVE, KITCHEN
+from waimai.platform.delivery import read as delivery
+from waimai.platform.ordering import read as orders
 from waimai.platform.payments.base import PaymentProvider
 
 
@@ -77,12 +76,10 @@ class Probes:
 def refresh_business_gauges(db: Database) -> None:
     """Orders per non-final state, riders on shift, and the dispatch backlog."""
     with db.read_session() as s:
-        counts = dict(s.execute(select(Order.status, func.count()).where(
-            Order.status.in_([x.value for x in ACTIVE])).group_by(Order.status)).all())
-        riders = s.scalar(select(func.count()).select_from(Rider).where(Rider.on_shift.is_(True))) or 0
-        backlog = s.scalar(select(func.count()).select_from(Order).where(
-            Order.rider_id.is_(None), Order.status.in_([*[x.value for x in KITCHEN], "ready"]))) or 0
-    for st in ACTIVE:
-        ORDERS_BY_STATE.labels(st.value).set(counts.get(st.value, 0))
+        counts = orders.active_counts(s)
+        riders = delivery.riders_on_shift(s)
+        backlog = orders.dispatch_backlog(s)
+    for status, n in counts.items():
+        ORDERS_BY_STATE.labels(status).set(n)
     RIDERS_ON_SHIFT.set(riders)
     DISPATCH_BACKLOG.set(backlog)

@@ -15,14 +15,14 @@ from waimai.config import Settings
 from waimai.core.background import Job
 from waimai.core.database import Database
 from waimai.core.leader import identity
-from waimai.core.roles import EVERY_PROCESS
-from waimai.firewall.monitoring.anomaly import AnomalyWatcher
-from waimai.firewall.monitoring.instruments import (
+from waimai.core.metrics import (
     DB_QUERY_LATENCY,
     DEPENDENCY_LATENCY,
     DEPENDENCY_UP,
     EVENT_LOOP_LAG,
 )
+from waimai.core.roles import EVERY_PROCESS
+from waimai.firewall.monitoring.anomaly import AnomalyWatcher
 from waimai.firewall.monitoring.probes import Probes, refresh_business_gauges
 from waimai.firewall.monitoring.sampler import Contributor, FleetSampler
 from waimai.firewall.monitoring.store import MetricStore

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import structlog
 from pydantic import BaseModel, Field
-from sqlalchemy import Table, or_, select
+from sqlalchemy import select
 
 from waimai.core import audit, csvsafe
 from waimai.core.database import Database, table_of
@@ -150,51 +150,12 @@ def _failed_checks(m: Manifest) -> str:
 
 
 # --------------------------------------------------------------------------------------- orders after it
-def _in_ranges(col: Any, ranges: list[tuple[int, int]]) -> list[Any]:
-    return [col.between(a, b) for a, b in ranges]
-
-
 def orders_after(db: Database, m: Manifest) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The live orders the backup lacks (new), and those it has in an earlier state (changed)."""
-    from waimai.platform.ordering.models import Order, OrderLine, OrderTransition
+    from waimai.platform.ordering import read as orders
 
-    orders, lines, trans = table_of(Order), table_of(OrderLine), table_of(OrderTransition)
-    max_id = m.max_ids.get("orders", 0)
-    max_tr = m.max_ids.get("order_transitions", 0)
-    new: dict[int, dict[str, Any]] = {}
-    with db.engine.connect() as c:
-        conds = [orders.c.id > max_id]
-        gaps = list(m.order_id_gaps)
-        for i in range(0, max(len(gaps), 1), 200):
-            batch = conds + _in_ranges(orders.c.id, gaps[i:i + 200])
-            for r in c.execute(select(orders).where(or_(*batch)).order_by(orders.c.id)).mappings():
-                new[r["id"]] = dict(r)
-            conds = []
-            if not gaps:
-                break
-        changed_ids = sorted(set(c.execute(select(trans.c.order_id).where(trans.c.id > max_tr)).scalars())
-                             - set(new))
-        changed: dict[int, dict[str, Any]] = {}
-        for i in range(0, len(changed_ids), 500):
-            ids = changed_ids[i:i + 500]
-            for r in c.execute(select(orders).where(orders.c.id.in_(ids))).mappings():
-                changed[r["id"]] = dict(r)
-        _attach(c, lines, "lines", new, None)
-        _attach(c, trans, "transitions", new, None)
-        _attach(c, trans, "transitions_after_backup", changed, max_tr)
-    return list(new.values()), [changed[i] for i in sorted(changed)]
-
-
-def _attach(c: Any, table: Table, key: str, rows: dict[int, dict[str, Any]], after_id: int | None) -> None:
-    for r in rows.values():
-        r[key] = []
-    ids = sorted(rows)
-    for i in range(0, len(ids), 500):
-        q = select(table).where(table.c.order_id.in_(ids[i:i + 500]))
-        if after_id is not None:
-            q = q.where(table.c.id > after_id)
-        for x in c.execute(q.order_by(table.c.id)).mappings():
-            rows[x["order_id"]][key].append(dict(x))
+    return orders.orders_after(db, max_order_id=m.max_ids.get("orders", 0), order_id_gaps=list(m.order_id_gaps),
+                               max_transition_id=m.max_ids.get("order_transitions", 0))
 
 
 def audit_after(db: Database, m: Manifest) -> list[dict[str, Any]]:
@@ -208,9 +169,9 @@ def audit_after(db: Database, m: Manifest) -> list[dict[str, Any]]:
 
 
 def _carry_over(s: Any, rows: list[dict[str, Any]]) -> None:
-    from waimai.platform.accounts.models import User
+    from waimai.platform.accounts import read as accounts
 
-    users = set(s.scalars(select(User.id).where(User.id.in_({r["actor_id"] for r in rows if r["actor_id"]}))))
+    users = accounts.existing(s, {r["actor_id"] for r in rows if r["actor_id"]})
     for r in rows:
         details = dict(r["details"] or {})
         details["carried_over_rollback"] = True

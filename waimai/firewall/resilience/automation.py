@@ -30,7 +30,7 @@ import structlog
 from sqlalchemy import event, text
 
 from waimai.core.database import Database
-from waimai.firewall.resilience.policy import Dependency, DependencyUnavailable
+from waimai.core.outbound.policy import Dependency, DependencyUnavailable
 from waimai.firewall.switches import flags
 from waimai.firewall.switches.service import set_automatic
 

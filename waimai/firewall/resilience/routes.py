@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from waimai.core import audit
 from waimai.core.deps import API_PREFIX, OpsDep
 from waimai.core.errors import NotFound
-from waimai.firewall.resilience.policy import Resilience
+from waimai.core.outbound.policy import Resilience
 
 router = APIRouter(prefix=API_PREFIX, tags=["resilience"])
 

@@ -12,11 +12,12 @@ from waimai.config import Settings
 from waimai.core.background import Job
 from waimai.core.database import Database
 from waimai.core.leader import identity
+from waimai.core.outbound.breakers import BreakerStore
+from waimai.core.outbound.policy import Policy, Resilience
 from waimai.core.outbox import emit
 from waimai.core.roles import EVERY_PROCESS
 from waimai.firewall.resilience.automation import DbDelay, DbLatencyWatch, PaymentGuard
-from waimai.firewall.resilience.policy import Policy, Resilience
-from waimai.firewall.resilience.stores import BackgroundWriter, BreakerStore, DatabaseStore, RedisStore
+from waimai.firewall.resilience.stores import BackgroundWriter, DatabaseStore, RedisStore
 from waimai.firewall.switches import flags
 from waimai.firewall.switches.fence import Fence
 from waimai.firewall.switches.middleware import SwitchGuard
@@ -97,10 +98,8 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
         log.warning("chaos_enabled", hint="PUT /api/v1/chaos/db slows every statement; never in production")
 
     from waimai.firewall.resilience.routes import router
-    from waimai.web.simple import router as simple_pages
 
     app.include_router(router)
-    app.include_router(simple_pages)
     fence = Fence()  # a restore waits for every process's heartbeat to confirm it is fenced (fence.py)
     app.state.fence = fence
     app.add_middleware(SwitchGuard, fence=fence)
@@ -125,11 +124,4 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
     # Every process needs to know when the database is slow (its own work then leaves the event loop).
     jobs.append(Job("db_latency_watch", 5.0, lambda: watch.ensure_running(
         lambda: bool(getattr(app.state, "draining", False))), role=EVERY_PROCESS))
-    from waimai.web.simple import refresh_menus
-
-    def menus() -> None:
-        if not db.slow:  # while the database is slow, the copy we have is what simple mode serves
-            refresh_menus(app)
-
-    jobs.append(Job("simple_menu_cache", 30.0, menus, role="api"))  # the processes that serve /simple
     return jobs

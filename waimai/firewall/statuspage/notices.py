@@ -1,5 +1,6 @@
-"""Telling users: every public incident update goes to the in-app inbox and by SMS of the people it
-concerns — once per user and update, in their language, with SMS rate-limited per user.
+"""Telling users: every public incident update goes to the in-app inbox, by SMS and by Web Push to the
+people it concerns — once per user and update, in their language, with SMS and push each rate-limited per
+user (the same limits: `sms_per_hour`, `sms_min_gap_s`).
 
 Who is told about an incident:
 - subscribers (users who opted in on the status page) — about every public incident;
@@ -8,8 +9,10 @@ Who is told about an incident:
 
 Delivery runs in three steps so no HTTP call happens inside a database transaction: (1) write the
 inbox notices and mark the update as fanned out (the unique (user, update) key makes a second run a
-no-op), (2) send the SMS in batches per language (Alibaba Cloud's SendSms takes up to 1,000 numbers
-with the same parameters), (3) record each SMS outcome and one `notice` line on the timeline.
+no-op) and owe the pushes (`push_messages` rows, one per browser, in the language it was turned on in;
+the push sender delivers them, waimai/platform/push), (2) send the SMS in batches per language (Alibaba
+Cloud's SendSms takes up to 1,000 numbers with the same parameters), (3) record each SMS outcome and one
+`notice` line on the timeline.
 """
 
 from __future__ import annotations
@@ -20,15 +23,16 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 
 from waimai.core.database import Database
+from waimai.core.inbox import Notice
 from waimai.firewall.alerting.channels.sms import SmsProvider
 from waimai.firewall.incidents import service as incidents
-from waimai.firewall.incidents.models import Incident, IncidentEvent, Notice, StatusSubscriber
-from waimai.platform.accounts.models import User
-from waimai.platform.ordering.models import Order
-from waimai.platform.ordering.state import ACTIVE
+from waimai.firewall.incidents.models import Incident, IncidentEvent, StatusSubscriber
+from waimai.platform.accounts import read as accounts
+from waimai.platform.ordering import read as orders
+from waimai.platform.push import service as push
 
 log = structlog.get_logger(__name__)
 STAGE = {"investigating": ("Investigating", "调查中"), "identified": ("Cause found", "已定位原因"),
@@ -88,10 +92,11 @@ def read_all(db: Any, user_id: int) -> int:
 class Notifier:
     def __init__(self, database: Database, sop: incidents.Sop, *, sms: dict[str, SmsProvider] | None = None,
                  sms_per_hour: int = 3, sms_min_gap_s: float = 60.0,
-                 clock: Callable[[], dt.datetime] = _utcnow) -> None:
+                 clock: Callable[[], dt.datetime] = _utcnow, web_push: bool = True) -> None:
         """`sms`: one provider per language ("zh_CN", "en"), since each SMS template is in one language;
-        a language without its own provider falls back to zh_CN. None or empty: inbox only."""
-        self.db, self.sop, self.sms = database, sop, dict(sms or {})
+        a language without its own provider falls back to zh_CN. None or empty: inbox only. `web_push`:
+        also owe a push to the browsers users turned push notifications on in."""
+        self.db, self.sop, self.sms, self.web_push = database, sop, dict(sms or {}), web_push
         self.sms_per_hour, self.sms_min_gap_s = sms_per_hour, sms_min_gap_s
         self.clock = clock
 
@@ -111,9 +116,7 @@ class Notifier:
         for sub in db.scalars(select(StatusSubscriber)):
             out[sub.user_id] = sub.sms
         if inc.components:
-            affected = select(Order.customer_id).where(or_(Order.status.in_([s.value for s in ACTIVE]),
-                                                           Order.created_at >= inc.onset_at)).distinct()
-            for uid in db.scalars(affected):
+            for uid in orders.customers_active_or_since(db, inc.onset_at):
                 out[uid] = True
             told = select(Notice.user_id).where(Notice.incident_id == inc.id).distinct()
             for uid in db.scalars(told):
@@ -130,8 +133,7 @@ class Notifier:
             assert inc is not None
             wanted = self.recipients(db, inc)
             done = set(db.scalars(select(Notice.user_id).where(Notice.event_id == ev.id)))
-            users = {u.id: u for u in db.scalars(select(User).where(User.id.in_(list(wanted)),
-                                                                    User.is_active.is_(True)))}
+            users = accounts.active_users(db, wanted)
             hour_ago = now - dt.timedelta(hours=1)
             recent = dict(db.execute(select(Notice.user_id, func.count()).where(
                 Notice.user_id.in_(list(users)), Notice.sms == "sent", Notice.created_at >= hour_ago)
@@ -153,6 +155,7 @@ class Notifier:
                 new.append(Notice(user_id=uid, incident_id=inc.id, event_id=ev.id, title=title, body=body, sms=sms,
                                   created_at=now))
             db.add_all(new)
+            pushed, push_limited = self._queue_pushes(db, inc, ev, [n.user_id for n in new], now)
             ev.notified_at = now
             db.commit()
             batches: dict[str, list[tuple[int, str]]] = defaultdict(list)
@@ -165,7 +168,8 @@ class Notifier:
         outcome = self._send(batches, params, incident_id, event_id)
         counts = {"inbox": len(new), "sms_sent": sum(1 for v in outcome.values() if v == "sent"),
                   "sms_failed": sum(1 for v in outcome.values() if v == "failed"),
-                  "sms_rate_limited": sum(1 for n in new if n.sms == "rate_limited")}
+                  "sms_rate_limited": sum(1 for n in new if n.sms == "rate_limited"),
+                  "push": pushed, "push_rate_limited": push_limited}
         with self.db.session() as db:
             for nid, state in outcome.items():
                 row = db.get(Notice, nid)
@@ -175,10 +179,29 @@ class Notifier:
             if inc2 is not None and new:
                 incidents.record(db, inc2, "notice", f"notified {counts['inbox']} users (inbox {counts['inbox']}, "
                                  f"SMS {counts['sms_sent']}, rate-limited {counts['sms_rate_limited']}, "
-                                 f"failed {counts['sms_failed']})", details={"event_id": event_id, **counts})
+                                 f"failed {counts['sms_failed']}; push {pushed})", details={"event_id": event_id, **counts})
             db.commit()
         log.info("incident_notices_sent", incident=incident_id, update=event_id, **counts)
         return counts
+
+    def _queue_pushes(self, db: Any, inc: Incident, ev: IncidentEvent, user_ids: list[int],
+                      now: dt.datetime) -> tuple[int, int]:
+        """Owe a push to every browser of the users told now (in the fan-out's transaction), within the
+        per-user limits; returns (users pushed, users held back by the limit)."""
+        if not self.web_push:
+            return 0, 0
+        targets = push.users_with_push(db, user_ids)
+        recent, last = push.notice_pushes_within(db, list(targets), now - dt.timedelta(hours=1))
+        pushed = limited = 0
+        for uid in sorted(targets):
+            gap = last.get(uid)
+            if recent.get(uid, 0) >= max(1, self.sms_per_hour) or (gap and (now - gap).total_seconds() < self.sms_min_gap_s):
+                limited += 1
+                continue
+            push.queue_notice(db, uid, ev.id, f"/status/incidents/{inc.id}",
+                              lambda loc: render_notice(self.sop, inc, ev, loc), now)
+            pushed += 1
+        return pushed, limited
 
     def _send(self, batches: dict[str, list[tuple[int, str]]], params: dict[str, dict[str, str]], incident_id: int,
               event_id: int) -> dict[int, str]:

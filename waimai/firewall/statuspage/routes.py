@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict
 from waimai.core.database import utcnow
 from waimai.core.deps import API_PREFIX, IdPath, PrincipalDep, ReadSessionDep, SessionDep
 from waimai.core.errors import NotFound
-from waimai.firewall.incidents.models import Notice, StatusSubscriber
+from waimai.core.inbox import Notice
+from waimai.firewall.incidents.models import StatusSubscriber
 from waimai.firewall.statuspage import service as status
 from waimai.firewall.statuspage.lastknown import unreachable
 from waimai.firewall.statuspage.notices import inbox, read_all

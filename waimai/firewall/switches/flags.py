@@ -1,7 +1,7 @@
 """Switches read through OpenFeature: the code asks the standard client, our provider answers from the
 switches table, so an Unleash or Flagsmith provider can be swapped in without touching a call site.
 
-    from waimai.firewall.switches import flags
+    from waimai.core import flags          # the reading side (any layer)
     if flags.enabled("payment.cod_only"): ...
 
 `SwitchProvider` keeps a snapshot of the whole table and reloads it at most every `ttl_s` (0.5 s by
@@ -25,18 +25,18 @@ from typing import Any
 
 import structlog
 from openfeature import api
-from openfeature.client import OpenFeatureClient
 from openfeature.evaluation_context import EvaluationContext
-from openfeature.exception import ErrorCode, TypeMismatchError
-from openfeature.flag_evaluation import FlagEvaluationDetails, FlagResolutionDetails, FlagValueType, Reason
+from openfeature.exception import TypeMismatchError
+from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Reason
 from openfeature.provider import AbstractProvider, Metadata
 from sqlalchemy import select
 
 from waimai.core.database import Database
+from waimai.core.flags import DOMAIN, client, details, enabled, why
 from waimai.firewall.switches.models import Switch
 
+__all__ = ["DOMAIN", "FlagRow", "SwitchProvider", "client", "details", "enabled", "install", "invalidate", "why"]
 log = structlog.get_logger(__name__)
-DOMAIN = "waimai"
 
 
 @dataclass(frozen=True)
@@ -131,43 +131,16 @@ class SwitchProvider(AbstractProvider):
         return self._not_boolean(flag_key)
 
 
-_client: OpenFeatureClient | None = None
 _provider: SwitchProvider | None = None
 
 
 def install(database: Database, *, ttl_s: float = 0.5) -> SwitchProvider:
     """Register the switches-table provider for this process (each app start does it for its database)."""
-    global _client, _provider
+    global _provider
     provider = SwitchProvider(database, ttl_s=ttl_s)
     api.set_provider(provider, domain=DOMAIN)
     _provider = provider
-    _client = api.get_client(DOMAIN)
     return provider
-
-
-def client() -> OpenFeatureClient:
-    global _client
-    if _client is None:
-        _client = api.get_client(DOMAIN)
-    return _client
-
-
-def enabled(name: str, context: Mapping[str, Any] | None = None) -> bool:
-    """Is the switch on? Off when nobody ever set it, or when no provider is installed."""
-    ctx = EvaluationContext(attributes=dict(context)) if context else None
-    return client().get_boolean_value(name, False, ctx)
-
-
-def details(name: str) -> FlagEvaluationDetails[bool]:
-    """Value plus who set it, when and why (flag metadata) — for error messages and the ops pages."""
-    return client().get_boolean_details(name, False)
-
-
-def why(name: str) -> str:
-    d = details(name)
-    if d.error_code not in (None, ErrorCode.FLAG_NOT_FOUND):
-        return ""
-    return str(d.flag_metadata.get("reason", "")) if d.flag_metadata else ""
 
 
 def invalidate() -> None:

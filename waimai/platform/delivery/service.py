@@ -7,13 +7,12 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from waimai.core import audit
+from waimai.core import audit, flags
 from waimai.core.database import utcnow
 from waimai.core.deps import Principal
 from waimai.core.errors import Conflict, NotFound, Unprocessable
+from waimai.core.metrics import DISPATCH_ASSIGN_LATENCY
 from waimai.core.outbox import emit
-from waimai.firewall.monitoring.instruments import DISPATCH_ASSIGN_LATENCY
-from waimai.firewall.switches import flags
 from waimai.platform.catalog.models import Merchant
 from waimai.platform.delivery.models import Rider
 from waimai.platform.dispatch.engine import RollingHorizonDispatcher

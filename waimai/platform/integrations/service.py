@@ -16,12 +16,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from waimai.core import flags
 from waimai.core.database import Database, utcnow
 from waimai.core.deps import Principal
 from waimai.core.errors import AppError
+from waimai.core.outbound.policy import DependencyUnavailable, Policy, Resilience
 from waimai.core.security import hash_password
-from waimai.firewall.resilience.policy import DependencyUnavailable, Policy, Resilience
-from waimai.firewall.switches import flags
 from waimai.platform.accounts.models import User
 from waimai.platform.catalog.models import DeliveryPoint, MenuItem
 from waimai.platform.integrations.base import (

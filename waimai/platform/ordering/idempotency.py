@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 from waimai.core.audit import AuditEntry
 from waimai.core.database import Database, table_of, utcnow
 from waimai.core.errors import AppError, Conflict, Unprocessable
+from waimai.core.metrics import ORDERS_PLACED
 from waimai.core.prepared import Prepared
-from waimai.firewall.monitoring.instruments import ORDERS_PLACED
 from waimai.platform.ordering import service
 from waimai.platform.ordering.models import IdempotencyRecord
 

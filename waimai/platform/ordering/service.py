@@ -15,16 +15,16 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
+from waimai.core import flags
 from waimai.core.cache import TTLCache
 from waimai.core.database import table_of, utcnow
 from waimai.core.deps import Principal
 from waimai.core.errors import AppError, Conflict, Forbidden, NotFound, Unprocessable
+from waimai.core.metrics import ORDER_TRANSITIONS
 from waimai.core.outbox import OutboxEvent, emit
 from waimai.core.prepared import Prepared
 from waimai.core.security import mask_phone
 from waimai.core.timeutil import is_open_at
-from waimai.firewall.monitoring.instruments import ORDER_TRANSITIONS
-from waimai.firewall.switches import flags
 from waimai.platform.accounts.models import User
 from waimai.platform.catalog.models import (
     Campus,

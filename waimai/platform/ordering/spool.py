@@ -255,7 +255,7 @@ def _notify(database: Database, rows: list[Spooled]) -> None:
     """One notice per settled order, in its customer's language, written in one transaction."""
     from sqlalchemy import select
 
-    from waimai.firewall.incidents.models import Notice
+    from waimai.core.inbox import Notice
     from waimai.platform.accounts.models import User
 
     with database.session() as s:

@@ -23,7 +23,7 @@ from alipay import AliPay
 from alipay.exceptions import AliPayException, AliPayValidationError
 from alipay.utils import AliPayConfig
 
-from waimai.firewall.resilience.policy import Dependency, Policy, standalone
+from waimai.core.outbound.policy import Dependency, Policy, standalone
 from waimai.platform.payments.base import (
     CallbackEvent,
     CallbackRejected,

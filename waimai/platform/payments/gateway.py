@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from waimai.firewall.resilience.policy import Dependency, DependencyUnavailable, Policy, standalone
+from waimai.core.outbound.policy import Dependency, DependencyUnavailable, Policy, standalone
 from waimai.platform.payments.base import (
     CallbackEvent,
     CallbackRejected,
@@ -61,7 +61,7 @@ def through(dependency: Dependency, attempt: Callable[[], T], what: str) -> T:
 class GatewayProvider:
     """Pays through the HTTP gateway; create and refund are idempotent on our references, so retried.
 
-    Every call goes through `dependency` (waimai.firewall.resilience): bulkhead, circuit breaker,
+    Every call goes through `dependency` (waimai.core.outbound): bulkhead, circuit breaker,
     retries with jitter within a retry budget. The service swaps in its shared one at start-up.
     """
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from waimai.core.background import Job
 from waimai.core.database import Database
-from waimai.firewall.monitoring.instruments import BILL_MISMATCHES_OPEN
+from waimai.core.metrics import BILL_MISMATCHES_OPEN
 from waimai.platform.payments import reconcile, service
 from waimai.platform.payments.models import Payment
 

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from waimai.core.database import Database, utcnow
 from waimai.core.deps import Principal
 from waimai.core.errors import AppError, Conflict, Unprocessable
+from waimai.core.metrics import PAYMENT_ATTEMPTS, PAYMENT_LATENCY
 from waimai.core.outbox import emit
-from waimai.firewall.monitoring.instruments import PAYMENT_ATTEMPTS, PAYMENT_LATENCY
 from waimai.platform.ordering import service as ordering
 from waimai.platform.ordering.models import Order
 from waimai.platform.ordering.state import Status

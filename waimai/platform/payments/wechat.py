@@ -19,7 +19,7 @@ from typing import Any
 import requests
 from wechatpayv3 import WeChatPay, WeChatPayType
 
-from waimai.firewall.resilience.policy import Dependency, Policy, standalone
+from waimai.core.outbound.policy import Dependency, Policy, standalone
 from waimai.platform.payments.base import (
     CallbackEvent,
     CallbackRejected,

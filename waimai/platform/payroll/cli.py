@@ -27,7 +27,7 @@ CampusOpt = Annotated[str | None, typer.Option("--campus", help="campus code (de
 
 
 def _db():  # type: ignore[no-untyped-def]
-    import waimai.models  # noqa: F401 - every table, so foreign keys resolve outside the app
+    """The database, with every table loaded already (waimai/cli.py does it before any payroll command)."""
     from waimai.config import get_settings
     from waimai.core.database import Database
     from waimai.platform.payroll import shifts

@@ -20,11 +20,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from waimai.core import audit
+from waimai.core import audit, flags
 from waimai.core.database import Database
 from waimai.core.deps import Principal
 from waimai.core.errors import AppError, Conflict, NotFound, Unprocessable
-from waimai.firewall.switches.service import is_on
 from waimai.platform.accounts import service as accounts
 from waimai.platform.accounts.models import Role, User
 from waimai.platform.catalog.models import DeliveryPoint, PointKind
@@ -87,11 +86,11 @@ class Placed:
 
 
 def _check_switches(db: Session, body: PlaceOrderIn) -> None:
-    if body.payment_method == "gateway" and is_on(db, "payment.cod_only"):
+    if body.payment_method == "gateway" and flags.enabled("payment.cod_only"):
         raise Conflict("Online payment is switched off for now (switch payment.cod_only): take cash on delivery.",
                        code="payment_cod_only", details={"switch": "payment.cod_only",
                                                          "allowed_payment_methods": ["cod"]})
-    if is_on(db, "delivery.pickup_points"):
+    if flags.enabled("delivery.pickup_points"):
         point = db.get(DeliveryPoint, body.delivery_point_id)
         if point is not None and point.kind != PointKind.locker.value:
             raise Unprocessable("Riders are short: new orders go to a pick-up point (switch delivery.pickup_points).",

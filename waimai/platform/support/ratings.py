@@ -7,19 +7,19 @@ import datetime as dt
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from waimai.core.database import utcnow
 from waimai.core.deps import Principal
 from waimai.core.errors import Conflict, Forbidden, Unprocessable
 from waimai.core.timeutil import LOCAL
-from waimai.firewall.incidents.models import Incident
 from waimai.platform.catalog.models import Merchant
 from waimai.platform.delivery.models import Rider
 from waimai.platform.ordering import service as ordering
 from waimai.platform.ordering.models import Order
 from waimai.platform.support import service as tickets
+from waimai.platform.support.incidents import IncidentRef, incidents
 from waimai.platform.support.models import Rating, Ticket
 
 AROUND = dt.timedelta(hours=2)  # the window before and after an incident its trend is compared with
@@ -86,8 +86,7 @@ def satisfaction(db: Session, *, days: int = 14, now: dt.datetime | None = None)
                      .where(Ticket.created_at >= start)).all()
     rts = db.execute(select(Rating.stars, Rating.created_at, Rating.merchant_id, Rating.rider_id)
                      .where(Rating.created_at >= start)).all()
-    incs = list(db.scalars(select(Incident).where(Incident.onset_at <= now, or_(
-        Incident.resolved_at.is_(None), Incident.resolved_at >= start)).order_by(Incident.onset_at)))
+    incs = incidents().overlapping(db, since=start, until=now)
 
     def day(t: dt.datetime) -> str:
         return t.astimezone(LOCAL).date().isoformat()
@@ -130,7 +129,7 @@ def satisfaction(db: Session, *, days: int = 14, now: dt.datetime | None = None)
     around = []
     for inc in incs:
         on, off = inc.onset_at, inc.resolved_at or now
-        around.append({"id": inc.id, "title": inc.title, "severity": inc.severity, "components": inc.components,
+        around.append({"id": inc.id, "title": inc.title, "severity": inc.severity, "components": list(inc.components),
                        "onset_at": on.isoformat(), "resolved_at": inc.resolved_at.isoformat() if inc.resolved_at else None,
                        "linked_tickets": sum(1 for t in tks if t.incident_id == inc.id),
                        "complaints_per_hour": {"before": per_hour(on - AROUND, on), "during": per_hour(on, off),
@@ -147,7 +146,7 @@ def satisfaction(db: Session, *, days: int = 14, now: dt.datetime | None = None)
     }
 
 
-def hourly(tks: Any, incs: list[Incident], *, now: dt.datetime, hours: int = 48) -> dict[str, Any]:
+def hourly(tks: Any, incs: list[IncidentRef], *, now: dt.datetime, hours: int = 48) -> dict[str, Any]:
     """Complaints per hour over the last `hours`, with the incident windows in the same hour units (the chart)."""
     end = now.replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
     start = end - dt.timedelta(hours=hours)

@@ -32,11 +32,10 @@ from waimai.core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from waimai.core.messages import N_
 from waimai.core.outbox import emit
 from waimai.core.security import mask_phones_in_text
-from waimai.firewall.incidents import service as incidents
-from waimai.firewall.incidents.models import Incident
 from waimai.platform.accounts.models import User
 from waimai.platform.ordering import service as ordering
 from waimai.platform.ordering.models import Order
+from waimai.platform.support.incidents import IncidentRef, incidents
 from waimai.platform.support.models import Ticket, TicketEvent
 
 STAFF = ("support", "ops")
@@ -254,26 +253,25 @@ def create(db: Session, p: Principal, *, order_id: int, category: str, descripti
 
 # --- incidents -----------------------------------------------------------------------------------------------------
 
-def _link(db: Session, t: Ticket, inc: Incident, *, actor: str, now: dt.datetime) -> None:
+def _link(db: Session, t: Ticket, inc: IncidentRef, *, actor: str, now: dt.datetime) -> None:
     t.incident_id = inc.id
     text = f"ticket #{t.id} ({t.category}) on order {t.order_id}"
     if t.description:
         text += f": {mask_phones_in_text(t.description)[:160]}"
-    incidents.record(db, inc, "ticket", text, actor=actor, at=now,
-                     details={"ticket_id": t.id, "order_id": t.order_id, "category": t.category})
+    incidents().record(db, inc.id, text, actor=actor, at=now,
+                       details={"ticket_id": t.id, "order_id": t.order_id, "category": t.category})
     event(db, t, None, "linked", f"incident #{inc.id}", public=False, details={"incident_id": inc.id}, now=now)
 
 
-def matching_incident(db: Session, t: Ticket, *, order_created_at: dt.datetime, now: dt.datetime) -> Incident | None:
+def matching_incident(db: Session, t: Ticket, *, order_created_at: dt.datetime,
+                      now: dt.datetime) -> IncidentRef | None:
     comps = set(CATEGORIES[t.category].components)
     if not comps:
         return None
     earliest = min(order_created_at, t.created_at)
-    rows = db.scalars(select(Incident).where(Incident.onset_at <= now + LEAD, or_(
-        Incident.resolved_at.is_(None), Incident.resolved_at >= earliest)))
     hits = []
-    for inc in rows:
-        if not comps & set(inc.components or []):
+    for inc in incidents().overlapping(db, since=earliest, until=now + LEAD):
+        if not comps & set(inc.components):
             continue
         start, end = inc.onset_at - LEAD, inc.resolved_at or now
         if start <= t.created_at <= end or start <= order_created_at <= end:
@@ -282,7 +280,8 @@ def matching_incident(db: Session, t: Ticket, *, order_created_at: dt.datetime, 
     return hits[0] if hits else None
 
 
-def link_incident(db: Session, t: Ticket, *, order: Order | None = None, now: dt.datetime | None = None) -> Incident | None:
+def link_incident(db: Session, t: Ticket, *, order: Order | None = None,
+                  now: dt.datetime | None = None) -> IncidentRef | None:
     """Link `t` to the incident it belongs to, if any (and if not linked yet)."""
     if t.incident_id is not None:
         return None
@@ -297,11 +296,11 @@ def link_incident(db: Session, t: Ticket, *, order: Order | None = None, now: dt
 def link_recent(db: Session, now: dt.datetime | None = None) -> int:
     """Link unlinked tickets to open incidents that began after them (the periodic job)."""
     now = now or utcnow()
-    open_ = incidents.open_incidents(db)
+    open_ = incidents().open(db)
     if not open_:
         return 0
     since = min(i.onset_at for i in open_) - LEAD
-    affected = {c for i in open_ for c in (i.components or [])}
+    affected = {c for i in open_ for c in i.components}
     kinds = [k for k, c in CATEGORIES.items() if affected & set(c.components)]
     if not kinds:
         return 0
@@ -319,14 +318,14 @@ def set_incident(db: Session, p: Principal, t: Ticket, incident_id: int | None) 
     now = utcnow()
     if incident_id is None:
         if t.incident_id is not None:
-            inc = db.get(Incident, t.incident_id)
-            if inc is not None:
-                incidents.record(db, inc, "ticket", f"ticket #{t.id} unlinked", actor=actor_name(p),
-                                 details={"ticket_id": t.id, "unlinked": True})
+            incidents().record(db, t.incident_id, f"ticket #{t.id} unlinked", actor=actor_name(p),
+                               details={"ticket_id": t.id, "unlinked": True})
             event(db, t, p, "linked", "unlinked", public=False, now=now)
         t.incident_id = None
     else:
-        inc = incidents.get(db, incident_id)
+        inc = incidents().find(db, incident_id)
+        if inc is None:
+            raise NotFound("No such incident.")
         t.incident_id = None
         _link(db, t, inc, actor=actor_name(p), now=now)
     audit_staff(db, p, "link", t, incident_id=incident_id)
@@ -350,7 +349,7 @@ def incident_summary(db: Session, incident_id: int, *, sample: int = 3) -> dict[
                         "text": mask_phones_in_text(t.description)[:300]} for t in quoted]}
 
 
-def report_section(db: Session, inc: Incident) -> dict[str, Any] | None:
+def report_section(db: Session, inc: Any) -> dict[str, Any] | None:
     """The root-cause report's complaint section (`waimai.firewall.incidents.report.EXTRA_SECTIONS`): how many
     tickets, by category, and a few quoted."""
     s = incident_summary(db, inc.id, sample=5)
@@ -444,9 +443,9 @@ def mark_resolved(db: Session, p: Principal, t: Ticket, resolution: str, note: s
           details={"from": previous, "to": "resolved", "resolution": resolution, **details}, now=now)
     audit_staff(db, p, "resolve", t, resolution=resolution, **details)
     emit(db, "ticket.resolved", key=str(t.id), ticket_id=t.id, order_id=t.order_id, resolution=resolution)
-    if t.incident_id is not None and (inc := db.get(Incident, t.incident_id)) is not None:
-        incidents.record(db, inc, "ticket", f"ticket #{t.id} resolved: {resolution}", actor=actor_name(p),
-                         details={"ticket_id": t.id, "resolution": resolution})
+    if t.incident_id is not None:
+        incidents().record(db, t.incident_id, f"ticket #{t.id} resolved: {resolution}", actor=actor_name(p),
+                           details={"ticket_id": t.id, "resolution": resolution})
     return t
 
 

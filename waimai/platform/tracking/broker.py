@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from waimai.firewall.monitoring.instruments import SSE_CONNECTIONS
+from waimai.core.metrics import SSE_CONNECTIONS
 
 RING = 50
 MAX_TOPICS = 20_000  # orders whose ring is kept; idle ones beyond this are forgotten oldest first

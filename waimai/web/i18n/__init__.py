@@ -2,41 +2,9 @@
 
 from __future__ import annotations
 
-import contextvars
 import re
-from functools import lru_cache
-from io import BytesIO
-from pathlib import Path
 
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.support import NullTranslations, Translations
-
-I18N = Path(__file__).resolve().parent
-LOCALES = ("zh_CN", "en")
-current_locale: contextvars.ContextVar[str] = contextvars.ContextVar("locale", default="zh_CN")
-
-
-@lru_cache
-def translations(locale: str) -> NullTranslations:
-    """Compile the locale's .po in memory (no build step); English msgids need no catalog."""
-    po = I18N / f"{locale}.po"
-    if not po.exists():
-        return NullTranslations()
-    with po.open("rb") as f:
-        catalog = read_po(f, locale=locale)
-    buf = BytesIO()
-    write_mo(buf, catalog)
-    buf.seek(0)
-    return Translations(buf)
-
-
-def gettext(message: str) -> str:
-    return translations(current_locale.get()).gettext(message)
-
-
-def ngettext(singular: str, plural: str, n: int) -> str:
-    return translations(current_locale.get()).ngettext(singular, plural, n)
+from waimai.core.i18n import I18N, LOCALES, current_locale, gettext, ngettext, translations  # noqa: F401 (re-exported)
 
 
 def accept_languages(header: str) -> list[str]:

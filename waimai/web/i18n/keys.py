@@ -12,6 +12,7 @@ __all__ = ["KEYS", "N_"]
 
 KEYS = (
     N_("adjustment.bonus"), N_("adjustment.correction"), N_("adjustment.deduction"), N_("adjustment.tip"),
+    N_("app.short_name"),  # the installed app's name under its icon, and push titles
     N_("alert.acknowledged"), N_("alert.firing"), N_("alert.resolved"),
     N_("component.degraded_performance"), N_("component.major_outage"), N_("component.no_data"),
     N_("component.operational"), N_("component.partial_outage"), N_("component.under_maintenance"),

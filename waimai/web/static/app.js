@@ -23,3 +23,57 @@ document.addEventListener("DOMContentLoaded", () => {
   };
   setTimeout(tick, every);
 })();
+// The installable app (waimai/web/pwa.py): the service worker on customer pages, and the push
+// notifications switch on "My orders" (hidden where the browser has no Push API).
+(function () {
+  const root = document.documentElement;
+  if (root.dataset.sw !== "1" || !("serviceWorker" in navigator)) return;
+  const lang = root.lang === "en" ? "en" : "zh_CN";
+  const registered = navigator.serviceWorker.register("/sw.js?lang=" + lang, { scope: "/" });
+  registered.catch(() => {});
+  document.addEventListener("DOMContentLoaded", () => {
+    const box = document.getElementById("push");
+    if (!box) return;
+    const btn = box.querySelector("button");
+    const note = box.querySelector("[data-state]");
+    box.hidden = false;
+    const say = (key) => { note.textContent = box.dataset[key] || ""; };
+    if (!("PushManager" in window) || !("Notification" in window)) { btn.hidden = true; say("unsupported"); return; }
+    const show = (on) => {
+      btn.textContent = on ? box.dataset.turnOff : box.dataset.turnOn;
+      btn.setAttribute("aria-pressed", String(on));
+      say(on ? "on" : "off");
+    };
+    const api = (path, body) => fetch(path, {
+      method: body ? "POST" : "GET", credentials: "same-origin",
+      headers: body ? { "Content-Type": "application/json" } : {}, body: body ? JSON.stringify(body) : undefined,
+    }).then((r) => { if (!r.ok) throw new Error(String(r.status)); return r.json(); });
+    const bytes = (s) => {
+      const raw = atob((s + "=".repeat((4 - s.length % 4) % 4)).replace(/-/g, "+").replace(/_/g, "/"));
+      return Uint8Array.from(raw, (c) => c.charCodeAt(0));
+    };
+    registered.then((reg) => reg.pushManager.getSubscription()).then((sub) => show(!!sub)).catch(() => show(false));
+    btn.addEventListener("click", async () => {
+      btn.disabled = true;
+      try {
+        const reg = await navigator.serviceWorker.ready;
+        const sub = await reg.pushManager.getSubscription();
+        if (sub) {
+          await api("/api/v1/push/unsubscribe", { endpoint: sub.endpoint }).catch(() => null);
+          await sub.unsubscribe();
+          show(false);
+        } else {
+          if (await Notification.requestPermission() !== "granted") { say("blocked"); return; }
+          const key = await api("/api/v1/push/public-key");
+          const fresh = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: bytes(key.public_key) });
+          await api("/api/v1/push/subscribe", Object.assign(fresh.toJSON(), { locale: lang }));
+          show(true);
+        }
+      } catch (_err) {
+        say("failed");
+      } finally {
+        btn.disabled = false;
+      }
+    });
+  });
+})();

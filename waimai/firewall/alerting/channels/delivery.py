@@ -5,7 +5,7 @@
   as ONE combined message ("5 more alerts: ..."), so nothing is dropped and the provider never sees more
   than its limit.
 * Retries: `stamina` with exponential backoff and jitter on timeouts, transport errors, HTTP 5xx and
-  429, a bounded number of attempts, through the channel's `Dependency` (waimai.firewall.resilience):
+  429, a bounded number of attempts, through the channel's `Dependency` (waimai.core.outbound):
   retries only while its retry budget allows, the whole delivery under its bulkhead and circuit
   breaker. While the breaker is open nothing is sent: the alerts wait in the queue and go out as one
   combined message once the breaker lets a trial through (`next_flush_at` says when). A `Retry-After` (seconds or HTTP date) is honoured: up to
@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from waimai.core.outbound.policy import Dependency, DependencyUnavailable, Policy, standalone
 from waimai.firewall.alerting.channels.base import (
     AlertMessage,
     Clock,
@@ -44,7 +45,6 @@ from waimai.firewall.alerting.channels.base import (
     merge_messages,
     union_recipients,
 )
-from waimai.firewall.resilience.policy import Dependency, DependencyUnavailable, Policy, standalone
 
 
 class TransientError(Exception):

@@ -26,13 +26,10 @@ import hmac
 import json
 import re
 import secrets
-import threading
 import time
 import uuid
 import warnings
-from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from email import message_from_bytes
 from email import policy as email_policy
 from email.message import EmailMessage
@@ -41,98 +38,11 @@ from urllib.parse import quote, unquote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, Field
 
 from waimai.core.extras import require
+from waimai.core.standin import Clock, StandinState, failure_response, new_app
 
-Clock = Callable[[], float]
-
-
-@dataclass(frozen=True)
-class Failure:
-    status: int
-    retry_after: str | None = None
-
-
-@dataclass
-class StandinState:
-    clock: Clock = time.time
-    accepted: list[dict[str, Any]] = field(default_factory=list)
-    rejected: list[dict[str, Any]] = field(default_factory=list)
-    request_times: list[float] = field(default_factory=list)
-    failures: deque[Failure] = field(default_factory=deque)
-    extra: dict[str, Any] = field(default_factory=dict)  # provider-specific state, e.g. PagerDuty alerts
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def fail_next(self, times: int = 1, status: int = 503, retry_after: float | str | None = None) -> None:
-        with self.lock:
-            for _ in range(times):
-                self.failures.append(Failure(status, None if retry_after is None else str(retry_after)))
-
-    def hit(self) -> Failure | None:
-        """Note a request; the injected failure to answer with, if any."""
-        with self.lock:
-            self.request_times.append(self.clock())
-            return self.failures.popleft() if self.failures else None
-
-    def requests_between(self, start: float, end: float) -> int:
-        return sum(1 for t in self.request_times if start <= t < end)
-
-    def accepted_within(self, window_s: float, key: Callable[[dict[str, Any]], bool] | None = None) -> int:
-        now = self.clock()
-        return sum(1 for a in self.accepted if a["at"] > now - window_s and (key is None or key(a)))
-
-    def accept(self, record: dict[str, Any]) -> None:
-        record.setdefault("at", self.clock())
-        with self.lock:
-            self.accepted.append(record)
-
-    def reject(self, reason: str, **extra: Any) -> None:
-        with self.lock:
-            self.rejected.append({"reason": reason, "at": self.clock(), **extra})
-
-    def reset(self) -> None:
-        with self.lock:
-            self.accepted.clear()
-            self.rejected.clear()
-            self.request_times.clear()
-            self.failures.clear()
-            for value in self.extra.values():
-                if hasattr(value, "clear"):
-                    value.clear()
-
-
-class _FailRequest(BaseModel):
-    times: int = Field(default=1, ge=1, le=1000)
-    status: int = Field(default=503, ge=400, le=599)
-    retry_after: float | None = None
-
-
-def _new_app(title: str, state: StandinState) -> FastAPI:
-    app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.standin = state
-
-    @app.get("/_standin/state")
-    async def get_state() -> dict[str, Any]:
-        return {"accepted": state.accepted, "rejected": state.rejected, "requests": len(state.request_times),
-                "pending_failures": len(state.failures), "extra": state.extra}
-
-    @app.post("/_standin/fail")
-    async def fail(req: _FailRequest) -> dict[str, int]:
-        state.fail_next(req.times, req.status, req.retry_after)
-        return {"pending_failures": len(state.failures)}
-
-    @app.post("/_standin/reset")
-    async def reset() -> dict[str, bool]:
-        state.reset()
-        return {"reset": True}
-
-    return app
-
-
-def _failure_response(f: Failure, body: str = "injected failure") -> Response:
-    headers = {"retry-after": f.retry_after} if f.retry_after is not None else {}
-    return PlainTextResponse(body, status_code=f.status, headers=headers)
+_new_app, _failure_response = new_app, failure_response
 
 
 async def _json_body(request: Request) -> Any:

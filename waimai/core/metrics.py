@@ -2,6 +2,10 @@
 
 With several worker processes set PROMETHEUS_MULTIPROC_DIR (``waimai serve`` does it for you):
 prometheus-client then keeps per-process files that /metrics aggregates.
+
+They live in core because every layer counts (core's job loops and leader election, the platform's orders and
+payments, the firewall's request middleware and probes); the firewall's monitoring reads them, it does not own
+them (the layers contract in pyproject.toml).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 (purgatory, state in a shared store), retries with exponential backoff and jitter (stamina) within a
 retry budget, and a per-attempt timeout (the client's, set from the policy).
 
-    resilience = Resilience(DatabaseStore(db), database=db)
+    resilience = Resilience(DatabaseStore(db))   # the firewall's shared store; MemoryStore() for one process
     gateway = resilience.dependency("payment_gateway")
     data = gateway.call(lambda: client.post(...), retry_on=Transient)
 
@@ -29,8 +29,8 @@ import structlog
 from purgatory import SyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 
-from waimai.firewall.resilience import metrics
-from waimai.firewall.resilience.stores import BreakerRecord, BreakerStore, MemoryStore, StoreUnitOfWork
+from waimai.core.outbound import metrics
+from waimai.core.outbound.breakers import BreakerRecord, BreakerStore, MemoryStore, StoreUnitOfWork
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
