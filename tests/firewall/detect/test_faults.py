@@ -83,3 +83,38 @@ def test_numbers_print_readably() -> None:
     assert readable(0.985) == "0.985"
     assert readable(11.9) == "11.9"
     assert "e+" not in readable(1.2e7)
+
+
+def test_a_slow_latency_drift_is_caught_by_the_profile_channel_and_a_normal_day_is_quiet() -> None:
+    """p95 latency with a lunch rhythm: three normal days teach the profile; on the fourth the p95 drifts
+    from its usual level to 3x over 90 minutes. The lagged level follows such a drift; the profile does not."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    t0 = faults.START.timestamp()
+    step = faults.STEP_S
+    n = 4 * faults.PER_DAY
+    hours = (np.arange(n) % faults.PER_DAY) * step / 3600.0
+    base = 90.0 * (1.0 + 0.5 * np.exp(-((hours - 12.0) ** 2) / 2.0))  # slower at lunch
+    drift_from = 3 * faults.PER_DAY + 14 * 3600 // step
+    drift_len = 90 * 60 // step
+    mult = np.ones(n)
+    mult[drift_from:drift_from + drift_len] = np.linspace(1.0, 3.0, drift_len)
+    values = base * mult * np.exp(rng.normal(0.0, 0.15, n))
+
+    def alarms(**params: float) -> np.ndarray:
+        det = get_detector("latency", **params)
+        scores = np.empty(n)
+        for i in range(n):
+            t = t0 + i * step
+            scores[i] = det.score_one(t, float(values[i]))
+            det.learn_one(t, float(values[i]))
+        return faults.openings(scores, 0.8)
+
+    with_profile, without = alarms(profile_window=240), alarms()
+    during = (with_profile >= drift_from) & (with_profile < drift_from + drift_len)
+    assert during.any(), "the profile channel missed a 3x drift"
+    assert not ((without >= drift_from) & (without < drift_from + drift_len)).any()  # why the channel exists
+    day3 = 3 * faults.PER_DAY
+    assert not ((with_profile >= faults.PER_DAY) & (with_profile < day3)).any(), "false alarm on a normal day"
+    assert not ((with_profile >= day3) & (with_profile < drift_from)).any()

@@ -392,7 +392,7 @@ def ours(threshold: float = 0.8, overrides: dict[str, dict[str, Any]] | None = N
     def run(camp: Campus, series: str) -> np.ndarray:
         name, params = SERIES_DETECTORS[series]
         params = {**params, **((overrides or {}).get(series, {}))}
-        if name == "counts":
+        if name == "counts" or params.get("profile_window"):
             params["holidays"] = camp.holidays
         det = get_detector(name, **params)
         rows = _present(camp, series)

@@ -108,6 +108,8 @@ class AnomalyWatcher:
         p = dict(p)
         if kind == "counts":
             p.update(interval_s=self.interval_s, holidays=holidays)
+        elif p.get("profile_window"):
+            p.update(holidays=holidays)
         return get_detector(kind, **p)
 
     def _denominators(self, name: str, start: float, end: float) -> dict[float, float]:
