@@ -3,6 +3,7 @@ HAProxy and nginx configs through the programs' own checkers."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,11 @@ def test_dockerfile_builds_the_image_the_manifests_run() -> None:
     uid = {d["spec"]["template"]["spec"]["securityContext"]["runAsUser"] for d in _by_kind("Deployment").values()}
     assert uid == {10001} and "USER 10001:10001" in text
     assert "postgresql-client" in text  # pg_dump / pg_restore for backups
-    assert 'CMD ["waimai", "serve"]' in text and "requirements.lock" in text
+    assert 'CMD ["waimai", "serve"]' in text
+    # the runtime lock alone, by hash, then the package without resolving anything more: no dev packages
+    installs = re.findall(r"pip install .*", text)
+    assert installs == ["pip install --require-hashes -r /tmp/requirements.lock", "pip install --no-deps /src"]
+    steps = [line for line in text.splitlines() if not line.startswith("#")]
+    assert not [s for s in steps if "requirements-dev.lock" in s or "[dev]" in s or "[drill]" in s]
     images = {c["image"] for d in _by_kind("Deployment").values() for c in d["spec"]["template"]["spec"]["containers"]}
     assert images == {"waimai"}  # kustomization.yaml maps this name to the registry

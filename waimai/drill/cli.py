@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 drill_app = typer.Typer(help="Drills: a lunch rush with an injected fault, timed end to end.", no_args_is_help=True)
@@ -59,7 +60,7 @@ def lunch_rush(
     try:
         card = Drill(cfg).run()
     except (RuntimeError, ValueError) as exc:
-        console.print(f"[red]The drill could not run:[/red] {exc}")
+        console.print(f"[red]The drill could not run:[/red] {escape(str(exc))}")  # e.g. waimai[drill]
         raise typer.Exit(2) from None
     t = Table("step", "result", "at (from injection)", "target", "detail", title=f"Drill {fault}")
     for s in card.steps:
@@ -97,7 +98,7 @@ def _database_drill(fault: str, *, out: Path, standby: bool, short: bool, warmup
     try:
         figures, met, folder = run(cfg)
     except (RuntimeError, ValueError) as exc:
-        console.print(f"[red]The drill could not run:[/red] {exc}")
+        console.print(f"[red]The drill could not run:[/red] {escape(str(exc))}")  # e.g. waimai[drill]
         raise typer.Exit(2) from None
     t = Table("figure", "value", title=f"Drill {fault}")
     for k, v in figures.items():

@@ -33,6 +33,7 @@ import httpx
 import uvicorn
 import yaml
 
+from waimai.core.extras import require
 from waimai.drill.faults import FAULTS, Fault
 
 CUSTOMER, RIDER, OPS = "13800000001", "13800000003", "13800000009"
@@ -235,6 +236,7 @@ class Drill:
     # --- the story ---------------------------------------------------------------------------------------
 
     def run(self) -> Scorecard:
+        require("locust", "drill", "The lunch-rush drill (Locust drives the rush)")
         from waimai.firewall.alerting.channels.standins import (
             create_aliyun_sms_standin,
             create_dingtalk_standin,

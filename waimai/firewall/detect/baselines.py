@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from waimai.core.extras import require
 from waimai.firewall.detect.base import Detector, check_values, register
 
 
@@ -78,6 +79,7 @@ class RiverHalfSpaceTrees(Detector):
     window 250), fed ``{"x": value}``."""
 
     def __init__(self, seed: int = 42, warmup: int = 0) -> None:
+        require("river", "bench", "The river_hst baseline of the NAB bench")
         from river import anomaly, compose, preprocessing
 
         self.model = compose.Pipeline(preprocessing.MinMaxScaler(), anomaly.HalfSpaceTrees(seed=seed))

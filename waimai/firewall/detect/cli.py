@@ -202,8 +202,9 @@ def bench_nab_command(
     """Run the NAB v1.1 benchmark: three profiles, (a) corpus-tuned and (b) leave-one-category-out
     thresholds, points/s, and ratios against the baselines."""
     from waimai.core.benchenv import environment, header
+    from waimai.core.extras import MissingExtra
     from waimai.firewall.detect.base import DEFAULT_DETECTOR
-    from waimai.firewall.detect.nab import run_nab_bench
+    from waimai.firewall.detect.nab import default_bench_detectors, run_nab_bench
 
     if not (data / "labels" / "combined_windows.json").is_file():
         raise typer.BadParameter(
@@ -214,6 +215,12 @@ def bench_nab_command(
         raise typer.BadParameter(f"unknown detector(s) {', '.join(unknown)}", param_hint="--detector")
     if smoke:
         detectors, workers = detectors or [DEFAULT_DETECTOR], 1
+    try:  # a baseline from the `bench` extra that is not installed: say so before any worker starts
+        for name in detectors or default_bench_detectors():
+            get_detector(name)
+    except MissingExtra as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
     typer.echo(header(environment(extra={"detector processes": workers,
                                          "BLAS per detector": "1 thread (threadpoolctl)"})))
     run_nab_bench(data, out, plot, detectors or None, workers=workers, limit=4 if smoke else None)

@@ -39,6 +39,7 @@ from urllib.parse import quote, unquote
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from waimai.core.extras import require
 from waimai.core.standin import Clock, StandinState, failure_response, new_app
 
 _new_app, _failure_response = new_app, failure_response
@@ -601,6 +602,7 @@ class SmtpStandin:
         return "250 2.0.0 OK: queued"
 
     def start(self) -> SmtpStandin:
+        require("aiosmtpd", "dev", "The SMTP stand-in")
         from aiosmtpd.controller import Controller
 
         if not self.port:
