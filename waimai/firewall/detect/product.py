@@ -22,7 +22,9 @@ plausible.
   40 at lunch is.
 * :class:`LogLevelDetector` (``latency``) — percentiles: the log of the value against a lagged
   exponentially weighted level, scaled by the deviations the series itself showed at each window
-  length (a p95 over few requests is noisy, one over many is not), with a minimum relative change.
+  length (a p95 over few requests is noisy, one over many is not), with a minimum relative change; with
+  ``profile_window`` also the mean of that many samples against the same times of day on earlier days of
+  the kind (weekday, weekend/holiday), where a slow drift the lagged level follows stays visible.
 * :class:`GaugeDetector` (``gauge``) — slowly moving counts such as the dispatch backlog or the
   riders on shift: the same as the latency detector on the raw scale, with a minimum absolute change.
 """
