@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from waimai.core import uow
 from waimai.core.deps import IdPath, Principal
 from waimai.core.errors import AppError
 from waimai.platform.catalog.models import Campus
@@ -97,9 +98,8 @@ def _act(request: Request, fn: Callable[[Session, Principal], str], *, where: st
         return p
     _locale(request)
     try:
-        with request.app.state.db.session() as db:
+        with uow.unit_of_work(request.app.state.db) as db:
             msg = fn(db, p)
-            db.commit()
         return back(where, msg=msg)
     except AppError as exc:
         return back(where, err=say(exc))

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from waimai.core import audit
+from waimai.core import audit, uow
 from waimai.core.database import utcnow
 from waimai.core.deps import API_PREFIX, IdPath, OpsDep, Principal, ReadSessionDep, SessionDep
 from waimai.core.timeutil import as_utc
@@ -134,8 +134,7 @@ def create(body: IncidentIn, p: OpsDep, db: SessionDep, request: Request) -> dic
     incidents.acknowledge(db, inc, actor=actor(p), now=inc.detected_at)  # opened by a person: taken at once
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="incident.open", target=str(inc.id),
                  details={"severity": body.severity, "components": body.components})
-    db.commit()
-    touched(request)
+    uow.after_commit(db, lambda: touched(request))  # the status page reads the stored change
     return incident_out(db, inc, with_timeline=True, sop_=sop(request))
 
 
@@ -153,8 +152,7 @@ def patch(incident_id: IdPath, body: IncidentPatch, p: OpsDep, db: SessionDep, r
         incidents.set_roles(db, inc, body.roles, actor=actor(p))
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="incident.change", target=str(inc.id),
                  details=body.model_dump(mode="json", exclude_none=True))
-    db.commit()
-    touched(request)
+    uow.after_commit(db, lambda: touched(request))  # the status page reads the stored change
     return incident_out(db, inc, with_timeline=True, sop_=sop(request))
 
 
@@ -171,8 +169,7 @@ def update(incident_id: IdPath, body: UpdateIn, p: OpsDep, db: SessionDep, reque
         incidents.acknowledge(db, inc, actor=actor(p))
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="incident.update", target=str(inc.id),
                  details={"status": inc.status, "public": ev.public})
-    db.commit()
-    touched(request)
+    uow.after_commit(db, lambda: touched(request))  # the status page reads the stored change
     return event_out(ev)
 
 
@@ -181,7 +178,6 @@ def ack(incident_id: IdPath, p: OpsDep, db: SessionDep) -> dict[str, Any]:
     inc = incidents.get(db, incident_id)
     incidents.acknowledge(db, inc, actor=actor(p))
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="incident.ack", target=str(inc.id))
-    db.commit()
     return {"id": inc.id, "acknowledged_at": inc.acknowledged_at, **incidents.metrics(inc)}
 
 
@@ -190,7 +186,6 @@ def note(incident_id: IdPath, body: NoteIn, p: OpsDep, db: SessionDep) -> dict[s
     inc = incidents.get(db, incident_id)
     ev = incidents.record(db, inc, "note", body.text, actor=actor(p))
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="incident.note", target=str(inc.id))
-    db.commit()
     return event_out(ev)
 
 
@@ -201,7 +196,6 @@ def check(incident_id: IdPath, item: Annotated[str, Field(max_length=40)], body:
     incidents.tick_checklist(db, sop(request), inc, item, done=body.done, actor=actor(p))
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="incident.checklist", target=str(inc.id),
                  details={"item": item, "done": body.done})
-    db.commit()
     return {"id": inc.id, "checklist": inc.checklist}
 
 
@@ -231,8 +225,7 @@ def override(name: Annotated[str, Field(max_length=40)], body: OverrideIn, p: Op
     incidents.set_override(db, sop(request), name, body.status, actor=actor(p), reason=body.reason)
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="status.override", target=name,
                  details={"status": body.status, "reason": body.reason})
-    db.commit()
-    touched(request)
+    uow.after_commit(db, lambda: touched(request))  # the status page reads the stored change
     row = incidents.component_rows(db, sop(request))[name]
     return {"name": name, "status": row.status, "override": row.override}
 
@@ -251,8 +244,7 @@ def add_maintenance(body: MaintenanceIn, p: OpsDep, db: SessionDep, request: Req
     db.add(m)
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="status.maintenance", target=body.title[:120])
     incidents.recompute_components(db, sop(request))
-    db.commit()
-    touched(request)
+    uow.after_commit(db, lambda: touched(request))  # the status page reads the stored change
     return {"id": m.id, "title": m.title, "components": m.components, "starts_at": m.starts_at, "ends_at": m.ends_at}
 
 
@@ -286,7 +278,6 @@ def compensation_issue(incident_id: IdPath, body: CompensationIn, p: OpsDep, db:
     result = compensation.issue(db, sop(request), inc, plan, actor=actor(p), actor_id=p.user_id)
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="incident.compensate", target=str(inc.id),
                  details={"budget_fen": body.budget_fen, **result})
-    db.commit()
     return {**result, "plan": plan.as_dict()}
 
 
@@ -365,7 +356,6 @@ def put_review(incident_id: IdPath, body: ReviewIn, p: OpsDep, db: SessionDep) -
     db.add(row)
     incidents.record(db, inc, "review", "five whys / root cause updated", actor=actor(p))
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="incident.review", target=str(inc.id))
-    db.commit()
     return {"whys": row.whys, "root_cause": row.root_cause, "notes": row.notes}
 
 
@@ -381,7 +371,6 @@ def add_action(incident_id: IdPath, body: ActionIn, p: OpsDep, db: SessionDep) -
     incidents.record(db, inc, "action", f"action item #{a.id} for {a.owner}: {a.text}", actor=actor(p))
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="incident.action", target=str(inc.id),
                  details={"action": a.id, "owner": a.owner})
-    db.commit()
     return {"id": a.id, "text": a.text, "owner": a.owner, "due_at": a.due_at, "status": a.status}
 
 
@@ -401,5 +390,4 @@ def patch_action(incident_id: IdPath, action_id: IdPath, body: ActionPatch, p: O
                      actor=actor(p))
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="incident.action", target=str(inc.id),
                  details={"action": a.id, "status": body.status})
-    db.commit()
     return {"id": a.id, "status": a.status, "closed_at": a.closed_at, "closed_by": a.closed_by}

@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from waimai.core import audit
+from waimai.core import audit, uow
 from waimai.core.database import Database
 from waimai.core.deps import API_PREFIX, OpsDep, Principal
 from waimai.core.errors import AppError, NotFound, Unprocessable
@@ -65,9 +65,8 @@ def _audited(request: Request, p: Principal, action: str, target: str, fn: Calla
 
 
 def _record(db: Database, p: Principal, action: str, target: str, details: dict[str, Any]) -> None:
-    with db.session() as s:
+    with uow.unit_of_work(db) as s:
         audit.record(s, actor_id=p.user_id, actor_role=p.role, action=action, target=target, details=details)
-        s.commit()
 
 
 def _summary(m: Manifest) -> dict[str, Any]:

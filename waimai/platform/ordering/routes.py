@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
-from waimai.core import audit
+from waimai.core import audit, uow
 from waimai.core.database import is_connection_error
 from waimai.core.deps import (
     API_PREFIX,
@@ -167,10 +167,9 @@ def pay(order_id: IdPath, request: Request, p: CustomerDep, settings: SettingsDe
     """Start online payment (returns the cashier URL), or switch the order to cash on delivery."""
     database = request.app.state.db
     if method == "cod":
-        with database.session() as db:
+        with uow.unit_of_work(database) as db:
             order, _ = _viewable(db, p, order_id)
             payments.switch_to_cod(db, order=order, actor=p)
-            db.commit()
             pay_row = payments.latest_payment(db, order_id)
             assert pay_row is not None
             return PayOut(order_id=order_id, payment_id=pay_row.id, status=order.status, pay_url=None, provider="cod")
@@ -189,7 +188,7 @@ def pay(order_id: IdPath, request: Request, p: CustomerDep, settings: SettingsDe
 def _act(request: Request, order_id: IdPath, p, to: Status, reason: str | None = None,  # type: ignore[no-untyped-def]
          check=None) -> OrderOut:
     database = request.app.state.db
-    with database.session() as db:
+    with uow.unit_of_work(database) as db:
         order, carrier = _viewable(db, p, service.load_order(db, order_id, for_update=True).id)
         if check is not None:
             check(db, order)
@@ -197,7 +196,6 @@ def _act(request: Request, order_id: IdPath, p, to: Status, reason: str | None =
         if p.role == "ops":
             audit.record(db, actor_id=p.user_id, actor_role=p.role, action=f"order.{to.value}",
                          target=f"order:{order_id}", details={"reason": reason})
-        db.commit()
         out = service.to_out(order, viewer=p, viewer_is_carrier=carrier)
     if to in (Status.cancelled, Status.rejected, Status.failed):
         payments.refund_order(database, providers=request.app.state.payment_providers, order_id=order_id)
@@ -267,7 +265,6 @@ def unlock_proof(order_id: IdPath, p: SupportDep, db: SessionDep) -> OrderOut:
     cleared = proof.unlock(db, order_id)
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="order.proof_unlock", target=f"order:{order_id}",
                  details={"cleared": cleared})
-    db.commit()
     return service.to_out(order, viewer=p)
 
 
@@ -281,5 +278,4 @@ def assign(order_id: IdPath, body: AssignIn, p: OpsDep, db: SessionDep) -> Order
     """Ops assign (or reassign) an order by hand: the fallback when automatic dispatch is off."""
     order = service.load_order(db, order_id, for_update=True)
     delivery.assign_by_hand(db, order=order, rider_id=body.rider_id, actor=p)
-    db.commit()
     return service.to_out(order, viewer=p)

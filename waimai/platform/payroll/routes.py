@@ -185,7 +185,6 @@ def put_rules(body: RulesIn, p: OpsDep, db: SessionDep, campus_id: OptId = None)
     except ValueError as exc:
         raise Unprocessable(str(exc), code="bad_rules") from None
     service.set_rules(db, cid, rules, actor_id=p.user_id, actor_role=p.role)
-    db.commit()
     return RulesOut(campus_id=cid, **rules.as_dict())
 
 
@@ -196,7 +195,6 @@ def compute(body: ComputeIn, p: OpsDep, db: SessionDep) -> list[dict[str, Any]]:
     campuses = [_campus_id(db, body.campus_id)] if body.campus_id else list(db.scalars(select(Campus.id)))
     out = [service.compute(db, campus_id=c, kind=body.kind, day=body.date, actor_id=p.user_id, actor_role=p.role)
            for c in campuses]
-    db.commit()
     return [r.as_dict() for r in out]
 
 
@@ -227,7 +225,6 @@ def period_payslips(period_id: IdPath, _p: OpsDep, db: ReadSessionDep) -> list[P
 def close(period_id: IdPath, p: OpsDep, db: SessionDep) -> PeriodOut:
     """Freeze a finished period after a last recompute and a reconciliation (409 if it does not reconcile)."""
     period = service.close(db, period_id, actor_id=p.user_id, actor_role=p.role)
-    db.commit()
     return period_out(db, period, reconcile=True)
 
 
@@ -239,7 +236,6 @@ def paid(period_id: IdPath, body: PaidIn, p: OpsDep, db: SessionDep) -> PeriodOu
     assert campus is not None
     period = service.mark_paid(db, period_id, batch_ref=body.batch_ref or service.batch_reference(campus, period),
                                actor_id=p.user_id, actor_role=p.role)
-    db.commit()
     return period_out(db, period)
 
 
@@ -252,7 +248,6 @@ def payout(period_id: IdPath, p: OpsDep, db: SessionDep, reveal: bool = False) -
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="payroll.payout_export",
                  target=f"pay_period:{period.id}", details={"rows": len(rows), "reveal": reveal,
                                                             "total_fen": sum(r.amount_fen for r in rows)})
-    db.commit()
     return _csv(body, f"payout-{period.kind}-{period.start_date.isoformat()}.csv")
 
 
@@ -263,5 +258,4 @@ def add_adjustment(body: AdjustmentIn, p: OpsDep, db: SessionDep) -> PayAdjustme
     adj = service.add_adjustment(db, rider_id=body.rider_id, amount_fen=body.amount_fen, reason=body.reason,
                                  kind=body.kind, order_id=body.order_id, on=body.date, actor_id=p.user_id,
                                  actor_role=p.role)
-    db.commit()
     return adj
