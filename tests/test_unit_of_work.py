@@ -88,6 +88,21 @@ def test_no_route_or_page_handler_commits() -> None:
                      "commit midway with uow.checkpoint(session, why=...):\n" + "\n".join(bad))
 
 
+# The only places that end a transaction: the unit of work itself, and the group writer (placement's savepoints,
+# committed many per transaction on its own thread).
+OWNERS = {"core/uow.py", "core/writer.py"}
+
+
+def test_services_jobs_and_commands_never_commit_either() -> None:
+    bad = [f"{path.relative_to(ROOT.parent)}:{n.lineno}" for path, source in _sources()
+           if str(path.relative_to(ROOT)) not in OWNERS
+           for n in ast.walk(ast.parse(source))
+           if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in ("commit", "rollback")
+           and not n.args and not n.keywords]
+    assert not bad, ("commit or roll back through waimai.core.uow (unit_of_work, checkpoint), or a savepoint "
+                     "(session.begin_nested()) for a part that may fail alone:\n" + "\n".join(bad))
+
+
 def test_every_checkpoint_says_why() -> None:
     bad = [f"{path.relative_to(ROOT.parent)}:{line}" for path, source in _sources()
            for line in _unexplained_checkpoints(source)]

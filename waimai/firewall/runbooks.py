@@ -26,7 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
-from waimai.core import audit
+from waimai.core import audit, uow
 from waimai.core.errors import AppError, Conflict, NotFound, Unprocessable
 from waimai.firewall.incidents import service as incidents
 
@@ -91,13 +91,12 @@ def register(cls: type[Runbook]) -> type[Runbook]:
 def _flip(ctx: Context, name: str, on: bool, reason: str) -> bool:
     from waimai.firewall.switches import service as switches
 
-    with ctx.db.session() as s:
+    with uow.unit_of_work(ctx.db) as s:
         before = switches.is_on(s, name)
         if before == on:
             return False
         switches.set_switch(s, name, enabled=on, actor_id=ctx.actor_id, actor_role=ctx.actor.split(":")[0][:16],
                             reason=reason)
-        s.commit()
     return True
 
 
@@ -344,11 +343,10 @@ def parse(rb: Runbook, params: dict[str, Any]) -> BaseModel:
 
 
 def _record(ctx: Context, action: str, rb: Runbook, details: dict[str, Any], text: str) -> None:
-    with ctx.db.session() as s:
+    with uow.unit_of_work(ctx.db) as s:
         audit.record(s, actor_id=ctx.actor_id, actor_role=ctx.actor.split(":")[0][:16], action=action,
                      target=rb.name, details=details)
         incidents.record_on_open(s, "runbook", text, actor=ctx.actor, details={"runbook": rb.name, **details})
-        s.commit()
 
 
 def execute(ctx: Context, name: str, params: dict[str, Any], *, confirm: str = "", dry_run: bool = False

@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from waimai.core import uow
 from waimai.core.deps import IdPath, Principal
 from waimai.core.errors import AppError
 from waimai.firewall.incidents import routes as api
@@ -31,7 +32,7 @@ def _act(request: Request, url: str, fn: Callable[[Principal, Any], object], ok:
     if isinstance(p, RedirectResponse):
         return p
     try:
-        with request.app.state.db.session() as db:
+        with uow.unit_of_work(request.app.state.db) as db:
             fn(p, db)
     except AppError as exc:
         return back(url, err=say(exc))

@@ -157,7 +157,7 @@ def login_submit(request: Request, phone: str = Form(""), password: str = Form("
     _locale(request)
     db = request.app.state.db
     try:
-        with db.session() as s:
+        with uow.unit_of_work(db) as s:
             token = accounts.login(s, settings=request.app.state.settings, phone=phone.strip(),
                                    password=password, client=request.client.host if request.client else "?")
     except AppError as exc:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from waimai.config import Settings
+from waimai.core import uow
 from waimai.core.background import Job
 from waimai.firewall.alerting.channels.base import AlertMessage
 from waimai.firewall.incidents import service as incidents
@@ -51,12 +52,11 @@ def install_restore_hook(db: Any, sop: incidents.Sop) -> None:
             text += f"; next: {result.next_step}"
         details = {"restore_id": result.id, "backup_id": result.backup_id, "orders_after_backup": lost,
                    "status": result.status, "next_step": getattr(result, "next_step", None)}
-        with db.session() as s:
+        with uow.unit_of_work(db) as s:
             if not incidents.record_on_open(s, "restore", text, actor=result.actor, details=details):
                 inc = incidents.open_incident(s, sop, title=f"Database restored from backup {result.backup_id}",
                                               severity="P3", components=[], actor=result.actor, public=False)
                 incidents.record(s, inc, "restore", text, actor=result.actor, details=details)
-            s.commit()
 
     restore_on_timeline.waimai_incidents = True  # type: ignore[attr-defined]
     RESTORE_HOOKS[:] = [h for h in RESTORE_HOOKS if not getattr(h, "waimai_incidents", False)]

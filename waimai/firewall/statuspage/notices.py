@@ -22,6 +22,7 @@ from typing import Any
 import structlog
 from sqlalchemy import func, or_, select, update
 
+from waimai.core import uow
 from waimai.core.database import Database
 from waimai.firewall.alerting.channels.sms import SmsProvider
 from waimai.firewall.incidents import service as incidents
@@ -122,7 +123,7 @@ class Notifier:
 
     def fan_out(self, event_id: int) -> dict[str, int]:
         now = self.clock()
-        with self.db.session() as db:
+        with uow.unit_of_work(self.db) as db:  # stored before any SMS is sent
             ev = db.get(IncidentEvent, event_id)
             if ev is None or ev.notified_at is not None:
                 return {}
@@ -154,7 +155,7 @@ class Notifier:
                                   created_at=now))
             db.add_all(new)
             ev.notified_at = now
-            db.commit()
+            db.flush()  # the notices' ids, for the SMS batches
             batches: dict[str, list[tuple[int, str]]] = defaultdict(list)
             for n in new:
                 if n.sms == "pending":
@@ -166,7 +167,7 @@ class Notifier:
         counts = {"inbox": len(new), "sms_sent": sum(1 for v in outcome.values() if v == "sent"),
                   "sms_failed": sum(1 for v in outcome.values() if v == "failed"),
                   "sms_rate_limited": sum(1 for n in new if n.sms == "rate_limited")}
-        with self.db.session() as db:
+        with uow.unit_of_work(self.db) as db:
             for nid, state in outcome.items():
                 row = db.get(Notice, nid)
                 if row is not None:
@@ -176,7 +177,6 @@ class Notifier:
                 incidents.record(db, inc2, "notice", f"notified {counts['inbox']} users (inbox {counts['inbox']}, "
                                  f"SMS {counts['sms_sent']}, rate-limited {counts['sms_rate_limited']}, "
                                  f"failed {counts['sms_failed']})", details={"event_id": event_id, **counts})
-            db.commit()
         log.info("incident_notices_sent", incident=incident_id, update=event_id, **counts)
         return counts
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from waimai.core import uow
 from waimai.core.database import Database
 from waimai.core.deps import Principal
 from waimai.core.errors import Conflict, Forbidden, Unprocessable
@@ -105,19 +106,18 @@ def refund(database: Database, providers: Mapping[str, PaymentProvider], staff: 
         with payments.observe("gateway", "refund"):
             result = provider.refund(provider_ref=ref, amount_fen=amount, refund_no=refund_no)
     except PaymentError as exc:
-        with database.session() as db:
+        with uow.unit_of_work(database) as db:
             if (t2 := db.get(Ticket, ticket_id)) is not None:
                 tickets.event(db, t2, staff, "refund_failed", str(exc)[:200], public=False,
                               details={"amount_fen": amount, "refund_no": refund_no})
                 tickets.audit_staff(db, staff, "refund_failed", t2, amount_fen=amount, refund_no=refund_no)
-                db.commit()
         if not exc.retryable:
             raise Conflict(f"The payment gateway refused the refund ({str(exc)[:120]}); resolve with a coupon.",
                            code="refund_refused") from exc
         raise payments.GatewayUnavailable("The refund did not go through (the payment gateway is failing); "
                                           "retry in a moment or resolve with a coupon.",
                                           headers={"Retry-After": "30"}) from exc
-    with database.session() as db:
+    with uow.unit_of_work(database) as db:
         t2 = _reload(db, ticket_id)
         if t2 is None:  # resolved by a concurrent request, which made this same refund (same number)
             return tickets.get_visible(db, staff, ticket_id)
@@ -127,7 +127,6 @@ def refund(database: Database, providers: Mapping[str, PaymentProvider], staff: 
             pay.status, pay.refund_ref = "refunded", result.refund_ref
         emit(db, "payment.refunded", key=str(t2.order_id), order_id=t2.order_id, amount_fen=amount, ticket_id=t2.id)
         tickets.mark_resolved(db, staff, t2, "refund", note, amount_fen=amount, refund_ref=result.refund_ref)
-        db.commit()
         return t2
 
 
@@ -154,14 +153,13 @@ def redeliver(database: Database, staff: Principal, ticket_id: int, *, item_ids:
     _status, (payload, _oid), _replayed = idempotency.place_once(database, customer, body, key, fp, ttl,
                                                                  source=REDELIVERY, actor=staff)
     new_id = int(json.loads(payload)["id"])
-    with database.session() as db:
+    with uow.unit_of_work(database) as db:
         t2 = _reload(db, ticket_id)
         if t2 is None:
             return tickets.get_visible(db, staff, ticket_id)
         t2.redelivery_order_id = new_id
         tickets.mark_resolved(db, staff, t2, "redelivery", note, redelivery_order_id=new_id,
                               items=[ln.item_id for ln in lines])
-        db.commit()
         return t2
 
 
