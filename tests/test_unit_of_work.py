@@ -103,6 +103,22 @@ def test_services_jobs_and_commands_never_commit_either() -> None:
                      "(session.begin_nested()) for a part that may fail alone:\n" + "\n".join(bad))
 
 
+def test_pages_call_services_not_api_routes() -> None:
+    """A page that called an API route function got that route's commits, checks and answers by accident; pages
+    and routes share services (flows, views) instead."""
+    bad = []
+    for path, source in _sources():
+        if path.relative_to(ROOT).parts[0] != "web":
+            continue
+        for n in ast.walk(ast.parse(source)):
+            names = ([n.module or ""] + [f"{n.module}.{a.name}" for a in n.names] if isinstance(n, ast.ImportFrom)
+                     else [a.name for a in n.names] if isinstance(n, ast.Import) else [])
+            if any(x.startswith("waimai.") and not x.startswith("waimai.web") and x.split(".")[-1].endswith("routes")
+                   for x in names):
+                bad.append(f"{path.relative_to(ROOT.parent)}:{n.lineno}")
+    assert not bad, "pages importing API route modules:\n" + "\n".join(bad)
+
+
 def test_every_checkpoint_says_why() -> None:
     bad = [f"{path.relative_to(ROOT.parent)}:{line}" for path, source in _sources()
            for line in _unexplained_checkpoints(source)]

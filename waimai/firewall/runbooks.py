@@ -25,6 +25,7 @@ import structlog
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from waimai.core import audit, uow
 from waimai.core.errors import AppError, Conflict, NotFound, Unprocessable
@@ -479,3 +480,13 @@ class Remediator:
                 continue
             lines = undo(ctx, p.policy.runbook, p.policy.params, p.result["undo"], "steady state did not return")
             self.history.append({"policy": p.policy.name, "rolled_back": lines, "at": dt.datetime.now(dt.UTC)})
+
+
+def remediation_status(remediation: Any | None, db: Session) -> dict[str, Any]:
+    """The remediation policies, what they did lately, and the last runbook runs (API and console page)."""
+    runs = db.scalars(select(audit.AuditEntry).where(audit.AuditEntry.action.in_(["runbook.run", "runbook.rollback"]))
+                      .order_by(audit.AuditEntry.id.desc()).limit(30))
+    return {"policies": [p.model_dump() for p in (remediation.policies if remediation else [])],
+            "history": list(reversed(remediation.history[-50:])) if remediation else [],
+            "runs": [{"at": r.at, "action": r.action, "runbook": r.target, "actor_role": r.actor_role,
+                      "details": r.details} for r in runs]}

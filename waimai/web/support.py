@@ -26,10 +26,9 @@ from waimai.platform.catalog.models import DeliveryPoint, Merchant
 from waimai.platform.ordering import service as ordering
 from waimai.platform.ordering.schemas import LineIn, PlaceOrderIn
 from waimai.platform.payments import service as payments
-from waimai.platform.support import assisted, photos, ratings
+from waimai.platform.support import assisted, photos, ratings, resolutions
 from waimai.platform.support import service as tickets
 from waimai.platform.support.models import Ticket
-from waimai.platform.support.routes import photo_response, resolve_ticket
 from waimai.platform.support.schemas import ResolveIn
 from waimai.web.i18n import gettext, say
 from waimai.web.routes import _locale, _need, back, render
@@ -321,7 +320,8 @@ def ticket_resolve(request: Request, ticket_id: IdPath, resolution: str = Form(.
                              min_spend_fen=_fen(min_spend) or 0, item_ids=item_ids or None)
         except ValidationError as exc:
             raise AppError(gettext("Please check the resolution's fields."), status=422, code="invalid") from exc
-        resolve_ticket(request, p, ticket_id, body)
+        resolutions.resolve(request.app.state.db, request.app.state.payment_providers, p, ticket_id, body,
+                            ttl=dt.timedelta(hours=request.app.state.settings.idempotency_ttl_hours))
     return _ticket_action(request, ticket_id, run, "Ticket resolved.")
 
 
@@ -339,7 +339,7 @@ def ticket_photo_file(request: Request, ticket_id: IdPath, photo_id: IdPath) -> 
         return p
     with request.app.state.db.read_session() as db:
         try:
-            return photo_response(photos.get(db, p, ticket_id, photo_id))
+            return photos.http_response(photos.get(db, p, ticket_id, photo_id))
         except AppError:
             return Response(status_code=404)
 

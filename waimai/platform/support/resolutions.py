@@ -36,6 +36,7 @@ from waimai.platform.payments.base import (
 from waimai.platform.payments.models import Payment
 from waimai.platform.support import service as tickets
 from waimai.platform.support.models import Ticket, TicketEvent
+from waimai.platform.support.schemas import ResolveIn
 
 # The most a coupon may be worth, by role (fen): larger gestures are for ops.
 COUPON_MAX_FEN = {"support": 30_00, "ops": 200_00}
@@ -179,3 +180,23 @@ def coupon(db: Session, staff: Principal, t: Ticket, *, amount_fen: int, min_spe
                                 order_id=t.order_id)
     t.coupon_id = c.id
     return tickets.mark_resolved(db, staff, t, "coupon", note, coupon_id=c.id, amount_fen=amount_fen)
+
+
+def resolve(database: Database, providers: Mapping[str, PaymentProvider], staff: Principal, ticket_id: int,
+            body: ResolveIn, *, ttl: dt.timedelta = dt.timedelta(hours=24)) -> None:
+    """Resolve a ticket as `body` says (the API and the console page alike): a refund through the gateway, a
+    re-delivery, a coupon, or no action. Each runs in its own units of work (no gateway call inside one)."""
+    if body.resolution == "refund":
+        refund(database, providers, staff, ticket_id, amount_fen=body.amount_fen, note=body.note)
+    elif body.resolution == "redelivery":
+        redeliver(database, staff, ticket_id, item_ids=body.item_ids, note=body.note, ttl=ttl)
+    else:
+        with uow.unit_of_work(database) as db:
+            t = tickets.get_visible(db, staff, ticket_id)
+            if body.resolution == "coupon":
+                if body.amount_fen is None:
+                    raise Unprocessable("Give the coupon's value (amount_fen).", code="coupon_amount_invalid")
+                coupon(db, staff, t, amount_fen=body.amount_fen, min_spend_fen=body.min_spend_fen,
+                       days=body.days, note=body.note)
+            else:
+                tickets.mark_resolved(db, staff, t, "no_action", body.note)

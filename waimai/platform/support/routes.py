@@ -23,7 +23,7 @@ from waimai.core.deps import (
     SettingsDep,
     SupportDep,
 )
-from waimai.core.errors import NotFound, Unprocessable
+from waimai.core.errors import NotFound
 from waimai.core.security import mask_phone
 from waimai.platform.ordering.schemas import PlaceOrderIn
 from waimai.platform.support import assisted, photos, ratings, resolutions
@@ -163,15 +163,7 @@ async def add_photo(ticket_id: IdPath, request: Request, p: PrincipalDep,
 @router.get("/tickets/{ticket_id}/photos/{photo_id}", response_class=Response)
 def get_photo(ticket_id: IdPath, photo_id: IdPath, p: PrincipalDep, db: ReadSessionDep) -> Response:
     photo = photos.get(db, p, ticket_id, photo_id)
-    return photo_response(photo)
-
-
-def photo_response(photo: Any) -> Response:
-    ext = "png" if photo.content_type == "image/png" else "jpg"
-    return Response(photo.data, media_type=photo.content_type,
-                    headers={"Content-Disposition": f'inline; filename="ticket-{photo.ticket_id}-{photo.id}.{ext}"',
-                             "X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600",
-                             "Content-Security-Policy": "default-src 'none'"})
+    return photos.http_response(photo)
 
 
 @router.post("/tickets/{ticket_id}/replies", response_model=TicketOut, status_code=201)
@@ -193,32 +185,12 @@ def reopen(ticket_id: IdPath, body: ReopenIn, p: SupportDep, db: SessionDep) -> 
     return ticket_out(db, p, t)
 
 
-def resolve_ticket(request: Request, p: Principal, ticket_id: int, body: ResolveIn) -> None:
-    """Shared by the API and the console page."""
-    database = request.app.state.db
-    if body.resolution == "refund":
-        resolutions.refund(database, request.app.state.payment_providers, p, ticket_id,
-                           amount_fen=body.amount_fen, note=body.note)
-    elif body.resolution == "redelivery":
-        resolutions.redeliver(database, p, ticket_id, item_ids=body.item_ids, note=body.note,
-                              ttl=dt.timedelta(hours=request.app.state.settings.idempotency_ttl_hours))
-    else:
-        with uow.unit_of_work(database) as db:
-            t = tickets.get_visible(db, p, ticket_id)
-            if body.resolution == "coupon":
-                if body.amount_fen is None:
-                    raise Unprocessable("Give the coupon's value (amount_fen).", code="coupon_amount_invalid")
-                resolutions.coupon(db, p, t, amount_fen=body.amount_fen, min_spend_fen=body.min_spend_fen,
-                                   days=body.days, note=body.note)
-            else:
-                tickets.mark_resolved(db, p, t, "no_action", body.note)
-
-
 @router.post("/tickets/{ticket_id}/resolve", response_model=TicketOut)
 def resolve(ticket_id: IdPath, body: ResolveIn, request: Request, p: SupportDep) -> TicketOut:
     """Resolve with a refund (through the payment gateway), a re-delivery (a new order paid by the platform),
     a coupon (through the coupon service) or no action (say why in `note`)."""
-    resolve_ticket(request, p, ticket_id, body)
+    resolutions.resolve(request.app.state.db, request.app.state.payment_providers, p, ticket_id, body,
+                        ttl=dt.timedelta(hours=request.app.state.settings.idempotency_ttl_hours))
     with request.app.state.db.read_session() as db:
         return ticket_out(db, p, tickets.get_visible(db, p, ticket_id))
 
