@@ -150,6 +150,7 @@ def start_payment(database: Database, *, provider: PaymentProvider, order_id: in
                           amount_fen=amount, status="pending", pay_url=intent.pay_url, channel=channel)
         db.add(payment)
         emit(db, "payment.started", key=str(order_id), order_id=order_id, provider=provider.name)
+        db.flush()  # the payment's id
         pid = payment.id
     if intent.status == "succeeded":  # the provider says this trade is paid already: settle it, charge nothing
         settle_by_query(database, provider=provider, payment_id=pid)
