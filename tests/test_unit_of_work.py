@@ -18,6 +18,8 @@ from sqlalchemy import create_engine, event, select, update
 from sqlalchemy.orm import Session
 
 from waimai.app import create_app
+from waimai.core import uow
+from waimai.core.database import Database
 from waimai.core.deps import SessionDep
 from waimai.core.errors import Conflict
 from waimai.platform.catalog.models import Merchant
@@ -228,3 +230,47 @@ def test_a_commit_the_database_refuses_is_an_error_reply(app, db_url) -> None:  
         r = client.post(f"/api/v1/uow-probe/late-failure/{merchant_id}")
     assert r.status_code == 500 and r.json()["error"]["code"] == "internal_error"
     assert _name_from_another_connection(db_url, merchant_id) == name
+
+
+def test_after_commit_follows_the_stored_work_and_never_rolled_back_work(db_url) -> None:  # type: ignore[no-untyped-def]
+    database = Database(db_url)
+    merchant_id, name = _a_merchant(db_url)
+    seen: list[str] = []
+    try:
+        with uow.unit_of_work(database) as s:
+            m = s.get(Merchant, merchant_id)
+            assert m is not None
+            m.name = "uow-after"
+            uow.after_commit(s, lambda: seen.append(_name_from_another_connection(db_url, merchant_id)))
+            assert seen == []  # not while the work is open
+        assert seen == ["uow-after"]  # run after the commit: another connection already reads the change
+        with pytest.raises(RuntimeError), uow.unit_of_work(database) as s:
+            m = s.get(Merchant, merchant_id)
+            assert m is not None
+            m.name = "uow-dropped"
+            uow.after_commit(s, lambda: seen.append("never"))
+            raise RuntimeError("fails after writing")
+        assert seen == ["uow-after"]
+        assert _name_from_another_connection(db_url, merchant_id) == "uow-after"
+    finally:
+        database.dispose()
+    assert name != "uow-after"
+
+
+def test_a_checkpoint_keeps_what_came_before_it_when_the_rest_fails(db_url) -> None:  # type: ignore[no-untyped-def]
+    database = Database(db_url)
+    merchant_id, _ = _a_merchant(db_url)
+    try:
+        with pytest.raises(RuntimeError), uow.unit_of_work(database) as s:
+            m = s.get(Merchant, merchant_id)
+            assert m is not None
+            m.name = "uow-kept"
+            uow.checkpoint(s, why="the first part must be stored whatever follows")
+            m.name = "uow-lost"
+            s.flush()
+            raise RuntimeError("the rest fails")
+        assert _name_from_another_connection(db_url, merchant_id) == "uow-kept"
+        with database.session() as s, pytest.raises(ValueError, match="why"):
+            uow.checkpoint(s, why=" ")
+    finally:
+        database.dispose()
