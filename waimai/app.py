@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from waimai.config import Settings, get_settings
 from waimai.core import logging as wlogging
+from waimai.core import uow
 from waimai.core.background import Job, ttl
 from waimai.core.csrf import CrossSiteRequestGuard
 from waimai.core.database import Database
@@ -76,9 +77,8 @@ def housekeeping_jobs(app: FastAPI) -> list[Job]:
         with db.read_session() as s:  # most rounds find nothing: look before taking the write lock
             if not waiting_for_rider(s):
                 return
-        with db.session() as s:
-            if dispatch_round(s):
-                s.commit()
+        with uow.unit_of_work(db) as s:
+            dispatch_round(s)
 
     def refunds() -> None:
         with db.read_session() as s:
@@ -87,16 +87,14 @@ def housekeeping_jobs(app: FastAPI) -> list[Job]:
             payments.refund_order(db, providers=app.state.payment_providers, order_id=oid)
 
     def expire_keys() -> None:
-        with db.session() as s:
+        with uow.unit_of_work(db) as s:
             purge_expired(s, ttl=ttl(settings.idempotency_ttl_hours))
-            s.commit()
 
     def forget_login_failures() -> None:
         from waimai.platform.accounts import throttle
 
-        with db.session() as s:
+        with uow.unit_of_work(db) as s:
             throttle.prune(s, settings)
-            s.commit()
 
     def callbacks() -> None:
         if app.state.platform_adapters:

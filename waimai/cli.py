@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from waimai.config import Settings, get_settings
+from waimai.core import uow
 
 app = typer.Typer(help="Waimai: campus food delivery with a built-in fault firewall.", no_args_is_help=True,
                   pretty_exceptions_show_locals=False)
@@ -63,14 +64,13 @@ def seed(if_empty: Annotated[bool, typer.Option("--if-empty/--always", help="onl
         console.print("[red]Refusing to seed demo accounts with a known password in production.[/red]")
         raise typer.Exit(2)
     db = Database(s.database_url)
-    with db.session() as session:
+    with uow.unit_of_work(db) as session:
         if not is_empty(session):
             if if_empty:
                 console.print("Database already has a campus; not seeding.")
                 _print_accounts(DEMO_ACCOUNTS, DEMO_PASSWORD)
                 return
         report = seed_demo(session)
-        session.commit()
     console.print(f"Seeded [bold]{report.campus}[/bold]: {report.merchants} merchants, {report.items} menu items, "
                   f"{report.delivery_points} delivery points, {report.riders} riders.")
     _print_accounts(DEMO_ACCOUNTS, DEMO_PASSWORD)
@@ -282,15 +282,14 @@ def user_create(
             console.print(f"[red]{'.'.join(str(x) for x in e['loc'])}: {e['msg']}[/red]")
         raise typer.Exit(2) from None
     db = Database(_settings().database_url)
-    with db.session() as session:
-        try:
+    try:
+        with uow.unit_of_work(db) as session:
             u = create_user(session, phone=body.phone, name=body.name, role=body.role, password=body.password,
                             merchant_id=body.merchant_id)
-            session.commit()
-        except AppError as exc:
-            console.print(f"[red]{exc.message}[/red]")
-            raise typer.Exit(2) from None
-        console.print(f"created user {u.id} ({u.role})")
+    except AppError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"created user {u.id} ({u.role})")
 
 
 @app.command()

@@ -16,6 +16,7 @@ from waimai.config import Settings
 from waimai.core.database import Database, is_connection_error, run_db
 from waimai.core.errors import Forbidden, Unauthorized
 from waimai.core.security import TokenClaims, read_token
+from waimai.core.uow import request_session
 
 TOKEN_COOKIE = "waimai_token"  # noqa: S105 - a cookie name, not a secret
 
@@ -29,8 +30,8 @@ def get_database(request: Request) -> Database:
 
 
 def get_db(request: Request) -> Iterator[Session]:
-    with request.app.state.db.session() as session:
-        yield session
+    """The request's unit of work (waimai.core.uow): committed after the handler, before the response."""
+    yield from request_session(request)
 
 
 def get_read_db(request: Request) -> Iterator[Session]:
@@ -39,7 +40,7 @@ def get_read_db(request: Request) -> Iterator[Session]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-SessionDep = Annotated[Session, Depends(get_db)]
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]
 ReadSessionDep = Annotated[Session, Depends(get_read_db)]
 
 

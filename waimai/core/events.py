@@ -32,6 +32,7 @@ import structlog
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from waimai.core import uow
 from waimai.core.database import Database, utcnow
 from waimai.core.errors import Conflict, NotFound
 from waimai.core.outbox import OutboxDelivery, OutboxEvent
@@ -166,7 +167,7 @@ class Dispatcher:
 
     def _deliver(self, ids: list[int], blocked: set[tuple[str, str]], now: dt.datetime,
                  stats: Counter[str]) -> None:
-        with self.db.session() as s:
+        with uow.unit_of_work(self.db) as s:
             # Read again under the write lock: a second leader (a partition's short overlap) may have been here.
             # On PostgreSQL the rows stay locked until the commit, and another dispatcher skips them.
             rows = list(s.scalars(select(OutboxEvent).where(OutboxEvent.id.in_(ids), OutboxEvent.published_at.is_(None),
@@ -196,7 +197,6 @@ class Dispatcher:
                     stats["retried"] += 1
                     if bk is not None:
                         blocked.add(bk)
-            s.commit()
 
     def _run_subscribers(self, s: Session, row: OutboxEvent, done: dict[tuple[int, str], OutboxDelivery],
                          now: dt.datetime) -> list[str]:
@@ -231,9 +231,8 @@ class Dispatcher:
     def purge(self, now: dt.datetime | None = None) -> int:
         """Delete delivered rows older than the retention period (and their delivery records)."""
         cutoff = (now or utcnow()) - self.retention
-        with self.db.session() as s:
+        with uow.unit_of_work(self.db) as s:
             n = purge_delivered(s, cutoff)
-            s.commit()
         if n:
             log.info("outbox_purged", rows=n, before=cutoff.isoformat())
         return n

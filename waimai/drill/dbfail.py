@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from waimai.core import uow
 from waimai.drill.pgcluster import AutoFailover, PgCluster, free_port
 
 CUSTOMER = "13800000001"
@@ -51,9 +52,8 @@ def seed(url: str) -> None:
 
     db = Database(url)
     upgrade(db.engine)
-    with db.session() as s:
+    with uow.unit_of_work(db) as s:
         seed_demo(s)
-        s.commit()
     db.dispose()
 
 

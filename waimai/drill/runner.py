@@ -33,6 +33,7 @@ import httpx
 import uvicorn
 import yaml
 
+from waimai.core import uow
 from waimai.core.extras import require
 from waimai.drill.faults import FAULTS, Fault
 
@@ -199,13 +200,12 @@ class Drill:
 
         db = Database(self.db_url)
         upgrade(db.engine)
-        with db.session() as s:
+        with uow.unit_of_work(db) as s:
             seed_demo(s)
             if self.fault.platform:
                 from waimai.platform.integrations.models import PlatformShop
 
                 s.add(PlatformShop(platform="meituan", external_shop_id="1001", merchant_id=1))
-            s.commit()
         db.dispose()
 
     def login(self, phone: str) -> dict[str, str]:

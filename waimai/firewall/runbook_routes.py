@@ -6,9 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
-from waimai.core.audit import AuditEntry
 from waimai.core.deps import API_PREFIX, OpsDep, ReadSessionDep
 from waimai.firewall import runbooks
 
@@ -46,10 +44,4 @@ def run(name: Name, body: RunIn, p: OpsDep, request: Request) -> dict[str, Any]:
 
 @router.get("/remediation")
 def remediation(_p: OpsDep, request: Request, db: ReadSessionDep) -> dict[str, Any]:
-    rem = getattr(request.app.state, "remediation", None)
-    runs = db.scalars(select(AuditEntry).where(AuditEntry.action.in_(["runbook.run", "runbook.rollback"]))
-                      .order_by(AuditEntry.id.desc()).limit(30))
-    return {"policies": [p.model_dump() for p in (rem.policies if rem else [])],
-            "history": list(reversed(rem.history[-50:])) if rem else [],
-            "runs": [{"at": r.at, "action": r.action, "runbook": r.target, "actor_role": r.actor_role,
-                      "details": r.details} for r in runs]}
+    return runbooks.remediation_status(getattr(request.app.state, "remediation", None), db)

@@ -24,8 +24,10 @@ from typing import Any, ClassVar
 import structlog
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from waimai.core import audit
+from waimai.core import audit, uow
 from waimai.core.errors import AppError, Conflict, NotFound, Unprocessable
 from waimai.core.messages import Msg, as_data, msg
 from waimai.firewall.incidents import service as incidents
@@ -91,13 +93,12 @@ def register(cls: type[Runbook]) -> type[Runbook]:
 def _flip(ctx: Context, name: str, on: bool, reason: str) -> bool:
     from waimai.firewall.switches import service as switches
 
-    with ctx.db.session() as s:
+    with uow.unit_of_work(ctx.db) as s:
         before = switches.is_on(s, name)
         if before == on:
             return False
         switches.set_switch(s, name, enabled=on, actor_id=ctx.actor_id, actor_role=ctx.actor.split(":")[0][:16],
                             reason=reason)
-        s.commit()
     return True
 
 
@@ -357,11 +358,10 @@ def _record(ctx: Context, action: str, rb: Runbook, details: dict[str, Any], tex
     """On the audit log and the open incidents' timelines; the lines are kept as msgids with their values
     too (`words`), so the console words them in the reader's language."""
     details = {**details, "words": {k: as_data(details[k]) for k in ("plan", "lines") if k in details}}
-    with ctx.db.session() as s:
+    with uow.unit_of_work(ctx.db) as s:
         audit.record(s, actor_id=ctx.actor_id, actor_role=ctx.actor.split(":")[0][:16], action=action,
                      target=rb.name, details=details)
         incidents.record_on_open(s, "runbook", text, actor=ctx.actor, details={"runbook": rb.name, **details})
-        s.commit()
 
 
 def execute(ctx: Context, name: str, params: dict[str, Any], *, confirm: str = "", dry_run: bool = False
@@ -496,3 +496,13 @@ class Remediator:
                 continue
             lines = undo(ctx, p.policy.runbook, p.policy.params, p.result["undo"], msg("steady state did not return"))
             self.history.append({"policy": p.policy.name, "rolled_back": lines, "at": dt.datetime.now(dt.UTC)})
+
+
+def remediation_status(remediation: Any | None, db: Session) -> dict[str, Any]:
+    """The remediation policies, what they did lately, and the last runbook runs (API and console page)."""
+    runs = db.scalars(select(audit.AuditEntry).where(audit.AuditEntry.action.in_(["runbook.run", "runbook.rollback"]))
+                      .order_by(audit.AuditEntry.id.desc()).limit(30))
+    return {"policies": [p.model_dump() for p in (remediation.policies if remediation else [])],
+            "history": list(reversed(remediation.history[-50:])) if remediation else [],
+            "runs": [{"at": r.at, "action": r.action, "runbook": r.target, "actor_role": r.actor_role,
+                      "details": r.details} for r in runs]}

@@ -7,7 +7,7 @@ import datetime as dt
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from waimai.core import audit, events
+from waimai.core import audit, events, uow
 from waimai.core.deps import IdPath
 from waimai.core.messages import N_
 from waimai.firewall.alerting.noise import rule_noise
@@ -125,10 +125,9 @@ def rules_save(request: Request, text: str = Form(..., max_length=200_000)) -> R
         parsed = svc.update_rules(text, by=f"user:{p.user_id}")
     except (ValidationError, YAMLError, TypeError, AttributeError) as exc:
         return render(request, "ops_rules.html", {"text": text, "rules": [], "problem": str(exc)[:2000]}, 422)
-    with request.app.state.db.session() as db:
+    with uow.unit_of_work(request.app.state.db) as db:
         audit.record(db, actor_id=p.user_id, actor_role=p.role, action="alert.rules", target="rules",
                      details={"rules": [r.alert for g in parsed.groups for r in g.rules]})
-        db.commit()
     return back("/ops/alerts/rules", msg=gettext("Rules saved and active."))
 
 
@@ -144,9 +143,8 @@ def alerts_ack(request: Request, group: str = Form(...)) -> Response:
         svc.acknowledge(group, by=f"user:{p.user_id}")
     except KeyError:
         return back("/ops/alerts", err=gettext("No such alert group."))
-    with request.app.state.db.session() as db:
+    with uow.unit_of_work(request.app.state.db) as db:
         audit.record(db, actor_id=p.user_id, actor_role=p.role, action="alert.ack", target=group[:120])
-        db.commit()
     return back("/ops/alerts", msg=gettext("Acknowledged: repeats and escalation stop."))
 
 
@@ -163,10 +161,9 @@ def alerts_silence(request: Request, alertname: str = Form(..., max_length=120),
 
     s = svc.add_silence({"alertname": alertname}, ends_at=svc.clock() + dt.timedelta(minutes=minutes),
                         created_by=f"user:{p.user_id}", comment=comment)
-    with request.app.state.db.session() as db:
+    with uow.unit_of_work(request.app.state.db) as db:
         audit.record(db, actor_id=p.user_id, actor_role=p.role, action="alert.silence", target=s.id,
                      details={"alertname": alertname, "minutes": minutes, "comment": comment})
-        db.commit()
     return back("/ops/alerts", msg=gettext("Silenced."))
 
 
@@ -206,13 +203,12 @@ def intake_pause(request: Request, platform: str, paused: str = Form(...)) -> Re
     from waimai.core.errors import AppError
     from waimai.firewall.switches import service as switches
 
-    with request.app.state.db.session() as db:
-        try:
+    try:
+        with uow.unit_of_work(request.app.state.db) as db:
             switches.set_switch(db, f"intake.{platform}.paused", enabled=paused == "1", actor_id=p.user_id,
                                 actor_role=p.role, reason="from the intake page")
-        except AppError as exc:
-            return back("/ops/intake", err=say(exc))
-        db.commit()
+    except AppError as exc:
+        return back("/ops/intake", err=say(exc))
     return back("/ops/intake", msg=gettext("Intake switch updated."))
 
 
@@ -235,14 +231,13 @@ def events_retry(request: Request, event_id: IdPath) -> Response:
         return p
     from waimai.core.errors import AppError
 
-    with request.app.state.db.session() as db:
+    with uow.unit_of_work(request.app.state.db) as db:
         try:
             row = events.retry(db, event_id)
         except AppError as exc:
             return back("/ops/events", err=say(exc))
         audit.record(db, actor_id=p.user_id, actor_role=p.role, action="event.retry", target=str(event_id),
                      details={"topic": row.topic, "key": row.key})
-        db.commit()
     request.app.state.events.wake()
     return back("/ops/events", msg=gettext("Event %(id)s goes to its failed subscribers again.") % {"id": event_id})
 
@@ -254,7 +249,7 @@ def events_purge(request: Request, event_id: IdPath) -> Response:
         return p
     from waimai.core.errors import AppError
 
-    with request.app.state.db.session() as db:
+    with uow.unit_of_work(request.app.state.db) as db:
         try:
             row = events.discard(db, event_id)
         except AppError as exc:
@@ -262,7 +257,6 @@ def events_purge(request: Request, event_id: IdPath) -> Response:
         audit.record(db, actor_id=p.user_id, actor_role=p.role, action="event.purge", target=str(event_id),
                      details={"topic": row.topic, "key": row.key, "payload": row.payload,
                               "last_error": row.last_error})
-        db.commit()
     return back("/ops/events", msg=gettext("Event %(id)s purged.") % {"id": event_id})
 
 

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from waimai.core import uow
 from waimai.core.errors import AppError
 from waimai.firewall.switches import service as switches
 from waimai.firewall.switches.catalog import CATALOG
@@ -83,14 +84,13 @@ def dispatch_assign(request: Request, order_id: int = Form(..., ge=1, le=2**31 -
     if isinstance(p, RedirectResponse):
         return p
     try:
-        with request.app.state.db.session() as db:
+        with uow.unit_of_work(request.app.state.db) as db:
             order = ordering.load_order(db, order_id, for_update=True)
             before = order.rider_id
             delivery.assign_by_hand(db, order=order, rider_id=rider_id, actor=p)
             number = order.number
             rider = db.get(Rider, rider_id)
             name = rider.name if rider else str(rider_id)
-            db.commit()
     except AppError as exc:
         return back("/ops/dispatch", err=say(exc))
     msg = gettext("Order %(number)s reassigned to %(rider)s.") if before else \
@@ -135,10 +135,9 @@ def switches_set(request: Request, name: str = Form(..., max_length=80), enabled
         return back("/ops/switches", err=gettext("Say why: the reason is kept with the switch and in the audit log."))
     on = enabled == "1"
     try:
-        with request.app.state.db.session() as db:
+        with uow.unit_of_work(request.app.state.db) as db:
             switches.set_switch(db, name.strip(), enabled=on, actor_id=p.user_id, actor_role=p.role,
                                 reason=reason.strip())
-            db.commit()
     except AppError as exc:
         return back("/ops/switches", err=say(exc))
     msg = gettext("Switch %(name)s is on.") if on else gettext("Switch %(name)s is off.")

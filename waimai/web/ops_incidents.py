@@ -1,6 +1,7 @@
 """Console: incidents list and the commander's page (timeline, SOP checklist, roles, post update).
 
-The forms call the same functions as the JSON API (/api/v1/incidents), so both audit and record alike.
+The forms call the same actions as the JSON API (/api/v1/incidents): firewall/incidents/flows.py, so both audit
+and record alike.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from waimai.core import uow
 from waimai.core.deps import IdPath, Principal
 from waimai.core.errors import AppError
-from waimai.firewall.incidents import routes as api
+from waimai.firewall.incidents import flows, schemas
 from waimai.firewall.incidents import service as incidents
 from waimai.firewall.incidents.models import Incident
 from waimai.firewall.statuspage import service as status
@@ -31,7 +33,7 @@ def _act(request: Request, url: str, fn: Callable[[Principal, Any], object], ok:
     if isinstance(p, RedirectResponse):
         return p
     try:
-        with request.app.state.db.session() as db:
+        with uow.unit_of_work(request.app.state.db) as db:
             fn(p, db)
     except AppError as exc:
         return back(url, err=say(exc))
@@ -63,8 +65,8 @@ def open_incident(request: Request, title: str = Form(""), severity: str = Form(
     created: dict[str, Any] = {}
 
     def go(p: Principal, db: Any) -> None:
-        created.update(api.create(api.IncidentIn.model_validate(
-            {"title": title, "severity": severity, "components": components, "public": bool(public)}), p, db, request))
+        created.update(flows.create(db, flows.console(request.app.state), p, schemas.IncidentIn.model_validate(
+            {"title": title, "severity": severity, "components": components, "public": bool(public)})))
     resp = _act(request, "/ops/incidents", go, gettext("Incident opened."))
     if created:
         return back(f"/ops/incidents/{created['id']}", msg=gettext("Incident opened."))
@@ -79,7 +81,7 @@ def incident_page(request: Request, incident_id: IdPath) -> Response:
     sop: incidents.Sop = request.app.state.sop
     with request.app.state.db.read_session() as db:
         inc = incidents.get(db, incident_id)
-        data = api.incident_out(db, inc, with_timeline=True, sop_=sop)
+        data = flows.incident_out(db, inc, with_timeline=True, sop_=sop)
         return render(request, "ops_incident.html", {
             "inc": inc, "d": data, "sop": sop, "roles": incidents.ROLES, "stages": status.STAGES,
             "impacts": incidents.COMPONENT_STATUSES,
@@ -91,39 +93,40 @@ def post_update(request: Request, incident_id: IdPath, status_: str = Form("", a
                 text_zh: str = Form(""), text_en: str = Form(""), eta_minutes: str = Form(""),
                 workaround: str = Form(""), public: str = Form(""), impact: str = Form("")) -> Response:
     def go(p: Principal, db: Any) -> None:
-        body = api.UpdateIn.model_validate({
+        body = schemas.UpdateIn.model_validate({
             "status": status_ or None, "text_zh": text_zh, "text_en": text_en, "workaround": workaround or None,
             "eta_minutes": int(eta_minutes) if eta_minutes.strip().isdigit() else None, "public": bool(public),
             "impact": impact or None})
-        api.update(incident_id, body, p, db, request)
+        flows.post_update(db, flows.console(request.app.state), p, incident_id, body)
     return _act(request, f"/ops/incidents/{incident_id}", go, gettext("Update posted."))
 
 
 @router.post("/ops/incidents/{incident_id}/ack")
 def ack(request: Request, incident_id: IdPath) -> Response:
-    return _act(request, f"/ops/incidents/{incident_id}", lambda p, db: api.ack(incident_id, p, db),
+    return _act(request, f"/ops/incidents/{incident_id}", lambda p, db: flows.ack(db, p, incident_id),
                 gettext("Acknowledged."))
 
 
 @router.post("/ops/incidents/{incident_id}/roles")
 def roles(request: Request, incident_id: IdPath, commander: str = Form(""), communications: str = Form(""),
           operations: str = Form(""), scribe: str = Form("")) -> Response:
-    body = api.IncidentPatch(roles={"commander": commander, "communications": communications,
+    body = schemas.IncidentPatch(roles={"commander": commander, "communications": communications,
                                     "operations": operations, "scribe": scribe})
-    return _act(request, f"/ops/incidents/{incident_id}", lambda p, db: api.patch(incident_id, body, p, db, request),
+    return _act(request, f"/ops/incidents/{incident_id}", lambda p, db: flows.change(db, flows.console(request.app.state), p, incident_id, body),
                 gettext("Roles saved."))
 
 
 @router.post("/ops/incidents/{incident_id}/note")
 def note(request: Request, incident_id: IdPath, text: str = Form("")) -> Response:
     return _act(request, f"/ops/incidents/{incident_id}",
-                lambda p, db: api.note(incident_id, api.NoteIn(text=text), p, db), gettext("Note added."))
+                lambda p, db: flows.note(db, p, incident_id, schemas.NoteIn(text=text)), gettext("Note added."))
 
 
 @router.post("/ops/incidents/{incident_id}/check/{item}")
 def check(request: Request, incident_id: IdPath, item: str, done: str = Form("")) -> Response:
     return _act(request, f"/ops/incidents/{incident_id}",
-                lambda p, db: api.check(incident_id, item[:40], api.CheckIn(done=bool(done)), p, db, request),
+                lambda p, db: flows.check(db, flows.console(request.app.state), p, incident_id, item[:40],
+                                          schemas.CheckIn(done=bool(done))),
                 gettext("Checklist updated."))
 
 
@@ -131,8 +134,8 @@ def check(request: Request, incident_id: IdPath, item: str, done: str = Form("")
 def override(request: Request, name: str, status_: str = Form("", alias="status"), reason: str = Form("")
              ) -> Response:
     def go(p: Principal, db: Any) -> None:
-        api.override(name[:40], api.OverrideIn.model_validate({"status": status_ or None, "reason": reason}), p, db,
-                     request)
+        flows.override(db, flows.console(request.app.state), p, name[:40],
+                       schemas.OverrideIn.model_validate({"status": status_ or None, "reason": reason}))
     return _act(request, "/ops/incidents", go, gettext("Component status saved."))
 
 
@@ -149,7 +152,7 @@ def report_page(request: Request, incident_id: IdPath, budget: str = "") -> Resp
     from waimai.firewall.incidents import report
 
     with request.app.state.db.read_session() as db:
-        r = api.build_report(request, db, incident_id)
+        r = flows.build_report(flows.console(request.app.state), db, incident_id)
         inc = incidents.get(db, incident_id)
         preview = None
         if budget.strip().isdigit() and int(budget) > 0:
@@ -164,15 +167,15 @@ def report_page(request: Request, incident_id: IdPath, budget: str = "") -> Resp
 @router.post("/ops/incidents/{incident_id}/review")
 def review(request: Request, incident_id: IdPath, whys: list[str] = Form([]), root_cause: str = Form(""),
            notes: str = Form("")) -> Response:
-    body = api.ReviewIn(whys=[w for w in whys if w.strip()], root_cause=root_cause, notes=notes)
+    body = schemas.ReviewIn(whys=[w for w in whys if w.strip()], root_cause=root_cause, notes=notes)
     return _act(request, f"/ops/incidents/{incident_id}/report",
-                lambda p, db: api.put_review(incident_id, body, p, db), gettext("Review saved."))
+                lambda p, db: flows.review(db, p, incident_id, body), gettext("Review saved."))
 
 
 @router.post("/ops/incidents/{incident_id}/actions")
 def add_action(request: Request, incident_id: IdPath, text: str = Form(""), owner: str = Form("")) -> Response:
     def go(p: Principal, db: Any) -> None:
-        api.add_action(incident_id, api.ActionIn.model_validate({"text": text, "owner": owner}), p, db)
+        flows.add_action(db, p, incident_id, schemas.ActionIn.model_validate({"text": text, "owner": owner}))
     return _act(request, f"/ops/incidents/{incident_id}/report", go, gettext("Action item added."))
 
 
@@ -180,7 +183,7 @@ def add_action(request: Request, incident_id: IdPath, text: str = Form(""), owne
 def close_action(request: Request, incident_id: IdPath, action_id: IdPath, status_: str = Form("done", alias="status")
                  ) -> Response:
     def go(p: Principal, db: Any) -> None:
-        api.patch_action(incident_id, action_id, api.ActionPatch.model_validate({"status": status_}), p, db)
+        flows.change_action(db, p, incident_id, action_id, schemas.ActionPatch.model_validate({"status": status_}))
     return _act(request, f"/ops/incidents/{incident_id}/report", go, gettext("Action item updated."))
 
 
@@ -189,6 +192,6 @@ def compensate(request: Request, incident_id: IdPath, budget_yuan: str = Form(""
                ) -> Response:
     def go(p: Principal, db: Any) -> None:
         fen = int(budget_yuan) * 100 if budget_yuan.strip().isdigit() else 0
-        api.compensation_issue(incident_id, api.CompensationIn.model_validate(
-            {"budget_fen": fen, "confirm": bool(confirm)}), p, db, request)
+        flows.compensate(db, flows.console(request.app.state), p, incident_id, schemas.CompensationIn.model_validate(
+            {"budget_fen": fen, "confirm": bool(confirm)}))
     return _act(request, f"/ops/incidents/{incident_id}/report", go, gettext("Coupons issued."))

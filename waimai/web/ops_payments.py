@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
-from waimai.core import audit
+from waimai.core import audit, uow
 from waimai.platform.payments import rails, reconcile
 from waimai.platform.payments.models import BillMismatch
 from waimai.web.i18n import gettext
@@ -50,9 +50,8 @@ def reconcile_now(request: Request, day: str = Form("", max_length=10)) -> Respo
     for name in ("wechat", "alipay"):
         if name in provs:
             found += reconcile.reconcile(db, provider=provs[name], providers=provs, day=when)
-    with db.session() as s:
+    with uow.unit_of_work(db) as s:
         audit.record(s, actor_id=p.user_id, actor_role=p.role, action="payments.reconcile",
                      target=f"bill:{when.isoformat()}", details={"new_mismatches": len(found)})
-        s.commit()
     return back(PAGE, msg=gettext("Reconciled {provider} for {day}: {n} new mismatches.").format(
         provider="+".join(n for n in ("wechat", "alipay") if n in provs), day=when.isoformat(), n=len(found)))

@@ -21,10 +21,8 @@ def runbooks_page(request: Request) -> Response:
     p = _need(request, "ops")
     if isinstance(p, RedirectResponse):
         return p
-    from waimai.firewall.runbook_routes import remediation
-
     with request.app.state.db.read_session() as db:
-        rem = remediation(p, request, db)
+        rem = runbooks.remediation_status(getattr(request.app.state, "remediation", None), db)
     plan = request.query_params.get("plan")
     return render(request, "ops_runbooks.html", {"books": runbooks.describe(), "rem": rem,
                                                  "plan": plan.split("\n") if plan else None})

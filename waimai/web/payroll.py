@@ -14,12 +14,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from waimai.core import uow
 from waimai.core.deps import IdPath, Principal
 from waimai.core.errors import AppError
 from waimai.platform.catalog.models import Campus
 from waimai.platform.delivery.models import Rider
-from waimai.platform.payroll import routes as api
 from waimai.platform.payroll import service
+from waimai.platform.payroll import views as pay_views
 from waimai.platform.payroll.models import PayPeriod, Payslip, PeriodStatus
 from waimai.platform.payroll.rules import Rules
 from waimai.platform.payroll.schemas import FIRST_DAY, LAST_DAY
@@ -53,7 +54,7 @@ def earnings_page(request: Request) -> Response:
     with request.app.state.db.read_session() as db:
         try:
             raw = request.query_params.get("rider_id")
-            rider = api.rider_in_scope(db, p, int(raw) if raw and raw.isdigit() else None)
+            rider = pay_views.rider_in_scope(db, p, int(raw) if raw and raw.isdigit() else None)
         except AppError as exc:
             return render(request, "error.html", {"message": say(exc)}, 404)
         views = {}
@@ -79,7 +80,7 @@ def payslip_page(request: Request, payslip_id: IdPath) -> Response:
     _locale(request)
     with request.app.state.db.read_session() as db:
         try:
-            slip, period = api.visible_payslip(db, p, payslip_id)
+            slip, period = pay_views.visible_payslip(db, p, payslip_id)
         except AppError as exc:
             return render(request, "error.html", {"message": say(exc)}, 404)
         rider = db.get(Rider, slip.rider_id)
@@ -97,9 +98,8 @@ def _act(request: Request, fn: Callable[[Session, Principal], str], *, where: st
         return p
     _locale(request)
     try:
-        with request.app.state.db.session() as db:
+        with uow.unit_of_work(request.app.state.db) as db:
             msg = fn(db, p)
-            db.commit()
         return back(where, msg=msg)
     except AppError as exc:
         return back(where, err=say(exc))
@@ -112,7 +112,7 @@ def ops_payroll(request: Request) -> Response:
         return p
     q = request.query_params
     with request.app.state.db.read_session() as db:
-        campus_id = api._campus_id(db, int(q["campus_id"]) if q.get("campus_id", "").isdigit() else None)
+        campus_id = pay_views.campus_id_or_first(db, int(q["campus_id"]) if q.get("campus_id", "").isdigit() else None)
         campus = db.get(Campus, campus_id)
         selected = None
         if q.get("period_id", "").isdigit():
@@ -127,7 +127,7 @@ def ops_payroll(request: Request) -> Response:
                       "last": selected.end_date - dt.timedelta(days=1),
                       "slips": [(s, riders.get(s.rider_id)) for s in service.payslips(db, period_id=selected.id,
                                                                                       limit=10_000)]}
-        totals = {x.id: api.period_out(db, x) for x in recent}
+        totals = {x.id: pay_views.period_out(db, x) for x in recent}
         ctx = {"campus": campus, "rules": service.rules_for(db, campus_id), "recent": recent, "totals": totals,
                "detail": detail, "today": service.local_today(),
                "riders": list(db.scalars(select(Rider).where(Rider.campus_id == campus_id).order_by(Rider.id))),

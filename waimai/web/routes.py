@@ -17,6 +17,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
+from waimai.core import uow
 from waimai.core.database import is_connection_error, utcnow
 from waimai.core.deps import TOKEN_COOKIE, IdPath, Principal, authz_cache
 from waimai.core.deps import principal_from as optional_principal
@@ -158,7 +159,7 @@ def login_submit(request: Request, phone: str = Form(""), password: str = Form("
     _locale(request)
     db = request.app.state.db
     try:
-        with db.session() as s:
+        with uow.unit_of_work(db) as s:
             token = accounts.login(s, settings=request.app.state.settings, phone=phone.strip(),
                                    password=password, client=request.client.host if request.client else "?")
     except AppError as exc:
@@ -177,9 +178,8 @@ def login_submit(request: Request, phone: str = Form(""), password: str = Form("
 def logout(request: Request) -> Response:
     p = optional_principal(request)
     if p is not None:  # revoke, not just forget: a copy of the cookie stops working too
-        with request.app.state.db.session() as db:
+        with uow.unit_of_work(request.app.state.db) as db:
             accounts.revoke_tokens(db, p.user_id)
-            db.commit()
         authz_cache(request.app).invalidate(p.user_id)
     resp = RedirectResponse("/", status_code=303)
     resp.delete_cookie(TOKEN_COOKIE)
@@ -369,11 +369,10 @@ def pay_cod(request: Request, order_id: IdPath) -> Response:
         return p
     _locale(request)
     try:
-        with request.app.state.db.session() as db:
+        with uow.unit_of_work(request.app.state.db) as db:
             order = ordering.load_order(db, order_id, for_update=True)
             ordering.check_can_view(db, p, order)
             payments.switch_to_cod(db, order=order, actor=p)
-            db.commit()
     except AppError as exc:
         return back(f"/orders/{order_id}", err=say(exc))
     return back(f"/orders/{order_id}", msg=gettext("Switched to cash on delivery."))
@@ -540,7 +539,7 @@ def merchant_toggle_item(request: Request, item_id: IdPath) -> Response:
     if isinstance(p, RedirectResponse):
         return p
     _locale(request)
-    with request.app.state.db.session() as db:
+    with uow.unit_of_work(request.app.state.db) as db:
         item = db.get(MenuItem, item_id)
         staff = db.get(User, p.user_id)
         try:
@@ -550,7 +549,6 @@ def merchant_toggle_item(request: Request, item_id: IdPath) -> Response:
         except AppError as exc:
             return back("/merchant", err=say(exc))
         item.available = not item.available
-        db.commit()
     return back("/merchant", msg=gettext("Stock updated."))
 
 
@@ -562,13 +560,13 @@ def merchant_status(request: Request, status: str = Form(...)) -> Response:
     _locale(request)
     if status not in ("open", "paused"):
         return back("/merchant", err=gettext("That shop status does not exist."))
-    with request.app.state.db.session() as db:
+    with uow.unit_of_work(request.app.state.db) as db:
         m = _staff_merchant(db, p, request)
         if m is None:
             return back("/merchant", err=gettext("No shop is linked to this account."))
         m.status = status
-        db.commit()
-        ordering.hot_reads(db.connection()).merchant.invalidate(m.id)
+        hot, merchant_id = ordering.hot_reads(db.connection()), m.id
+        uow.after_commit(db, lambda: hot.merchant.invalidate(merchant_id))
     return back("/merchant", msg=gettext("Shop status updated."))
 
 
@@ -599,13 +597,12 @@ def rider_shift(request: Request, on: str = Form(...)) -> Response:
     if isinstance(p, RedirectResponse):
         return p
     _locale(request)
-    with request.app.state.db.session() as db:
+    with uow.unit_of_work(request.app.state.db) as db:
         try:
             rider = delivery.rider_for_user(db, p.user_id)
         except AppError as exc:
             return back("/rider", err=say(exc))
         delivery.set_shift(db, rider, on=on == "1")
-        db.commit()
     return back("/rider", msg=gettext("On shift.") if on == "1" else gettext("Off shift."))
 
 
@@ -631,7 +628,7 @@ def _web_transition(request: Request, order_id: IdPath, to: Status, target: str,
         if proof is not None:  # counted and limited on its own first, like the API
             delivery_proof.check(database, request.app.state.settings, p, order_id, proof,
                                  client=request.client.host if request.client else "")
-        with database.session() as db:
+        with uow.unit_of_work(database) as db:
             order = ordering.load_order(db, order_id, for_update=True)
             ordering.check_can_view(db, p, order)
             if carrier and p.role != "ops":
@@ -642,7 +639,6 @@ def _web_transition(request: Request, order_id: IdPath, to: Status, target: str,
                 raise AppError(N_("The proof code does not match; ask the customer for the 4 digits."))
             ordering.transition(db, order, to, actor=p, reason=reason)
             number = order.number
-            db.commit()
     except AppError as exc:
         return back(target, err=say(exc))
     if to in (Status.cancelled, Status.rejected):

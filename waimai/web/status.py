@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import escape as _escape
 
+from waimai.core import uow
 from waimai.core.deps import IdPath
 from waimai.core.deps import principal_from as optional_principal
 from waimai.core.errors import NotFound
@@ -127,13 +128,12 @@ def subscription(request: Request, action: str = Form("subscribe")) -> Response:
     p = _need(request)
     if isinstance(p, RedirectResponse):
         return p
-    with request.app.state.db.session() as db:
+    with uow.unit_of_work(request.app.state.db) as db:
         row = db.get(StatusSubscriber, p.user_id)
         if action == "subscribe" and row is None:
             db.add(StatusSubscriber(user_id=p.user_id, sms=True))
         elif action != "subscribe" and row is not None:
             db.delete(row)
-        db.commit()
     return back("/status", msg=gettext("Subscribed: incident updates will reach your inbox and phone.")
                 if action == "subscribe" else gettext("Unsubscribed."))
 
@@ -160,7 +160,6 @@ def notices_read(request: Request) -> Response:
     p = _need(request)
     if isinstance(p, RedirectResponse):
         return p
-    with request.app.state.db.session() as db:
+    with uow.unit_of_work(request.app.state.db) as db:
         read_all(db, p.user_id)
-        db.commit()
     return back("/notices")

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from waimai.core import audit
+from waimai.core import audit, uow
 from waimai.core.deps import IdPath, Principal
 from waimai.core.errors import AppError
 from waimai.core.messages import N_
@@ -27,10 +27,9 @@ from waimai.platform.catalog.models import DeliveryPoint, Merchant
 from waimai.platform.ordering import service as ordering
 from waimai.platform.ordering.schemas import LineIn, PlaceOrderIn
 from waimai.platform.payments import service as payments
-from waimai.platform.support import assisted, photos, ratings
+from waimai.platform.support import assisted, photos, ratings, resolutions
 from waimai.platform.support import service as tickets
 from waimai.platform.support.models import Ticket
-from waimai.platform.support.routes import photo_response, resolve_ticket
 from waimai.platform.support.schemas import ResolveIn
 from waimai.web.i18n import current_locale, gettext, say
 from waimai.web.routes import _locale, _need, back, render
@@ -86,14 +85,13 @@ def console(request: Request) -> Response:
     database = request.app.state.db
     customer, lookup_err, menu = None, None, None
     if phone:
-        with database.session() as db:
+        with uow.unit_of_work(database) as db:
             try:
                 customer = assisted.find_customer(db, phone)
             except AppError as exc:
                 lookup_err = say(exc)
             audit.record(db, actor_id=p.user_id, actor_role=p.role, action="support.customer_lookup",
                          target=f"user:{customer.id}" if customer else "", details={"found": customer is not None})
-            db.commit()
     with database.read_session() as db:
         flags = {n: is_on(db, n) for n in ("payment.cod_only", "ordering.simple_mode", "delivery.pickup_points")}
         merchants = catalog.list_merchants(db)
@@ -120,9 +118,8 @@ def console_customer(request: Request, phone: str = Form(...), name: str = Form(
     if isinstance(p, RedirectResponse):
         return p
     try:
-        with request.app.state.db.session() as db:
+        with uow.unit_of_work(request.app.state.db) as db:
             user, created = assisted.find_or_create_customer(db, p, phone=phone, name=name)
-            db.commit()
             phone = user.phone
     except AppError as exc:
         return back(f"/support?phone={phone[:24]}", err=say(exc))
@@ -223,11 +220,10 @@ def problem_submit(request: Request, order_id: IdPath, category: str = Form(...)
         return p
     data = photo.file.read(photos.MAX_BYTES + 1) if photo is not None else b""
     try:
-        with request.app.state.db.session() as db:  # the ticket and its photo, or neither
+        with uow.unit_of_work(request.app.state.db) as db:  # the ticket and its photo, or neither
             t = tickets.create(db, p, order_id=order_id, category=category, description=description[:1000])
             if data:
                 photos.add(db, p, t, data)
-            db.commit()
             tid = t.id
     except AppError as exc:
         return back(f"/orders/{order_id}/problem", err=say(exc))
@@ -292,9 +288,8 @@ def _ticket_action(request: Request, ticket_id: int, fn: Any, done: str) -> Resp
 
 def _in_session(request: Request, ticket_id: int, act: Any) -> Any:
     def run(p: Principal) -> None:
-        with request.app.state.db.session() as db:
+        with uow.unit_of_work(request.app.state.db) as db:
             act(db, p, tickets.get_visible(db, p, ticket_id))
-            db.commit()
     return run
 
 
@@ -326,7 +321,8 @@ def ticket_resolve(request: Request, ticket_id: IdPath, resolution: str = Form(.
                              min_spend_fen=_fen(min_spend) or 0, item_ids=item_ids or None)
         except ValidationError as exc:
             raise AppError(gettext("Please check the resolution's fields."), status=422, code="invalid") from exc
-        resolve_ticket(request, p, ticket_id, body)
+        resolutions.resolve(request.app.state.db, request.app.state.payment_providers, p, ticket_id, body,
+                            ttl=dt.timedelta(hours=request.app.state.settings.idempotency_ttl_hours))
     return _ticket_action(request, ticket_id, run, N_("Ticket resolved."))
 
 
@@ -344,7 +340,7 @@ def ticket_photo_file(request: Request, ticket_id: IdPath, photo_id: IdPath) -> 
         return p
     with request.app.state.db.read_session() as db:
         try:
-            return photo_response(photos.get(db, p, ticket_id, photo_id))
+            return photos.http_response(photos.get(db, p, ticket_id, photo_id))
         except AppError:
             return Response(status_code=404)
 
@@ -369,9 +365,8 @@ def _rate(request: Request, order_id: int, ticket_id: int | None, stars: int, ta
     if isinstance(p, RedirectResponse):
         return p
     try:
-        with request.app.state.db.session() as db:
+        with uow.unit_of_work(request.app.state.db) as db:
             ratings.rate(db, p, order_id=order_id, ticket_id=ticket_id, stars=stars)
-            db.commit()
     except AppError as exc:
         return back(target, err=say(exc))
     return back(target, msg=gettext("Thank you for rating: %(n)s ★") % {"n": stars})

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from waimai.core import audit
+from waimai.core import audit, uow
 from waimai.core.deps import API_PREFIX, OpsDep
 from waimai.core.errors import AppError, NotFound, Unauthorized, Unprocessable
 from waimai.firewall.alerting.service import AlertingService, from_alertmanager, from_pagerduty_event
@@ -54,9 +54,8 @@ def ack(request: Request, p: OpsDep, group: Annotated[str, Query(max_length=500)
         g = svc.acknowledge(group, by=f"user:{p.user_id}")
     except KeyError:
         raise NotFound("No such alert group.") from None
-    with request.app.state.db.session() as db:
+    with uow.unit_of_work(request.app.state.db) as db:
         audit.record(db, actor_id=p.user_id, actor_role=p.role, action="alert.ack", target=group[:120])
-        db.commit()
     return {"group": g.key, "acknowledged_by": g.acked_by}
 
 
@@ -87,10 +86,9 @@ def add_silence(request: Request, body: SilenceIn, p: OpsDep) -> dict[str, Any]:
     svc = _svc(request)
     s = svc.add_silence(body.matchers, ends_at=svc.clock() + dt.timedelta(minutes=body.minutes),
                         created_by=f"user:{p.user_id}", comment=body.comment)
-    with request.app.state.db.session() as db:
+    with uow.unit_of_work(request.app.state.db) as db:
         audit.record(db, actor_id=p.user_id, actor_role=p.role, action="alert.silence", target=s.id,
                      details={"matchers": body.matchers, "minutes": body.minutes, "comment": body.comment})
-        db.commit()
     return {"id": s.id, "ends_at": s.ends_at}
 
 
@@ -105,9 +103,8 @@ def list_silences(request: Request, _p: OpsDep) -> list[dict[str, Any]]:
 def expire_silence(request: Request, sid: Annotated[str, Path(max_length=40)], p: OpsDep) -> dict[str, Any]:
     if not _svc(request).expire_silence(sid):
         raise NotFound("No such active silence.")
-    with request.app.state.db.session() as db:
+    with uow.unit_of_work(request.app.state.db) as db:
         audit.record(db, actor_id=p.user_id, actor_role=p.role, action="alert.unsilence", target=sid)
-        db.commit()
     return {"id": sid, "expired": True}
 
 
@@ -133,10 +130,9 @@ def put_rules(request: Request, body: RulesIn, p: OpsDep) -> dict[str, Any]:
         parsed = _svc(request).update_rules(body.yaml, by=f"user:{p.user_id}")
     except (ValidationError, YAMLError, TypeError, AttributeError) as exc:
         raise Unprocessable(f"The rules are not valid: {str(exc)[:500]}") from exc
-    with request.app.state.db.session() as db:
+    with uow.unit_of_work(request.app.state.db) as db:
         audit.record(db, actor_id=p.user_id, actor_role=p.role, action="alert.rules", target="rules",
                      details={"rules": [r.alert for g in parsed.groups for r in g.rules]})
-        db.commit()
     return {"rules": [r.alert for g in parsed.groups for r in g.rules]}
 
 

@@ -17,6 +17,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from waimai.core import uow
 from waimai.core.database import Database
 from waimai.core.leader import identity
 from waimai.core.timeutil import parse_iso
@@ -108,7 +109,7 @@ class AlertingService:
     @contextmanager
     def _change(self) -> Iterator[AlertPipeline]:
         """One locked transaction over the shared state: load, change, write back what changed, queue sends."""
-        with self._lock, self.database.session() as db:
+        with self._lock, uow.unit_of_work(self.database) as db:
             state.lock(db)
             p = self._fresh()
             now = self.clock()
@@ -116,7 +117,6 @@ class AlertingService:
             yield p
             state.save(db, p, before, now)
             state.queue(db, p.sent)
-            db.commit()
         self.pipeline = p
 
     def view(self) -> AlertPipeline:
@@ -238,9 +238,8 @@ class AlertingService:
             with self.database.read_session() as db:  # most rounds have nothing to send: no write lock then
                 if not state.waiting(db, self.me):
                     return 0
-            with self.database.session() as db:
+            with uow.unit_of_work(self.database) as db:
                 rows = state.claim(db, self.me, self.clock())
-                db.commit()
             if not rows:
                 return 0
             done: list[tuple[Any, bool, str | None]] = []
@@ -261,7 +260,7 @@ class AlertingService:
                 for ch in chans:
                     ch.flush()
             history = []
-            with self.database.session() as db:
+            with uow.unit_of_work(self.database) as db:
                 for r, ok, error in done:
                     state.record(db, r.id, self.me, ok=ok, error=error)
                     log.warning("alert_notified", receiver=r.receiver, reason=r.reason, title=r.title,
@@ -274,15 +273,13 @@ class AlertingService:
                 history += [AlertHistory(event=f"delivery:{x.event}", title=str(getattr(x, "dedup_key", ""))[:300],
                                          details=x.to_dict()) for x in self.delivery_log.take()]
                 db.add_all(history)
-                db.commit()
         self._tell("on_notified", [(list(r.members), r.receiver, r.reason, ok) for r, ok, _e in done])
         return len(done)
 
     def prune(self) -> dict[str, int]:
-        with self._lock, self.database.session() as db:
+        with self._lock, uow.unit_of_work(self.database) as db:
             state.lock(db)
             out = state.prune(db, self.clock())
-            db.commit()
         if any(out.values()):
             log.info("alert_state_pruned", **out)
         return out
@@ -315,22 +312,20 @@ class AlertingService:
         """Validate a rule set edited in the console, swap it in (keeping state of unchanged rules), keep it."""
         parsed = RuleFile.parse(text)  # raises on invalid YAML or rules
         self._swap_rules(parsed, text)
-        with self.database.session() as db:
+        with uow.unit_of_work(self.database) as db:
             row = AlertRuleSet(yaml=text, updated_by=by[:40])
             db.add(row)
             db.add(AlertHistory(event="rules:updated",
                                 details={"by": by, "rules": sum(len(g.rules) for g in parsed.groups)}))
-            db.commit()
-            self._rules_id = row.id
+        self._rules_id = row.id
         return parsed
 
     def _history(self, rows: list[AlertHistory]) -> None:
         if not rows:
             return
         try:
-            with self.database.session() as db:
+            with uow.unit_of_work(self.database) as db:
                 db.add_all(rows)
-                db.commit()
         except Exception:  # noqa: BLE001 - history must never stop alerting
             log.exception("alert_history_write_failed")
 

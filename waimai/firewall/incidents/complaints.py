@@ -18,6 +18,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from waimai.config import Settings
+from waimai.core import uow
 from waimai.core.background import Job
 from waimai.core.database import Database
 from waimai.firewall.incidents import service as incidents
@@ -65,9 +66,8 @@ def publish_signals(db: Database, store: MetricStore, now: float | None = None) 
     with db.read_session() as s:  # most rounds have no open incident: look before taking the write lock
         if not open_incidents(s):
             return values
-    with db.session() as s:
-        if tickets.link_recent(s):
-            s.commit()
+    with uow.unit_of_work(db) as s:
+        tickets.link_recent(s)
     return values
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from sqlalchemy import select, text
 
+from waimai.core import uow
 from waimai.core.database import Database
 from waimai.core.messages import msg
 from waimai.firewall.incidents import service as incidents
@@ -40,7 +41,7 @@ def record_outage(database: Database, sop: Any, *, onset: float, detected: float
     """Open (or join) the outage's incident and post that the database is back. Returns its id."""
     onset_at, detected_at, back_at = (dt.datetime.fromtimestamp(t, dt.UTC) for t in (onset, detected, back))
     down = round(back - onset)
-    with database.session() as s:
+    with uow.unit_of_work(database) as s:
         if database.dialect == "postgresql":
             key = int.from_bytes(hashlib.sha256(FAULT_KEY.encode()).digest()[:8], "big", signed=True)
             s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
@@ -58,7 +59,6 @@ def record_outage(database: Database, sop: Any, *, onset: float, detected: float
             incidents.record(s, inc, "note", msg("replica %(replica)s saw the database back after %(s)s s",
                                                  replica=replica, s=down),
                              actor=ACTOR, at=back_at)
-        s.commit()
         log.warning("database_outage_recorded", incident_id=inc.id, down_s=down)
         return inc.id
 

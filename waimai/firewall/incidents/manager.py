@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from sqlalchemy.orm import Session
 
+from waimai.core import uow
 from waimai.core.database import Database
 from waimai.core.messages import msg
 from waimai.core.numbers import readable
@@ -79,27 +80,24 @@ class IncidentManager:
         if not changed:
             return
         now = self.clock()
-        with self.db.session() as db:
+        with uow.unit_of_work(self.db) as db:
             for a, muted in sorted(changed, key=lambda am: am[0].starts_at):
                 self._handle(db, a, muted, now)
-            db.commit()
         for a, m in changed:
             self._known[a.fingerprint] = a.status + ("m" if m else "")
 
     def on_ack(self, fingerprints: Sequence[str], by: str) -> None:
         now = self.clock()
-        with self.db.session() as db:
+        with uow.unit_of_work(self.db) as db:
             for inc in incidents.open_incidents(db):
                 if set(fingerprints) & set(inc.alerts):
                     incidents.acknowledge(db, inc, actor=by, now=now)
-            db.commit()
 
     def on_notified(self, deliveries: Sequence[tuple[Sequence[str], str, str, bool]]) -> None:
         """(alert fingerprints, receiver, reason, ok) for each notification the pipeline sent."""
         if not deliveries:
             return
-        with self.db.session() as db:
-            wrote = False
+        with uow.unit_of_work(self.db) as db:
             for inc in incidents.open_incidents(db):
                 for fps, receiver, reason, ok in deliveries:
                     if set(fps) & set(inc.alerts):
@@ -109,9 +107,6 @@ class IncidentManager:
                                          msg("%(reason)s alert to %(receiver)s: NOT delivered", reason=reason,
                                              receiver=receiver),
                                          details={"receiver": receiver, "reason": reason, "ok": ok})
-                        wrote = True
-            if wrote:
-                db.commit()
 
     # --- the periodic job --------------------------------------------------------------------------------
 
@@ -120,13 +115,12 @@ class IncidentManager:
         with self.db.read_session() as db:  # most ticks find nothing: look before taking the write lock
             if not incidents.open_incidents(db):
                 return
-        with self.db.session() as db:
+        with uow.unit_of_work(self.db) as db:
             open_ = incidents.open_incidents(db)
             for inc in open_:
                 self._maybe_resolve(db, inc, now)
                 self._maybe_remind(db, inc, now)
             self._signals(db, [i for i in open_ if i.status != "resolved"], signals)
-            db.commit()
 
     def refresh_components(self) -> None:
         """Component status also changes with the clock (maintenance windows start and end): apply it.
@@ -138,9 +132,8 @@ class IncidentManager:
             if all(rows[c].updated_at is not None and (rows[c].override or st) == rows[c].status
                    for c, (st, _) in want.items()):
                 return
-        with self.db.session() as db:
+        with uow.unit_of_work(self.db) as db:
             incidents.recompute_components(db, self.sop, now=now)
-            db.commit()
 
     # --- internals ----------------------------------------------------------------------------------------
 

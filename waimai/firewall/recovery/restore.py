@@ -30,7 +30,7 @@ import structlog
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from waimai.core import audit, csvsafe
+from waimai.core import audit, csvsafe, uow
 from waimai.core.database import Database, table_of
 from waimai.core.migrate import current_revision, head_revision, upgrade
 from waimai.core.outbox import emit
@@ -213,9 +213,8 @@ def export_orders(directory: Path, restore_id: str, m: Manifest, new: list[dict[
 
 # -------------------------------------------------------------------------------------------- the restore
 def _switch(db: Database, on: bool, actor_id: int | None, actor_role: str, reason: str) -> None:
-    with db.session() as s:
+    with uow.unit_of_work(db) as s:
         set_switch(s, READ_ONLY, enabled=on, actor_id=actor_id, actor_role=actor_role, reason=reason)
-        s.commit()
 
 
 def restore_backup(cfg: BackupConfig, db: Database, ref: str, *, actor_id: int | None = None,
@@ -320,14 +319,13 @@ def _keep_read_only(db: Database, backup_id: str) -> None:
 
     from waimai.firewall.switches.models import Switch
 
-    with db.session() as s:
+    with uow.unit_of_work(db) as s:
         changed = s.execute(sa_update(Switch).where(Switch.name == READ_ONLY).values(
             enabled=True, reason=f"finishing the restore of {backup_id}"[:200], updated_by="system:restore",
             updated_at=utcnow()))
         if not getattr(changed, "rowcount", 0):
             s.add(Switch(name=READ_ONLY, enabled=True, reason=f"finishing the restore of {backup_id}"[:200],
                          updated_by="system:restore"))
-        s.commit()
 
 
 def _fenced_count(db: Database, version: str | None) -> int:
@@ -349,7 +347,7 @@ def _finish(cfg: BackupConfig, db: Database, m: Manifest, result: RestoreResult,
                "export": Path(result.export_json).name if result.export_json else None,
                "migrated": result.migrated, "error": result.error}
     try:
-        with db.session() as s:
+        with uow.unit_of_work(db) as s:
             _carry_over(s, kept_audit)
             result.audit_entries_kept = len(kept_audit)
             audit.record(s, actor_id=actor_id, actor_role=actor_role, action="backup.restore", target=m.id,
@@ -359,7 +357,6 @@ def _finish(cfg: BackupConfig, db: Database, m: Manifest, result: RestoreResult,
                  restore_id=result.id, backup_created_at=result.backup_created_at.isoformat(),
                  orders_after_backup=len(result.orders_after_backup), next_step=result.next_step,
                  actor=result.actor, **summary)
-            s.commit()
     except Exception as exc:  # noqa: BLE001 - the restore happened; say so even if the audit write fails
         result.warnings.append(f"could not write the audit entry: {exc.__class__.__name__}")
     out = cfg.directory / "restores"

@@ -3,23 +3,21 @@ Ops role only; every action (and every refusal) lands on the audit log."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from waimai.core import audit
-from waimai.core.database import Database
-from waimai.core.deps import API_PREFIX, OpsDep, Principal
-from waimai.core.errors import AppError, NotFound, Unprocessable
-from waimai.firewall.recovery.backup import BackupConfig, check_backup, exclusive, make_backup, prune
+from waimai.core.deps import API_PREFIX, OpsDep
+from waimai.core.errors import NotFound
+from waimai.firewall.recovery import flows
+from waimai.firewall.recovery.backup import BackupConfig
 from waimai.firewall.recovery.catalog import Manifest
-from waimai.firewall.recovery.restore import RestoreResult, restore_backup, restores
+from waimai.firewall.recovery.restore import RestoreResult, restores
 
 router = APIRouter(prefix=API_PREFIX + "/backups", tags=["backups"])
 T = TypeVar("T")
-BackupId = Annotated[str, Path(pattern=r"^(latest|[0-9A-Za-z-]{4,40})$", description="id, unique start, or latest")]
+BackupId = Annotated[str, Path(pattern=flows.BACKUP_ID, description="id, unique start, or latest")]
 
 
 class CreateIn(BaseModel):
@@ -44,35 +42,7 @@ class PruneOut(BaseModel):
 
 
 def config(request: Request) -> BackupConfig:
-    cfg: BackupConfig | None = getattr(request.app.state, "backup_config", None)
-    if cfg is None:
-        cfg = BackupConfig.from_settings(request.app.state.settings)
-        request.app.state.backup_config = cfg
-    return cfg
-
-
-def _audited(request: Request, p: Principal, action: str, target: str, fn: Callable[[], T],
-             details: Callable[[T], dict[str, Any]]) -> T:
-    """Run the action; put it (or its refusal) on the audit log."""
-    db: Database = request.app.state.db
-    try:
-        out = fn()
-    except AppError as exc:
-        _record(db, p, action + "_refused", target, {"error": exc.message, "code": exc.code})
-        raise
-    _record(db, p, action, target, details(out))
-    return out
-
-
-def _record(db: Database, p: Principal, action: str, target: str, details: dict[str, Any]) -> None:
-    with db.session() as s:
-        audit.record(s, actor_id=p.user_id, actor_role=p.role, action=action, target=target, details=details)
-        s.commit()
-
-
-def _summary(m: Manifest) -> dict[str, Any]:
-    return {"status": m.status, "verification": m.verification.status, "size": m.size,
-            "targets": {k: v.status for k, v in m.targets.items()}}
+    return flows.config(request.app.state)
 
 
 @router.get("", response_model=list[Manifest])
@@ -95,58 +65,27 @@ def get_backup(backup_id: BackupId, request: Request, _p: OpsDep) -> Manifest:
 @router.post("", response_model=Manifest, status_code=201)
 def create(body: CreateIn, request: Request, p: OpsDep) -> Manifest:
     """Back up now (to every target) and, by default, verify it by restoring it into a scratch database."""
-    cfg, url = config(request), request.app.state.settings.database_url
-
-    def run() -> Manifest:
-        with exclusive(cfg):
-            m = make_backup(cfg, url, kind="manual", note=body.note)
-            if (cfg.verify_after if body.verify is None else body.verify) and m.status == "complete":
-                m = check_backup(cfg, url, m.id)
-            return m
-
-    return _audited(request, p, "backup.create", "new", run, _summary)
+    return flows.create(request.app.state, p, note=body.note, verify=body.verify)
 
 
 @router.post("/prune", response_model=PruneOut)
 def prune_backups(request: Request, p: OpsDep, dry_run: bool = False) -> PruneOut:
     """Apply the retention policy (dry_run: only say what would go)."""
-    res = _audited(request, p, "backup.prune", "retention", lambda: prune(config(request), dry_run=dry_run),
-                   lambda r: {"deleted": r.deleted, "kept": len(r.kept), "dry_run": dry_run})
+    res = flows.apply_retention(request.app.state, p, dry_run=dry_run)
     return PruneOut(dry_run=dry_run, kept=res.kept, deleted=res.deleted, errors=res.errors)
 
 
 @router.post("/{backup_id}/verify", response_model=Manifest)
 def verify(backup_id: BackupId, request: Request, p: OpsDep) -> Manifest:
     """Restore the backup into a scratch database; integrity, schema version, row counts, newest order."""
-    cfg, url = config(request), request.app.state.settings.database_url
-
-    def run() -> Manifest:
-        with exclusive(cfg):
-            return check_backup(cfg, url, backup_id)
-
-    return _audited(request, p, "backup.verify", backup_id, run, _summary)
+    return flows.verify(request.app.state, p, backup_id)
 
 
 @router.post("/{backup_id}/restore", response_model=RestoreResult)
 def restore(backup_id: BackupId, body: RestoreIn, request: Request, p: OpsDep) -> RestoreResult:
     """Roll the database back to this backup. `confirm` must repeat the backup's full id. A safety backup
     is taken first; orders written after the backup are exported and listed in the answer."""
-    cfg = config(request)
-    db: Database = request.app.state.db
-    try:
-        m = cfg.catalog().get(backup_id)
-        if body.confirm.strip() != m.id:
-            raise Unprocessable(f"To restore, confirm must repeat the backup id {m.id}.", code="confirmation_required")
-    except AppError as exc:
-        _record(db, p, "backup.restore_refused", backup_id, {"error": exc.message, "code": exc.code})
-        raise
-    try:
-        # restore_backup puts the restore itself on the audit log of the restored database
-        return restore_backup(cfg, db, m.id, actor_id=p.user_id, actor_role=p.role, force=body.force)
-    except AppError as exc:
-        if exc.code != "restore_failed":  # refused before anything was touched
-            _record(db, p, "backup.restore_refused", m.id, {"error": exc.message, "code": exc.code})
-        raise
+    return flows.restore(request.app.state, p, backup_id, confirm=body.confirm, force=body.force)
 
 
 class DiskFillIn(BaseModel):

@@ -8,7 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from waimai.core import audit
+from waimai.core import audit, uow
 from waimai.core.deps import API_PREFIX, OpsDep
 from waimai.core.errors import NotFound
 from waimai.core.outbound.policy import Resilience
@@ -65,10 +65,9 @@ def set_breaker(name: str, body: BreakerAction, request: Request, p: OpsDep) -> 
     if res.store.record(name) is None:
         raise NotFound(f"No breaker named {name!r}.", details={"known": [r.name for r in res.records()]})
     res.force(name, body.state, actor=f"{p.role}:{p.user_id}")
-    with request.app.state.db.session() as db:
+    with uow.unit_of_work(request.app.state.db) as db:
         audit.record(db, actor_id=p.user_id, actor_role=p.role, action="breaker.set", target=name,
                      details={"state": body.state, "reason": body.reason})
-        db.commit()
     return next(b for b in breakers(request, p) if b.dependency == name)
 
 

@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI
 
 from waimai.config import Settings
+from waimai.core import uow
 from waimai.core.background import Job
 from waimai.core.database import Database
 from waimai.core.leader import identity
@@ -60,10 +61,9 @@ def install(app: FastAPI, settings: Settings) -> list[Job]:
 
     def record_event(name: str, previous: str, state: str, actor: str) -> None:
         def write() -> None:
-            with db.session() as s:
+            with uow.unit_of_work(db) as s:
                 emit(s, "breaker.state_changed", key=name, dependency=name, previous=previous, state=state,
                      actor=actor)
-                s.commit()
         events.submit(write)
 
     resilience = Resilience(build_store(settings, db), policies=policies(settings), on_change=[record_event])

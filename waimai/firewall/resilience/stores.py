@@ -25,6 +25,7 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from waimai.core import uow
 from waimai.core.database import Database, utcnow
 from waimai.core.outbound.breakers import BreakerRecord, BreakerStore, MemoryStore
 from waimai.firewall.resilience.models import BreakerRow
@@ -158,10 +159,9 @@ class DatabaseStore(_Mirrored):
     def _write(self, op: str, name: str, values: dict[str, Any]) -> None:
         def go() -> None:
             try:
-                with self.database.session() as s:
+                with uow.unit_of_work(self.database) as s:
                     s.execute(update(BreakerRow).where(BreakerRow.name == name)
                               .values(updated_at=utcnow(), **values))
-                    s.commit()
             except self.ERRORS as exc:
                 self._failed(op, exc)
                 return
@@ -173,13 +173,12 @@ class DatabaseStore(_Mirrored):
 
         def go() -> None:
             try:
-                with self.database.session() as s:
+                with uow.unit_of_work(self.database) as s:
                     row = s.get(BreakerRow, name)
                     if row is None:
                         s.add(BreakerRow(name=name, threshold=threshold, ttl_s=ttl_s))
                     elif (row.threshold, row.ttl_s) != (threshold, ttl_s):
                         row.threshold, row.ttl_s, row.updated_at = threshold, ttl_s, utcnow()
-                    s.commit()
             except IntegrityError:
                 pass  # another replica registered it at the same moment
             except self.ERRORS as exc:

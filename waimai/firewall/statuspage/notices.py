@@ -25,6 +25,7 @@ from typing import Any
 import structlog
 from sqlalchemy import func, select, update
 
+from waimai.core import uow
 from waimai.core.database import Database
 from waimai.core.inbox import Notice
 from waimai.core.messages import msg
@@ -126,7 +127,7 @@ class Notifier:
 
     def fan_out(self, event_id: int) -> dict[str, int]:
         now = self.clock()
-        with self.db.session() as db:
+        with uow.unit_of_work(self.db) as db:  # stored before any SMS is sent
             ev = db.get(IncidentEvent, event_id)
             if ev is None or ev.notified_at is not None:
                 return {}
@@ -158,7 +159,7 @@ class Notifier:
             db.add_all(new)
             pushed, push_limited = self._queue_pushes(db, inc, ev, [n.user_id for n in new], now)
             ev.notified_at = now
-            db.commit()
+            db.flush()  # the notices' ids, for the SMS batches
             batches: dict[str, list[tuple[int, str]]] = defaultdict(list)
             for n in new:
                 if n.sms == "pending":
@@ -171,7 +172,7 @@ class Notifier:
                   "sms_failed": sum(1 for v in outcome.values() if v == "failed"),
                   "sms_rate_limited": sum(1 for n in new if n.sms == "rate_limited"),
                   "push": pushed, "push_rate_limited": push_limited}
-        with self.db.session() as db:
+        with uow.unit_of_work(self.db) as db:
             for nid, state in outcome.items():
                 row = db.get(Notice, nid)
                 if row is not None:
@@ -183,7 +184,6 @@ class Notifier:
                     "%(failed)s; push %(push)s)", users=counts["inbox"], inbox=counts["inbox"], sms=counts["sms_sent"],
                     limited=counts["sms_rate_limited"], failed=counts["sms_failed"], push=pushed),
                     details={"event_id": event_id, **counts})
-            db.commit()
         log.info("incident_notices_sent", incident=incident_id, update=event_id, **counts)
         return counts
 

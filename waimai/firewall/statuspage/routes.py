@@ -71,7 +71,6 @@ def subscribe(body: SubscriptionIn, p: PrincipalDep, db: SessionDep) -> dict[str
         row = StatusSubscriber(user_id=p.user_id)
         db.add(row)
     row.sms = body.sms
-    db.commit()
     return {"subscribed": True, "sms": row.sms}
 
 
@@ -80,7 +79,6 @@ def unsubscribe(p: PrincipalDep, db: SessionDep) -> dict[str, Any]:
     row = db.get(StatusSubscriber, p.user_id)
     if row is not None:
         db.delete(row)
-        db.commit()
     return {"subscribed": False}
 
 
@@ -99,12 +97,10 @@ def mark_read(notice_id: IdPath, p: PrincipalDep, db: SessionDep) -> dict[str, A
     if n is None or n.user_id != p.user_id:  # someone else's notice is simply not there for you
         raise NotFound("No such notice.")
     n.read_at = n.read_at or utcnow()
-    db.commit()
     return {"id": n.id, "read_at": n.read_at}
 
 
 @notices.post("/read-all")
 def mark_all_read(p: PrincipalDep, db: SessionDep) -> dict[str, int]:
     marked = read_all(db, p.user_id)
-    db.commit()
     return {"marked": marked}

@@ -21,6 +21,7 @@ import time
 import structlog
 from sqlalchemy import delete, select
 
+from waimai.core import uow
 from waimai.core.database import Database, utcnow
 from waimai.firewall.switches.models import ReplicaBeat, Switch
 
@@ -59,12 +60,11 @@ class Fence:
             n = self.in_flight
         seen = version if version is not None and quiet else None
         self._beats += 1
-        with database.session() as s:
+        with uow.unit_of_work(database) as s:
             s.merge(ReplicaBeat(replica=replica[:120], roles=roles[:60], beat_at=utcnow(), read_only_seen=seen,
                                 writes_in_flight=n))
             if self._beats % 600 == 1:  # every ten minutes or so: forget processes gone for a day
                 s.execute(delete(ReplicaBeat).where(ReplicaBeat.beat_at < utcnow() - FORGET))
-            s.commit()
         return seen
 
 

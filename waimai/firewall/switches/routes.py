@@ -59,5 +59,4 @@ def catalog(_p: OpsDep, db: ReadSessionDep) -> list[KnownSwitch]:
 def put_switch(name: str, body: SwitchIn, p: OpsDep, db: SessionDep) -> SwitchOut:
     row = service.set_switch(db, name, enabled=body.enabled, actor_id=p.user_id, actor_role=p.role,
                              reason=body.reason)
-    db.commit()
     return SwitchOut.model_validate(row)

@@ -11,7 +11,7 @@ from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from waimai.core import audit
+from waimai.core import audit, uow
 from waimai.core.database import Database, utcnow
 from waimai.core.errors import Unprocessable
 from waimai.core.outbox import emit
@@ -59,13 +59,12 @@ def set_automatic(database: Database, name: str, *, enabled: bool, actor: str, r
     that the same actor turned on: what ops set by hand stays as they set it. Returns whether it flipped.
     """
     try:
-        with database.session() as db:
+        with uow.unit_of_work(database) as db:
             row = db.get(Switch, name, with_for_update=True)
             current = bool(row and row.enabled)
             if current == enabled or (only_undo and (row is None or row.updated_by != actor)):
                 return False
             set_switch(db, name, enabled=enabled, actor_id=None, actor_role=actor, reason=reason)
-            db.commit()
             return True
     except IntegrityError:  # another replica created the row at the same moment: it did the flip
         return False

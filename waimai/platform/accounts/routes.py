@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from waimai.core import audit, security_alerts
+from waimai.core import audit, security_alerts, uow
 from waimai.core.deps import (
     API_PREFIX,
     IdPath,
@@ -39,7 +39,6 @@ def create_user(body: UserCreate, p: OpsDep, db: SessionDep) -> UserOut:
                                password=body.password, merchant_id=body.merchant_id)
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="user.create", target=f"user:{user.id}",
                  details={"role": user.role})
-    db.commit()
     return service.user_out(user)
 
 
@@ -47,8 +46,7 @@ def create_user(body: UserCreate, p: OpsDep, db: SessionDep) -> UserOut:
 def logout(p: PrincipalDep, request: Request, db: SessionDep) -> Response:
     """Revoke the caller's tokens: this one and every other issued before it (every device signs out)."""
     service.revoke_tokens(db, p.user_id)
-    db.commit()
-    authz_cache(request.app).invalidate(p.user_id)
+    uow.after_commit(db, lambda: authz_cache(request.app).invalidate(p.user_id))
     return Response(status_code=204)
 
 
@@ -62,8 +60,7 @@ def change_user(user_id: IdPath, body: UserChange, p: OpsDep, request: Request, 
     service.change_user(db, user, role=body.role, is_active=body.is_active)
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="user.change", target=f"user:{user.id}",
                  details={"before": before, "after": {"role": user.role, "is_active": user.is_active}})
-    db.commit()
-    authz_cache(request.app).invalidate(user.id)
+    uow.after_commit(db, lambda: authz_cache(request.app).invalidate(user_id))
     return service.user_out(user)
 
 

@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from waimai.config import Settings
+from waimai.core import uow
 from waimai.core.errors import Conflict, NotFound, Unauthorized, Unprocessable
 from waimai.core.security import (
     DUMMY_HASH,
@@ -65,10 +66,9 @@ def login(db: Session, *, settings: Settings, phone: str, password: str, client:
     ok = verify_password(user.password_hash if user else DUMMY_HASH, password)
     if not ok or user is None or not user.is_active:
         throttle.failed(db, settings, phone=phone, client=client)
-        db.commit()
+        uow.checkpoint(db, why="a wrong password stays counted although the sign-in is refused")
         raise Unauthorized("Phone number or password is wrong.")
     throttle.succeeded(db, phone=phone, client=client)
-    db.commit()
     token = issue_token(secret=settings.secret_key, user_id=user.id, role=user.role,
                         ttl_minutes=settings.token_ttl_minutes, version=user.token_version)
     return TokenOut(access_token=token, role=user.role, user_id=user.id,

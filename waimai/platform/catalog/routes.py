@@ -46,7 +46,6 @@ def update_item(item_id: IdPath, body: StockUpdate, p: MerchantDep, db: SessionD
     if p.role == "ops":
         audit.record(db, actor_id=p.user_id, actor_role=p.role, action="item.update", target=f"item:{item_id}",
                      details=changes)
-    db.commit()
     return ItemOut.model_validate(item)
 
 
@@ -62,5 +61,4 @@ def set_status(merchant_id: IdPath, body: MerchantStatusUpdate, p: MerchantDep, 
         audit.record(db, actor_id=p.user_id, actor_role=p.role, action="merchant.status",
                      target=f"merchant:{merchant_id}", details={"old": old, "new": body.status,
                                                                 "reason": body.reason})
-    db.commit()
     return service.summary(m)

@@ -18,6 +18,7 @@ from sqlalchemy import ForeignKey, Index, delete, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from waimai.config import Settings
+from waimai.core import uow
 from waimai.core.database import Base, Database, utcnow
 from waimai.core.deps import Principal
 from waimai.core.errors import AppError, Forbidden, Unprocessable
@@ -62,7 +63,7 @@ def check(database: Database, settings: Settings, p: Principal, order_id: int, c
           client: str = "") -> None:
     """Let a matching code through; count a wrong one, and refuse (423) once the order or the rider is locked.
     Runs in its own transaction before the delivery's, so a wrong code stays counted."""
-    with database.session() as db:
+    with uow.unit_of_work(database) as db:
         order = db.get(Order, order_id, with_for_update=True)
         if order is None:
             return  # the delivery itself answers 404
@@ -88,7 +89,6 @@ def check(database: Database, settings: Settings, p: Principal, order_id: int, c
             raise_alert(db, kind="rider_proof_locked", subject=f"user:{p.user_id}", source=client,
                         user_id=p.user_id, wrong_codes_last_hour=per_rider)
             locked = locked or ProofLocked(RIDER_LOCKED, code="proof_locked_rider")
-        db.commit()
     if locked is not None:
         raise locked
     raise Unprocessable(MISMATCH, code="proof_code_mismatch",

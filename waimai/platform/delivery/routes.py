@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from sqlalchemy import select
 
+from waimai.core import uow
 from waimai.core.database import utcnow
 from waimai.core.deps import API_PREFIX, OpsDep, ReadSessionDep, RiderDep, SessionDep
 from waimai.platform.delivery import service
@@ -22,7 +23,6 @@ def me(p: RiderDep, db: ReadSessionDep) -> Rider:
 @router.post("/riders/me/shift", response_model=RiderOut)
 def shift(body: ShiftIn, p: RiderDep, db: SessionDep) -> Rider:
     rider = service.set_shift(db, service.rider_for_user(db, p.user_id), on=body.on_shift, hours=body.hours)
-    db.commit()
     return rider
 
 
@@ -30,11 +30,13 @@ def shift(body: ShiftIn, p: RiderDep, db: SessionDep) -> Rider:
 def position(body: PositionIn, p: RiderDep, db: SessionDep, request: Request) -> Rider:
     rider = service.rider_for_user(db, p.user_id)
     rider.x, rider.y, rider.position_at = body.x, body.y, utcnow()
-    db.commit()
     from waimai.platform.tracking.live import rider_moved
 
-    with request.app.state.db.read_session() as rs:  # fan-out reads only: never hold the write lock for it
-        rider_moved(request.app.state.broker, rs, rider.id, body.x, body.y)
+    def fan_out() -> None:
+        with request.app.state.db.read_session() as rs:  # fan-out reads only: never hold the write lock for it
+            rider_moved(request.app.state.broker, rs, rider.id, body.x, body.y)
+
+    uow.after_commit(db, fan_out)  # riders' followers hear of the position once it is stored
     return rider
 
 

@@ -61,5 +61,4 @@ def retry(callback_id: IdPath, p: OpsDep, db: SessionDep) -> dict[str, Any]:
     cb.state, cb.attempts = "pending", 0
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="intake.callback_retry",
                  target=f"callback:{callback_id}")
-    db.commit()
     return {"id": cb.id, "state": cb.state}

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from waimai.core import flags
+from waimai.core import flags, uow
 from waimai.core.database import Database, utcnow
 from waimai.core.deps import Principal
 from waimai.core.errors import AppError
@@ -105,7 +105,7 @@ def receive(database: Database, adapter: PlatformAdapter, inbound: InboundReques
         INTAKE.labels(name, "invalid").inc()
         log.warning("intake_invalid", platform=name, error=str(exc))
         return adapter.ack(False, str(exc))
-    with database.session() as db:
+    with uow.unit_of_work(database) as db:
         if flags.enabled(f"intake.{name}.paused"):
             INTAKE.labels(name, "paused").inc()
             return adapter.ack(False, "intake paused by the campus team; retry later")
@@ -124,16 +124,14 @@ def receive(database: Database, adapter: PlatformAdapter, inbound: InboundReques
         body = mapped.to_place_order("cod").model_copy(
             update={"payment_method": "platform" if ext.paid_online else "cod"})
         try:
-            out = ordering.place_order(db, customer=Principal(user_id=user.id, role="customer"), body=body,
-                                       source=name, contact=mapped.contact_phone_masked[:20])
-            db.add(ExternalOrderLink(platform=name, external_id=ext.external_id, order_id=out.id))
-            db.commit()
+            with db.begin_nested():  # the order and its link, or neither (the intake user stays)
+                out = ordering.place_order(db, customer=Principal(user_id=user.id, role="customer"), body=body,
+                                           source=name, contact=mapped.contact_phone_masked[:20])
+                db.add(ExternalOrderLink(platform=name, external_id=ext.external_id, order_id=out.id))
         except IntegrityError:  # the same push raced in twice: the other one won
-            db.rollback()
             INTAKE.labels(name, "duplicate").inc()
             return adapter.ack(True, "ok")
         except AppError as exc:
-            db.rollback()
             INTAKE.labels(name, "refused").inc()
             log.warning("intake_refused", platform=name, external_id=ext.external_id, error=exc.message)
             return adapter.ack(False, exc.message)
@@ -231,7 +229,7 @@ class CallbackSender:
             except DependencyUnavailable:  # the platform is failing: wait, without spending an attempt
                 blocked.add(cb.order_id)
                 continue
-            with self.database.session() as db:
+            with uow.unit_of_work(self.database) as db:
                 row = db.get(PlatformCallback, cb.id)
                 if row is None:
                     continue
@@ -250,7 +248,6 @@ class CallbackSender:
                         backoff = min(300, 2 ** row.attempts) * random.uniform(0.5, 1.0)  # noqa: S311
                         row.next_attempt_at = now + dt.timedelta(seconds=backoff)
                         blocked.add(cb.order_id)
-                db.commit()
         self._backlog()
         return {"sent": sent, "failed": failed}
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from waimai.core import audit, events
+from waimai.core import audit, events, uow
 from waimai.core.audit import AuditEntry
 from waimai.core.deps import API_PREFIX, IdPath, OpsDep, ReadSessionDep, SessionDep
 
@@ -73,8 +73,7 @@ def retry_event(event_id: IdPath, p: OpsDep, db: SessionDep, request: Request) -
                  details={"topic": row.topic, "key": row.key})
     out = DeadLetterOut(id=row.id, topic=row.topic, key=row.key, payload=row.payload, created_at=row.created_at,
                         attempts=row.attempts, dead_at=row.dead_at, last_error=row.last_error, failed_subscribers=[])
-    db.commit()
-    request.app.state.events.wake()
+    uow.after_commit(db, request.app.state.events.wake)  # the dispatcher looks again once this is stored
     return out
 
 
@@ -84,4 +83,3 @@ def purge_event(event_id: IdPath, p: OpsDep, db: SessionDep) -> None:
     row = events.discard(db, event_id)
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="event.purge", target=str(event_id),
                  details={"topic": row.topic, "key": row.key, "payload": row.payload, "last_error": row.last_error})
-    db.commit()

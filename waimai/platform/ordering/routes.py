@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
-from waimai.core import audit
+from waimai.core import audit, uow
 from waimai.core.database import is_connection_error
 from waimai.core.deps import (
     API_PREFIX,
@@ -25,7 +25,6 @@ from waimai.core.deps import (
     SupportDep,
 )
 from waimai.core.errors import Forbidden, NotFound, Unprocessable
-from waimai.platform.accounts.models import User
 from waimai.platform.delivery import proof
 from waimai.platform.delivery import service as delivery
 from waimai.platform.ordering import idempotency, service, spool
@@ -113,41 +112,24 @@ def list_orders(p: PrincipalDep, db: ReadSessionDep, status: Annotated[Status | 
                 source: Annotated[str | None, Query(max_length=16, description="app, meituan, eleme, jd")] = None,
                 limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[OrderOut]:
     """Your orders: a customer's own, a merchant's shop's, a rider's tasks; ops and support see all."""
-    q = select(Order).order_by(Order.id.desc()).limit(limit)
-    carrier = False
-    if p.role == "customer":
-        q = q.where(Order.customer_id == p.user_id)
-    elif p.role == "merchant":
-        staff = db.get(User, p.user_id)
-        q = q.where(Order.merchant_id == (staff.merchant_id if staff else -1))
-    elif p.role == "rider":
-        rider = delivery.rider_for_user(db, p.user_id)
-        q = q.where(Order.rider_id == rider.id)
-        carrier = True
+    scope = service.order_scope(db, p)
+    q = scope.where(select(Order).order_by(Order.id.desc()).limit(limit))
     if status is not None:
         q = q.where(Order.status == status.value)
     if source is not None:
         q = q.where(Order.source == source)
-    return [service.to_out(o, viewer=p, viewer_is_carrier=carrier) for o in db.scalars(q)]
-
-
-def _viewable(db, p, order_id: IdPath) -> tuple[Order, bool]:  # type: ignore[no-untyped-def]
-    order = service.load_order(db, order_id)
-    service.check_can_view(db, p, order)
-    carrier = p.role == "rider" and order.rider_id is not None and \
-        service.rider_user_id(db, order.rider_id) == p.user_id
-    return order, carrier
+    return [service.to_out(o, viewer=p, viewer_is_carrier=scope.carries(o)) for o in db.scalars(q)]
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut)
 def get_order(order_id: IdPath, p: PrincipalDep, db: ReadSessionDep) -> OrderOut:
-    order, carrier = _viewable(db, p, order_id)
+    order, carrier = service.viewable(db, p, order_id)
     return service.to_out(order, viewer=p, viewer_is_carrier=carrier)
 
 
 @router.get("/orders/{order_id}/transitions", response_model=list[TransitionOut])
 def transitions(order_id: IdPath, p: PrincipalDep, db: ReadSessionDep) -> list[TransitionOut]:
-    _viewable(db, p, order_id)
+    service.viewable(db, p, order_id)
     rows = db.scalars(select(OrderTransition).where(OrderTransition.order_id == order_id)
                       .order_by(OrderTransition.id))
     return [TransitionOut(from_status=r.from_status, to_status=r.to_status, actor_role=r.actor_role,
@@ -167,10 +149,9 @@ def pay(order_id: IdPath, request: Request, p: CustomerDep, settings: SettingsDe
     """Start online payment (returns the cashier URL), or switch the order to cash on delivery."""
     database = request.app.state.db
     if method == "cod":
-        with database.session() as db:
-            order, _ = _viewable(db, p, order_id)
+        with uow.unit_of_work(database) as db:
+            order, _ = service.viewable(db, p, order_id)
             payments.switch_to_cod(db, order=order, actor=p)
-            db.commit()
             pay_row = payments.latest_payment(db, order_id)
             assert pay_row is not None
             return PayOut(order_id=order_id, payment_id=pay_row.id, status=order.status, pay_url=None, provider="cod")
@@ -189,15 +170,14 @@ def pay(order_id: IdPath, request: Request, p: CustomerDep, settings: SettingsDe
 def _act(request: Request, order_id: IdPath, p, to: Status, reason: str | None = None,  # type: ignore[no-untyped-def]
          check=None) -> OrderOut:
     database = request.app.state.db
-    with database.session() as db:
-        order, carrier = _viewable(db, p, service.load_order(db, order_id, for_update=True).id)
+    with uow.unit_of_work(database) as db:
+        order, carrier = service.viewable(db, p, order_id, for_update=True)
         if check is not None:
             check(db, order)
         service.transition(db, order, to, actor=p, reason=reason)
         if p.role == "ops":
             audit.record(db, actor_id=p.user_id, actor_role=p.role, action=f"order.{to.value}",
                          target=f"order:{order_id}", details={"reason": reason})
-        db.commit()
         out = service.to_out(order, viewer=p, viewer_is_carrier=carrier)
     if to in (Status.cancelled, Status.rejected, Status.failed):
         payments.refund_order(database, providers=request.app.state.payment_providers, order_id=order_id)
@@ -267,7 +247,6 @@ def unlock_proof(order_id: IdPath, p: SupportDep, db: SessionDep) -> OrderOut:
     cleared = proof.unlock(db, order_id)
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="order.proof_unlock", target=f"order:{order_id}",
                  details={"cleared": cleared})
-    db.commit()
     return service.to_out(order, viewer=p)
 
 
@@ -281,5 +260,4 @@ def assign(order_id: IdPath, body: AssignIn, p: OpsDep, db: SessionDep) -> Order
     """Ops assign (or reassign) an order by hand: the fallback when automatic dispatch is off."""
     order = service.load_order(db, order_id, for_update=True)
     delivery.assign_by_hand(db, order=order, rider_id=body.rider_id, actor=p)
-    db.commit()
     return service.to_out(order, viewer=p)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Select, bindparam, false, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
@@ -339,15 +339,12 @@ def place_order(db: Session | Connection, *, customer: Principal, body: PlaceOrd
                                "payload": {"order_id": order_id, "merchant_id": merchant.id,
                                            "total_fen": q.total_fen, "payment_method": body.payment_method,
                                            "source": source}})
-    viewer_sees_code = customer.role in ("customer", "ops")
-    return OrderOut(
-        id=order_id, number=number, status=status, merchant_id=merchant.id, delivery_point_id=priced.point.id,
-        rider_id=None, payment_method=body.payment_method, source=source,
-        lines=[LineOut(item_id=ql.item_id, name=ql.name, quantity=ql.quantity, options=ql.options,
-                       unit_price_fen=ql.unit_price_fen, line_total_fen=ql.line_total_fen) for ql in q.lines],
-        subtotal_fen=q.subtotal_fen, delivery_fee_fen=q.delivery_fee_fen, discount_fen=q.discount_fen,
-        total_fen=q.total_fen, note=body.note, contact_phone=mask_phone(contact),
-        proof_code=proof if viewer_sees_code else None, reason=None, created_at=now, promised_at=promised)
+    return to_out(Placed(
+        id=order_id, number=number, status=status, customer_id=customer.user_id, merchant_id=merchant.id,
+        delivery_point_id=priced.point.id, rider_id=None, payment_method=body.payment_method, source=source,
+        lines=q.lines, subtotal_fen=q.subtotal_fen, delivery_fee_fen=q.delivery_fee_fen, discount_fen=q.discount_fen,
+        total_fen=q.total_fen, note=body.note, contact_phone=contact, proof_code=proof, reason=None,
+        created_at=now, promised_at=promised), viewer=customer)
 
 
 
@@ -365,27 +362,64 @@ def load_order(db: Session, order_id: int, *, for_update: bool = False) -> Order
     return order
 
 
-def check_can_view(db: Session, p: Principal, order: Order) -> None:
-    """Customers see their own orders, merchants their shop's, riders those they carry."""
+@dataclass(frozen=True)
+class OrderScope:
+    """The orders one principal may see, the one rule for a single order and for a list: ops and support see
+    every order, a customer their own, merchant staff their shop's, a rider those assigned to them."""
+
+    everything: bool = False
+    customer_id: int | None = None
+    merchant_id: int | None = None
+    rider_id: int | None = None
+
+    def allows(self, order: Order) -> bool:
+        return self.everything or any(mine is not None and mine == theirs for mine, theirs in (
+            (self.customer_id, order.customer_id), (self.merchant_id, order.merchant_id),
+            (self.rider_id, order.rider_id)))
+
+    def carries(self, order: Order) -> bool:
+        """The principal is the rider carrying `order` (sees the customer's full phone number while active)."""
+        return self.rider_id is not None and order.rider_id == self.rider_id
+
+    def where(self, q: Select[Any]) -> Select[Any]:
+        if self.everything:
+            return q
+        for col, mine in ((Order.customer_id, self.customer_id), (Order.merchant_id, self.merchant_id),
+                          (Order.rider_id, self.rider_id)):
+            if mine is not None:
+                return q.where(col == mine)
+        return q.where(false())
+
+
+def order_scope(db: Session, p: Principal) -> OrderScope:
     if p.role in ("ops", "support"):
-        return
-    if p.role == "customer" and order.customer_id == p.user_id:
-        return
+        return OrderScope(everything=True)
+    if p.role == "customer":
+        return OrderScope(customer_id=p.user_id)
     if p.role == "merchant":
         staff = db.get(User, p.user_id)
-        if staff is not None and staff.merchant_id == order.merchant_id:
-            return
-    if p.role == "rider" and order.rider_id is not None and rider_user_id(db, order.rider_id) == p.user_id:
-        return
-    # Same answer as for a missing order: do not reveal that someone else's order exists.
-    raise NotFound(f"Order {order.id} does not exist.")
+        return OrderScope(merchant_id=staff.merchant_id if staff else None)
+    if p.role == "rider":
+        from waimai.platform.delivery.models import Rider
+
+        return OrderScope(rider_id=db.scalar(select(Rider.id).where(Rider.user_id == p.user_id)))
+    return OrderScope()
 
 
-def rider_user_id(db: Session, rider_id: int) -> int | None:
-    from waimai.platform.delivery.models import Rider
+def check_can_view(db: Session, p: Principal, order: Order) -> None:
+    """Refuse an order outside `p`'s scope with the same answer as for a missing one: do not reveal that someone
+    else's order exists."""
+    if not order_scope(db, p).allows(order):
+        raise NotFound(f"Order {order.id} does not exist.")
 
-    r = db.get(Rider, rider_id)
-    return r.user_id if r else None
+
+def viewable(db: Session, p: Principal, order_id: int, *, for_update: bool = False) -> tuple[Order, bool]:
+    """The order if `p` may see it (else 404), and whether `p` is the rider carrying it."""
+    order = load_order(db, order_id, for_update=for_update)
+    scope = order_scope(db, p)
+    if not scope.allows(order):
+        raise NotFound(f"Order {order.id} does not exist.")
+    return order, scope.carries(order)
 
 
 def transition(db: Session, order: Order, to: Status, *, actor: Principal | None, reason: str | None = None) -> Order:
@@ -434,9 +468,41 @@ def release_stock(db: Session, order: Order) -> None:
             line.stock_reserved = False
 
 
-def to_out(order: Order, *, viewer: Principal | None, viewer_is_carrier: bool = False) -> OrderOut:
-    show_code = viewer is not None and (viewer.role in ("ops",) or
-                                        (viewer.role == "customer" and viewer.user_id == order.customer_id))
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """What placement wrote, in the shape `to_out` reads (the hot path builds no ORM object)."""
+
+    id: int
+    number: str
+    status: str
+    customer_id: int
+    merchant_id: int
+    delivery_point_id: int
+    rider_id: int | None
+    payment_method: str
+    source: str
+    lines: list[QuoteLine]
+    subtotal_fen: int
+    delivery_fee_fen: int
+    discount_fen: int
+    total_fen: int
+    note: str
+    contact_phone: str
+    proof_code: str
+    reason: str | None
+    created_at: dt.datetime
+    promised_at: dt.datetime | None
+
+
+def sees_proof_code(viewer: Principal | None, order: Order | Placed) -> bool:
+    """The delivery proof code is the customer's to hand over: only they (and ops) see it, never the rider."""
+    return viewer is not None and (viewer.role == "ops" or
+                                   (viewer.role == "customer" and viewer.user_id == order.customer_id))
+
+
+def to_out(order: Order | Placed, *, viewer: Principal | None, viewer_is_carrier: bool = False) -> OrderOut:
+    """The one builder of `OrderOut` (placement's reply included), with the one rule for who sees what."""
+    show_code = sees_proof_code(viewer, order)
     # The rider sees the full number only while carrying the order: delivered, failed or cancelled, it is masked.
     phone = order.contact_phone if viewer_is_carrier and order.status in ACTIVE else mask_phone(order.contact_phone)
     return OrderOut(

@@ -30,6 +30,7 @@ from typing import Any
 
 import structlog
 
+from waimai.core import uow
 from waimai.core.database import Database, is_connection_error
 from waimai.core.deps import Principal
 from waimai.core.errors import AppError, Unprocessable
@@ -258,7 +259,7 @@ def _notify(database: Database, rows: list[Spooled]) -> None:
     from waimai.core.inbox import Notice
     from waimai.platform.accounts.models import User
 
-    with database.session() as s:
+    with uow.unit_of_work(database) as s:
         ids = {r.user_id for r in rows}
         locales = dict(s.execute(select(User.id, User.locale).where(User.id.in_(ids))).tuples().all())
         for row in rows:
@@ -267,7 +268,6 @@ def _notify(database: Database, rows: list[Spooled]) -> None:
             s.add(Notice(user_id=row.user_id, title=title[lang],
                          body=body[lang].format(ref=row.ref, number=row.order_number or "",
                                                 reason=REASONS.get(row.reason_code or "", OTHER_REASON)[lang])))
-        s.commit()
 
 
 def _chains(rows: list[Spooled]) -> list[list[int]]:

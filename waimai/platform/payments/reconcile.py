@@ -30,6 +30,7 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from waimai.core import uow
 from waimai.core.database import Database
 from waimai.core.outbox import emit
 from waimai.platform.payments import service
@@ -114,27 +115,25 @@ def fetch_bill(provider: PaymentProvider, day: dt.date) -> list[BillLine]:
 
 def _record(database: Database, *, provider: str, day: dt.date, kind: str, no: str, bill_fen: int | None,
             ours_fen: int | None, detail: str) -> BillMismatch | None:
-    with database.session() as db:
+    with uow.unit_of_work(database) as db:
         m = BillMismatch(provider=provider, bill_date=day, kind=kind, out_trade_no=no[:64], bill_amount_fen=bill_fen,
                          our_amount_fen=ours_fen, detail=detail[:200])
-        db.add(m)
         try:
-            db.flush()
+            with db.begin_nested():
+                db.add(m)
         except IntegrityError:
-            db.rollback()
             return None  # found by an earlier run of the same day
         emit(db, "payment.bill_mismatch", key=no, provider=provider, kind=kind, bill_date=day.isoformat())
-        db.commit()
+        db.flush()
         db.refresh(m)
-        return m
+    return m
 
 
 def _resolve(database: Database, mismatch_id: int, status: str, detail: str) -> None:
-    with database.session() as db:
+    with uow.unit_of_work(database) as db:
         m = db.get(BillMismatch, mismatch_id)
         if m is not None:
             m.status, m.detail = status, detail[:200]
-            db.commit()
 
 
 def reconcile(database: Database, *, provider: PaymentProvider, providers: Mapping[str, PaymentProvider],
@@ -192,11 +191,10 @@ def _recover(database: Database, *, provider: PaymentProvider, providers: Mappin
              mismatch_id: int, payment_id: int, order_id: int, was: str) -> None:
     """A payment the provider holds as paid: settle it by query; money for an order no longer payable goes back."""
     if was == "failed":  # closed on our side (paid another way): reopen it so the query can apply
-        with database.session() as db:
+        with uow.unit_of_work(database) as db:
             p = db.get(Payment, payment_id)
             if p is not None and p.status == "failed":
                 p.status = "pending"
-                db.commit()
     outcome = service.settle_by_query(database, provider=provider, payment_id=payment_id)
     if outcome == "paid":
         _resolve(database, mismatch_id, "recovered", "settled by query: order paid")

@@ -4,6 +4,7 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from waimai.core import uow
 from waimai.core.deps import API_PREFIX, PrincipalDep
 from waimai.core.errors import NotFound, error_body
 from waimai.platform.payments import service
@@ -36,7 +37,7 @@ async def callback(provider: str, request: Request) -> Response:
     from starlette.concurrency import run_in_threadpool
 
     def apply() -> str:
-        with request.app.state.db.session() as db:
+        with uow.unit_of_work(request.app.state.db) as db:
             return service.apply_callback(db, provider=providers[provider], event=event)
 
     outcome = await run_in_threadpool(apply)

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from waimai.core import uow
 from waimai.core.database import Database, utcnow
 from waimai.core.deps import Principal
 from waimai.core.errors import AppError, Conflict, Unprocessable
@@ -122,11 +123,10 @@ def start_payment(database: Database, *, provider: PaymentProvider, order_id: in
         except PaymentError as exc:
             raise GatewayUnavailable("The earlier payment could not be closed yet; try again in a moment.",
                                      details={"provider": name}, headers={"Retry-After": "10"}) from exc
-        with database.session() as db:
+        with uow.unit_of_work(database) as db:
             old = db.get(Payment, pid)
             if old is not None and old.status == "pending":
                 old.status, old.failure_reason = "failed", f"closed: paying with {provider.name} instead"
-                db.commit()
     extra: dict[str, Any] = {}
     if channel is not None:
         extra = {"channel": channel, "client_ip": client_ip or "127.0.0.1"}
@@ -138,20 +138,19 @@ def start_payment(database: Database, *, provider: PaymentProvider, order_id: in
                                              description=f"Waimai order {number}", notify_url=notify_url,
                                              return_url=return_url, **extra)
     except PaymentError as exc:
-        with database.session() as db:
+        with uow.unit_of_work(database) as db:
             db.add(Payment(order_id=order_id, provider=provider.name, amount_fen=amount, status="failed",
                            failure_reason=str(exc)[:200]))
             emit(db, "payment.failed", key=str(order_id), order_id=order_id, provider=provider.name,
                  reason=str(exc)[:200])
-            db.commit()
         raise GatewayUnavailable("Online payment is not working right now; choose cash on delivery or retry.",
                                  details={"provider": provider.name}, headers={"Retry-After": "30"}) from exc
-    with database.session() as db:
+    with uow.unit_of_work(database) as db:
         payment = Payment(order_id=order_id, provider=provider.name, provider_ref=intent.provider_ref,
                           amount_fen=amount, status="pending", pay_url=intent.pay_url, channel=channel)
         db.add(payment)
         emit(db, "payment.started", key=str(order_id), order_id=order_id, provider=provider.name)
-        db.commit()
+        db.flush()  # the payment's id
         pid = payment.id
     if intent.status == "succeeded":  # the provider says this trade is paid already: settle it, charge nothing
         settle_by_query(database, provider=provider, payment_id=pid)
@@ -177,28 +176,26 @@ def switch_to_cod(db: Session, *, order: Order, actor: Principal) -> Order:
 
 
 def apply_callback(db: Session, *, provider: PaymentProvider, event: CallbackEvent) -> str:
-    """Apply a verified callback (or query answer) exactly once; returns what happened (for logs and tests)."""
-    db.add(PaymentCallback(provider=provider.name, event_id=event.event_id[:64]))
-    try:
-        db.flush()
-    except IntegrityError:
-        db.rollback()
-        return "duplicate"
+    """Apply a verified callback (or query answer) exactly once in the caller's unit of work; returns what
+    happened (for logs and tests)."""
     payment = db.scalar(select(Payment).where(Payment.provider == provider.name,
                                               Payment.provider_ref == event.provider_ref)
                         .order_by(Payment.id.desc()).limit(1))
     if payment is None:
         # Not recorded as applied: a callback can overtake the commit of the payment it is about (a provider
         # that settles at once), and the provider's redelivery must then find it.
-        db.rollback()
         log.warning("payment_callback_unknown", provider_ref=event.provider_ref)
         return "unknown_payment"
+    try:
+        with db.begin_nested():  # the event id's unique key: a concurrent or repeated delivery stops here
+            db.add(PaymentCallback(provider=provider.name, event_id=event.event_id[:64]))
+    except IntegrityError:
+        return "duplicate"
     if event.transaction_id and not payment.transaction_id:
         payment.transaction_id = event.transaction_id[:64]
     if event.kind == "refund":
         return _apply_refund(db, payment=payment, event=event)
     if event.amount_fen != payment.amount_fen:
-        db.commit()
         log.error("payment_callback_amount_mismatch", payment_id=payment.id)
         return "amount_mismatch"
     order = ordering.load_order(db, payment.order_id, for_update=True)
@@ -222,14 +219,12 @@ def apply_callback(db: Session, *, provider: PaymentProvider, event: CallbackEve
         emit(db, "payment.failed", key=str(order.id), order_id=order.id, provider=provider.name,
              reason="declined")
         outcome = "failed"
-    db.commit()
     return outcome
 
 
 def _apply_refund(db: Session, *, payment: Payment, event: CallbackEvent) -> str:
     """A refund notification: the money is back with the customer (or the refund failed at the bank)."""
     if event.amount_fen > payment.amount_fen:
-        db.commit()
         log.error("refund_callback_amount_mismatch", payment_id=payment.id)
         return "amount_mismatch"
     if event.status != "refunded":
@@ -237,20 +232,16 @@ def _apply_refund(db: Session, *, payment: Payment, event: CallbackEvent) -> str
             payment.status = "refund_pending"  # the retry job asks again
             emit(db, "payment.refund_failed", key=str(payment.order_id), order_id=payment.order_id,
                  reason="refund failed at the provider")
-        db.commit()
         return "refund_failed"
     if payment.status == "refunded":
-        db.commit()
         return "already_refunded"
     if payment.status not in ("refunding", "refund_pending", "succeeded"):
-        db.commit()
         return "ignored"
     order = ordering.load_order(db, payment.order_id, for_update=True)
     payment.status = "refunded"
     if order.status in (Status.cancelled.value, Status.rejected.value, Status.failed.value):
         ordering.transition(db, order, Status.refunded, actor=None, reason="payment refunded")
     emit(db, "payment.refunded", key=str(order.id), order_id=order.id, amount_fen=event.amount_fen)
-    db.commit()
     return "refunded"
 
 
@@ -274,7 +265,7 @@ def settle_by_query(database: Database, *, provider: PaymentProvider, payment_id
         return "unavailable"
     if not isinstance(event, CallbackEvent) or event.status == "pending":
         return "pending"
-    with database.session() as db:
+    with uow.unit_of_work(database) as db:
         return apply_callback(db, provider=provider, event=event)
 
 
@@ -296,7 +287,7 @@ def settle_refund_by_query(database: Database, *, provider: PaymentProvider, pay
         return "unavailable"
     if event.status == "pending":
         return "pending"
-    with database.session() as db:
+    with uow.unit_of_work(database) as db:
         return apply_callback(db, provider=provider, event=event)
 
 
@@ -317,7 +308,7 @@ def stale_pending(db: Session, *, older_than_s: float, providers: Mapping[str, P
 def verify_and_apply(database: Database, *, provider: PaymentProvider, headers: Mapping[str, str],
                      body: bytes) -> str:
     event = provider.verify_callback(headers, body)
-    with database.session() as db:
+    with uow.unit_of_work(database) as db:
         return apply_callback(db, provider=provider, event=event)
 
 
@@ -339,21 +330,19 @@ def refund_order(database: Database, *, providers: Mapping[str, PaymentProvider]
         with observe(provider.name, "refund"):
             result = provider.refund(provider_ref=ref, amount_fen=amount, refund_no=f"R{number}")
             if result.status == "pending":  # WeChat Pay: PROCESSING until its REFUND.SUCCESS notification
-                with database.session() as db:
+                with uow.unit_of_work(database) as db:
                     p = db.get(Payment, pid)
                     if p is not None and p.status in ("succeeded", "refund_pending"):
                         p.status, p.refund_ref = "refunding", result.refund_ref[:64]
-                        db.commit()
                 return "refunding"
     except PaymentError as exc:
-        with database.session() as db:
+        with uow.unit_of_work(database) as db:
             p = db.get(Payment, pid)
             if p is not None and p.status == "succeeded":
                 p.status = "refund_pending"
                 emit(db, "payment.refund_failed", key=str(order_id), order_id=order_id, reason=str(exc)[:200])
-                db.commit()
         return "refund_pending"
-    with database.session() as db:
+    with uow.unit_of_work(database) as db:
         p = db.get(Payment, pid)
         order = ordering.load_order(db, order_id, for_update=True)
         if p is None or p.status == "refunded":
@@ -362,7 +351,6 @@ def refund_order(database: Database, *, providers: Mapping[str, PaymentProvider]
         if order.status in (Status.cancelled.value, Status.rejected.value, Status.failed.value):
             ordering.transition(db, order, Status.refunded, actor=None, reason="payment refunded")
         emit(db, "payment.refunded", key=str(order_id), order_id=order_id, amount_fen=amount)
-        db.commit()
     return "refunded"
 
 

@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from waimai.core import uow
+
 payroll_app = typer.Typer(help="Rider pay: pay periods, payslips and payout batches.", no_args_is_help=True)
 console = Console()
 
@@ -82,14 +84,13 @@ def compute_command(period: PeriodOpt = Period.day, date: DateOpt = None, campus
     bad = False
     try:
         for c in _campuses_of(db, campus):
-            with db.session() as s:
-                try:
+            try:
+                with uow.unit_of_work(db) as s:
                     r = service.compute(s, campus_id=c, kind=period.value, day=day, actor_role="cli")
                     if close:
                         service.close(s, r.period_id, actor_role="cli")
-                    s.commit()
-                except AppError as exc:
-                    _fail(exc)
+            except AppError as exc:
+                _fail(exc)
             with db.read_session() as s:
                 p = service.find_period(s, c, period.value, day)
                 assert p is not None
@@ -133,7 +134,7 @@ def export_command(period: PeriodOpt = Period.week, date: DateOpt = None, campus
     db = _db()
     try:
         for c in _campuses_of(db, campus):
-            with db.session() as s:
+            with uow.unit_of_work(db) as s:
                 p = service.find_period(s, c, period.value, day)
                 if p is None:
                     console.print(f"[red]campus {c}: no {period.value} period for {day}; compute and close it first[/red]")
@@ -153,7 +154,6 @@ def export_command(period: PeriodOpt = Period.week, date: DateOpt = None, campus
                     for slip in service.payslips(s, period_id=p.id, limit=100_000):
                         (folder / f"payslip-{slip.reference}.csv").write_text(export.payslip_csv(s, slip),
                                                                               encoding="utf-8")
-                s.commit()
                 console.print(f"{target}: {len(rows)} rider(s), ¥{export.yuan_plain(sum(r.amount_fen for r in rows))}")
     finally:
         db.dispose()
@@ -200,13 +200,12 @@ def simulate_day_command(date: Annotated[str, typer.Option("--date", help="YYYY-
     day = _day(date)
     db = _db()
     try:
-        with db.session() as s:
-            c = _campuses(s, campus)[0]
-            try:
+        try:
+            with uow.unit_of_work(db) as s:
+                c = _campuses(s, campus)[0]
                 r = simday.simulate_day(s, campus_id=c.id, day=day, orders=orders, seed=seed)
-                s.commit()
-            except AppError as exc:
-                _fail(exc)
+        except AppError as exc:
+            _fail(exc)
     finally:
         db.dispose()
     console.print(f"{day} on {campus}: {r.orders} orders, {r.delivered} delivered, {r.cancelled} cancelled (no rider "

@@ -8,16 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from waimai.core import audit
-from waimai.core.deps import API_PREFIX, IdPath, OpsDep, Principal, ReadSessionDep, RiderDep, SessionDep
-from waimai.core.errors import NotFound, Unprocessable
+from waimai.core.deps import API_PREFIX, IdPath, OpsDep, ReadSessionDep, RiderDep, SessionDep
+from waimai.core.errors import Unprocessable
 from waimai.platform.catalog.models import Campus
-from waimai.platform.delivery.models import Rider
-from waimai.platform.delivery.service import rider_for_user
-from waimai.platform.payroll import export, service
-from waimai.platform.payroll.models import PayAdjustment, PayPeriod, Payslip
+from waimai.platform.payroll import export, service, views
+from waimai.platform.payroll.models import PayAdjustment, PayPeriod
 from waimai.platform.payroll.rules import Rules
 from waimai.platform.payroll.schemas import (
     FIRST_DAY,
@@ -27,7 +24,6 @@ from waimai.platform.payroll.schemas import (
     ComputeIn,
     ComputeOut,
     Kind,
-    LineOut,
     PaidIn,
     PayslipOut,
     PeriodOut,
@@ -37,76 +33,6 @@ from waimai.platform.payroll.schemas import (
 
 router = APIRouter(prefix=API_PREFIX + "/payroll", tags=["payroll"])
 OptId = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
-
-
-def own_rider(db: Session, p: Principal) -> Rider | None:
-    """The caller's rider profile (riders), or None for ops, who may look at anyone."""
-    return None if p.role == "ops" else rider_for_user(db, p.user_id)
-
-
-def rider_in_scope(db: Session, p: Principal, rider_id: int | None) -> Rider:
-    """The rider a request is about: a rider only ever gets themselves (another id is a 404), ops name one."""
-    mine = own_rider(db, p)
-    if mine is not None:
-        if rider_id is not None and rider_id != mine.id:
-            raise NotFound("No such rider.")
-        return mine
-    if rider_id is None:
-        raise Unprocessable("Name the rider (rider_id).", code="rider_required")
-    r = db.get(Rider, rider_id)
-    if r is None:
-        raise NotFound("No such rider.")
-    return r
-
-
-def visible_payslip(db: Session, p: Principal, payslip_id: int) -> tuple[Payslip, PayPeriod]:
-    slip = db.get(Payslip, payslip_id)
-    mine = own_rider(db, p)
-    if slip is None or (mine is not None and slip.rider_id != mine.id):
-        raise NotFound("No such payslip.")
-    period = db.get(PayPeriod, slip.period_id)
-    assert period is not None
-    return slip, period
-
-
-def slip_out(slip: Any, *, rider_id: int, kind: str, start: dt.date, end: dt.date, period: PayPeriod | None,
-             lines: bool = True) -> PayslipOut:
-    stored = isinstance(slip, Payslip)
-    return PayslipOut(
-        id=slip.id if stored else None, reference=slip.reference if stored else None, rider_id=rider_id,
-        period_id=period.id if period else None, kind=kind, start=start, end=end,
-        status=period.status if stored and period else "preview", orders=slip.orders, shift_seconds=slip.shift_seconds,
-        delivery_fen=slip.delivery_fen, guarantee_fen=slip.guarantee_fen, late_fen=slip.late_fen,
-        tips_fen=slip.tips_fen, adjustments_fen=slip.adjustments_fen, total_fen=slip.total_fen,
-        revision=slip.revision if stored else None,
-        lines=[LineOut.model_validate(ln, from_attributes=True) for ln in slip.lines] if lines else [])
-
-
-def period_out(db: Session, period: PayPeriod, *, reconcile: bool = False) -> PeriodOut:
-    slips = list(db.scalars(select(Payslip).where(Payslip.period_id == period.id)))
-    out = PeriodOut.model_validate(period, from_attributes=True)
-    out.payslips, out.total_fen = len(slips), sum(s.total_fen for s in slips)
-    if reconcile:
-        out.reconciliation = service.reconcile(db, period).as_dict()
-    return out
-
-
-def _campus_id(db: Session, campus_id: int | None) -> int:
-    if campus_id is not None:
-        if db.get(Campus, campus_id) is None:
-            raise NotFound("No such campus.")
-        return campus_id
-    first = db.scalar(select(Campus.id).order_by(Campus.id).limit(1))
-    if first is None:
-        raise NotFound("No campus yet.")
-    return first
-
-
-def _period(db: Session, period_id: int) -> PayPeriod:
-    period = db.get(PayPeriod, period_id)
-    if period is None:
-        raise NotFound("No such pay period.")
-    return period
 
 
 def _csv(body: str, filename: str) -> Response:
@@ -122,17 +48,17 @@ def earnings(p: RiderDep, db: ReadSessionDep, kind: Kind = "day",
              rider_id: OptId = None) -> PayslipOut:
     """A rider's pay for the day or week containing `date` (default today): the payslip of a closed period,
     otherwise computed now (status `preview`), line by line."""
-    rider = rider_in_scope(db, p, rider_id)
+    rider = views.rider_in_scope(db, p, rider_id)
     day = date or service.local_today()
     period, slip = service.statement(db, rider, kind, day)
     start, end = service.bounds(kind, day)
-    return slip_out(slip, rider_id=rider.id, kind=kind, start=start, end=end, period=period)
+    return views.slip_out(slip, rider_id=rider.id, kind=kind, start=start, end=end, period=period)
 
 
 @router.get("/payslips", response_model=list[PayslipOut])
 def list_payslips(p: RiderDep, db: ReadSessionDep, rider_id: OptId = None, period_id: OptId = None) -> list[PayslipOut]:
     """Stored payslips, newest first (a rider's own only); without lines."""
-    mine = own_rider(db, p)
+    mine = views.own_rider(db, p)
     if mine is not None:
         if rider_id is not None and rider_id != mine.id:
             return []
@@ -141,27 +67,27 @@ def list_payslips(p: RiderDep, db: ReadSessionDep, rider_id: OptId = None, perio
     for s in service.payslips(db, period_id=period_id, rider_id=rider_id):
         period = db.get(PayPeriod, s.period_id)
         assert period is not None
-        out.append(slip_out(s, rider_id=s.rider_id, kind=period.kind, start=period.start_date, end=period.end_date,
+        out.append(views.slip_out(s, rider_id=s.rider_id, kind=period.kind, start=period.start_date, end=period.end_date,
                             period=period, lines=False))
     return out
 
 
 @router.get("/payslips/{payslip_id}.csv", response_class=Response)
 def payslip_csv(payslip_id: IdPath, p: RiderDep, db: ReadSessionDep) -> Response:
-    slip, _period = visible_payslip(db, p, payslip_id)
+    slip, _period = views.visible_payslip(db, p, payslip_id)
     return _csv(export.payslip_csv(db, slip), f"payslip-{slip.reference}.csv")
 
 
 @router.get("/payslips/{payslip_id}", response_model=PayslipOut)
 def get_payslip(payslip_id: IdPath, p: RiderDep, db: ReadSessionDep) -> PayslipOut:
-    slip, period = visible_payslip(db, p, payslip_id)
-    return slip_out(slip, rider_id=slip.rider_id, kind=period.kind, start=period.start_date, end=period.end_date,
+    slip, period = views.visible_payslip(db, p, payslip_id)
+    return views.slip_out(slip, rider_id=slip.rider_id, kind=period.kind, start=period.start_date, end=period.end_date,
                     period=period)
 
 
 @router.get("/adjustments", response_model=list[AdjustmentOut])
 def list_adjustments(p: RiderDep, db: ReadSessionDep, rider_id: OptId = None) -> list[PayAdjustment]:
-    mine = own_rider(db, p)
+    mine = views.own_rider(db, p)
     if mine is not None:
         if rider_id is not None and rider_id != mine.id:
             return []
@@ -173,19 +99,18 @@ def list_adjustments(p: RiderDep, db: ReadSessionDep, rider_id: OptId = None) ->
 
 @router.get("/rules", response_model=RulesOut)
 def get_rules(_p: OpsDep, db: ReadSessionDep, campus_id: OptId = None) -> RulesOut:
-    cid = _campus_id(db, campus_id)
+    cid = views.campus_id_or_first(db, campus_id)
     return RulesOut(campus_id=cid, **service.rules_for(db, cid).as_dict())
 
 
 @router.put("/rules", response_model=RulesOut)
 def put_rules(body: RulesIn, p: OpsDep, db: SessionDep, campus_id: OptId = None) -> RulesOut:
-    cid = _campus_id(db, campus_id)
+    cid = views.campus_id_or_first(db, campus_id)
     try:
         rules = Rules.from_dict(body.model_dump())
     except ValueError as exc:
         raise Unprocessable(str(exc), code="bad_rules") from None
     service.set_rules(db, cid, rules, actor_id=p.user_id, actor_role=p.role)
-    db.commit()
     return RulesOut(campus_id=cid, **rules.as_dict())
 
 
@@ -193,33 +118,32 @@ def put_rules(body: RulesIn, p: OpsDep, db: SessionDep, campus_id: OptId = None)
 def compute(body: ComputeIn, p: OpsDep, db: SessionDep) -> list[dict[str, Any]]:
     """Compute (or recompute) the period containing `date`: idempotent — the same data writes nothing, and a
     closed or paid period is never touched (`frozen`)."""
-    campuses = [_campus_id(db, body.campus_id)] if body.campus_id else list(db.scalars(select(Campus.id)))
+    campuses = [views.campus_id_or_first(db, body.campus_id)] if body.campus_id else list(db.scalars(select(Campus.id)))
     out = [service.compute(db, campus_id=c, kind=body.kind, day=body.date, actor_id=p.user_id, actor_role=p.role)
            for c in campuses]
-    db.commit()
     return [r.as_dict() for r in out]
 
 
 @router.get("/periods", response_model=list[PeriodOut])
 def list_periods(_p: OpsDep, db: ReadSessionDep, kind: Kind | None = None, campus_id: OptId = None) -> list[PeriodOut]:
-    return [period_out(db, x) for x in service.periods(db, campus_id=campus_id, kind=kind)]
+    return [views.period_out(db, x) for x in service.periods(db, campus_id=campus_id, kind=kind)]
 
 
 @router.get("/periods/{period_id}", response_model=PeriodOut)
 def get_period(period_id: IdPath, _p: OpsDep, db: ReadSessionDep) -> PeriodOut:
-    return period_out(db, _period(db, period_id), reconcile=True)
+    return views.period_out(db, views.period_or_404(db, period_id), reconcile=True)
 
 
 @router.get("/periods/{period_id}/reconciliation")
 def reconciliation(period_id: IdPath, _p: OpsDep, db: ReadSessionDep) -> dict[str, Any]:
     """Do the period's order lines match the delivered orders, rider by rider (counts and ids)?"""
-    return service.reconcile(db, _period(db, period_id)).as_dict()
+    return service.reconcile(db, views.period_or_404(db, period_id)).as_dict()
 
 
 @router.get("/periods/{period_id}/payslips", response_model=list[PayslipOut])
 def period_payslips(period_id: IdPath, _p: OpsDep, db: ReadSessionDep) -> list[PayslipOut]:
-    period = _period(db, period_id)
-    return [slip_out(s, rider_id=s.rider_id, kind=period.kind, start=period.start_date, end=period.end_date,
+    period = views.period_or_404(db, period_id)
+    return [views.slip_out(s, rider_id=s.rider_id, kind=period.kind, start=period.start_date, end=period.end_date,
                      period=period, lines=False) for s in service.payslips(db, period_id=period.id, limit=10_000)]
 
 
@@ -227,32 +151,29 @@ def period_payslips(period_id: IdPath, _p: OpsDep, db: ReadSessionDep) -> list[P
 def close(period_id: IdPath, p: OpsDep, db: SessionDep) -> PeriodOut:
     """Freeze a finished period after a last recompute and a reconciliation (409 if it does not reconcile)."""
     period = service.close(db, period_id, actor_id=p.user_id, actor_role=p.role)
-    db.commit()
-    return period_out(db, period, reconcile=True)
+    return views.period_out(db, period, reconcile=True)
 
 
 @router.post("/periods/{period_id}/paid", response_model=PeriodOut)
 def paid(period_id: IdPath, body: PaidIn, p: OpsDep, db: SessionDep) -> PeriodOut:
     """Finance paid the batch: the period becomes `paid`."""
-    period = _period(db, period_id)
+    period = views.period_or_404(db, period_id)
     campus = db.get(Campus, period.campus_id)
     assert campus is not None
     period = service.mark_paid(db, period_id, batch_ref=body.batch_ref or service.batch_reference(campus, period),
                                actor_id=p.user_id, actor_role=p.role)
-    db.commit()
-    return period_out(db, period)
+    return views.period_out(db, period)
 
 
 @router.get("/periods/{period_id}/payout.csv", response_class=Response)
 def payout(period_id: IdPath, p: OpsDep, db: SessionDep, reveal: bool = False) -> Response:
     """The payout batch for finance: one row per rider with a positive total. Accounts are masked unless
     `reveal=true` (audited either way)."""
-    period = _period(db, period_id)
+    period = views.period_or_404(db, period_id)
     body, rows = export.payout_csv(db, period, reveal=reveal)
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="payroll.payout_export",
                  target=f"pay_period:{period.id}", details={"rows": len(rows), "reveal": reveal,
                                                             "total_fen": sum(r.amount_fen for r in rows)})
-    db.commit()
     return _csv(body, f"payout-{period.kind}-{period.start_date.isoformat()}.csv")
 
 
@@ -263,5 +184,4 @@ def add_adjustment(body: AdjustmentIn, p: OpsDep, db: SessionDep) -> PayAdjustme
     adj = service.add_adjustment(db, rider_id=body.rider_id, amount_fen=body.amount_fen, reason=body.reason,
                                  kind=body.kind, order_id=body.order_id, on=body.date, actor_id=p.user_id,
                                  actor_role=p.role)
-    db.commit()
     return adj

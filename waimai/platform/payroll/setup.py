@@ -6,15 +6,15 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from waimai.config import Settings
+from waimai.core import uow
 from waimai.core.background import Job
 from waimai.core.database import Database
 from waimai.platform.payroll import service
 
 
 def run_once(db: Database, *, close_after_h: float | None = None) -> list[service.ComputeResult]:
-    with db.session() as s:
+    with uow.unit_of_work(db) as s:
         out = service.auto_run(s, close_after_h=close_after_h)
-        s.commit()
     return out
 
 

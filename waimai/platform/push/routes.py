@@ -53,14 +53,13 @@ def subscribe(request: Request, body: SubscribeIn, p: PrincipalDep, db: SessionD
     row = service.subscribe(db, p.user_id, service.SubscriptionIn(endpoint=body.endpoint, p256dh=body.keys.p256dh,
                                                                   auth=body.keys.auth, locale=body.locale),
                             cap=settings.push_subscriptions_per_user, allow_loopback=settings.env != "production")
-    db.commit()
+    db.flush()  # its id, for the answer (the request's unit of work commits)
     return {"id": row.id, "subscribed": True, "locale": row.locale}
 
 
 @router.post("/unsubscribe")
 def unsubscribe(body: UnsubscribeIn, p: PrincipalDep, db: SessionDep) -> dict[str, Any]:
     service.unsubscribe(db, p.user_id, body.endpoint)
-    db.commit()
     return {"subscribed": False}
 
 

@@ -32,6 +32,7 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from waimai.core import uow
 from waimai.core.database import Database, utcnow
 from waimai.core.errors import Conflict, NotFound, Unprocessable
 from waimai.core.events import Event
@@ -300,7 +301,7 @@ class PushSender:
         return "sent", ""
 
     def _record(self, msg_id: int, sub_id: int, kind: str, outcome: str, error: str, now: dt.datetime) -> None:
-        with self.database.session() as db:
+        with uow.unit_of_work(self.database) as db:
             if outcome == "wait":
                 row = db.get(PushMessage, msg_id)
                 if row is not None:
@@ -329,7 +330,6 @@ class PushSender:
                     row.last_error = error[:200]
                     backoff = min(300, 2 ** row.attempts) * random.uniform(0.5, 1.0)  # noqa: S311  # nosec B311
                     row.next_attempt_at = now + dt.timedelta(seconds=backoff)
-            db.commit()
         PUSH_SENT.labels(kind, outcome).inc()
 
     def _backlog(self) -> None:

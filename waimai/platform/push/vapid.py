@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy.exc import IntegrityError
 
+from waimai.core import uow
 from waimai.core.database import Database
 
 
@@ -66,9 +67,8 @@ def keys(database: Database, configured: str | None) -> VapidKeys:
             return VapidKeys(row.private_key, row.public_key)
     private, public = generate()
     try:
-        with database.session() as db:
+        with uow.unit_of_work(database) as db:
             db.add(PushKey(id=1, private_key=private, public_key=public))
-            db.commit()
     except IntegrityError:
         pass  # another process made it first: use theirs
     with database.read_session() as db:

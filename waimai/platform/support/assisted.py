@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from waimai.core import audit, flags
+from waimai.core import audit, flags, uow
 from waimai.core.database import Database
 from waimai.core.deps import Principal
 from waimai.core.errors import AppError, Conflict, NotFound, Unprocessable
@@ -132,10 +132,9 @@ def place(database: Database, staff: Principal, *, customer_id: int, body: Place
 def switch_to_cod(database: Database, staff: Principal, order_id: int) -> Order:
     """The payment link did not work (or the customer prefers cash): the order becomes cash on delivery."""
     require_staff(staff)
-    with database.session() as db:
+    with uow.unit_of_work(database) as db:
         order = ordering.load_order(db, order_id, for_update=True)
         payments.switch_to_cod(db, order=order, actor=staff)
         audit.record(db, actor_id=staff.user_id, actor_role=staff.role, action="order.switch_to_cod",
                      target=f"order:{order_id}")
-        db.commit()
         return order

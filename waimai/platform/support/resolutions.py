@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from waimai.core import uow
 from waimai.core.database import Database
 from waimai.core.deps import Principal
 from waimai.core.errors import Conflict, Forbidden, Unprocessable
@@ -35,6 +36,7 @@ from waimai.platform.payments.base import (
 from waimai.platform.payments.models import Payment
 from waimai.platform.support import service as tickets
 from waimai.platform.support.models import Ticket, TicketEvent
+from waimai.platform.support.schemas import ResolveIn
 
 # The most a coupon may be worth, by role (fen): larger gestures are for ops.
 COUPON_MAX_FEN = {"support": 30_00, "ops": 200_00}
@@ -105,19 +107,18 @@ def refund(database: Database, providers: Mapping[str, PaymentProvider], staff: 
         with payments.observe("gateway", "refund"):
             result = provider.refund(provider_ref=ref, amount_fen=amount, refund_no=refund_no)
     except PaymentError as exc:
-        with database.session() as db:
+        with uow.unit_of_work(database) as db:
             if (t2 := db.get(Ticket, ticket_id)) is not None:
                 tickets.event(db, t2, staff, "refund_failed", str(exc)[:200], public=False,
                               details={"amount_fen": amount, "refund_no": refund_no})
                 tickets.audit_staff(db, staff, "refund_failed", t2, amount_fen=amount, refund_no=refund_no)
-                db.commit()
         if not exc.retryable:
             raise Conflict(f"The payment gateway refused the refund ({str(exc)[:120]}); resolve with a coupon.",
                            code="refund_refused") from exc
         raise payments.GatewayUnavailable("The refund did not go through (the payment gateway is failing); "
                                           "retry in a moment or resolve with a coupon.",
                                           headers={"Retry-After": "30"}) from exc
-    with database.session() as db:
+    with uow.unit_of_work(database) as db:
         t2 = _reload(db, ticket_id)
         if t2 is None:  # resolved by a concurrent request, which made this same refund (same number)
             return tickets.get_visible(db, staff, ticket_id)
@@ -127,7 +128,6 @@ def refund(database: Database, providers: Mapping[str, PaymentProvider], staff: 
             pay.status, pay.refund_ref = "refunded", result.refund_ref
         emit(db, "payment.refunded", key=str(t2.order_id), order_id=t2.order_id, amount_fen=amount, ticket_id=t2.id)
         tickets.mark_resolved(db, staff, t2, "refund", note, amount_fen=amount, refund_ref=result.refund_ref)
-        db.commit()
         return t2
 
 
@@ -154,14 +154,13 @@ def redeliver(database: Database, staff: Principal, ticket_id: int, *, item_ids:
     _status, (payload, _oid), _replayed = idempotency.place_once(database, customer, body, key, fp, ttl,
                                                                  source=REDELIVERY, actor=staff)
     new_id = int(json.loads(payload)["id"])
-    with database.session() as db:
+    with uow.unit_of_work(database) as db:
         t2 = _reload(db, ticket_id)
         if t2 is None:
             return tickets.get_visible(db, staff, ticket_id)
         t2.redelivery_order_id = new_id
         tickets.mark_resolved(db, staff, t2, "redelivery", note, redelivery_order_id=new_id,
                               items=[ln.item_id for ln in lines])
-        db.commit()
         return t2
 
 
@@ -181,3 +180,23 @@ def coupon(db: Session, staff: Principal, t: Ticket, *, amount_fen: int, min_spe
                                 order_id=t.order_id)
     t.coupon_id = c.id
     return tickets.mark_resolved(db, staff, t, "coupon", note, coupon_id=c.id, amount_fen=amount_fen)
+
+
+def resolve(database: Database, providers: Mapping[str, PaymentProvider], staff: Principal, ticket_id: int,
+            body: ResolveIn, *, ttl: dt.timedelta = dt.timedelta(hours=24)) -> None:
+    """Resolve a ticket as `body` says (the API and the console page alike): a refund through the gateway, a
+    re-delivery, a coupon, or no action. Each runs in its own units of work (no gateway call inside one)."""
+    if body.resolution == "refund":
+        refund(database, providers, staff, ticket_id, amount_fen=body.amount_fen, note=body.note)
+    elif body.resolution == "redelivery":
+        redeliver(database, staff, ticket_id, item_ids=body.item_ids, note=body.note, ttl=ttl)
+    else:
+        with uow.unit_of_work(database) as db:
+            t = tickets.get_visible(db, staff, ticket_id)
+            if body.resolution == "coupon":
+                if body.amount_fen is None:
+                    raise Unprocessable("Give the coupon's value (amount_fen).", code="coupon_amount_invalid")
+                coupon(db, staff, t, amount_fen=body.amount_fen, min_spend_fen=body.min_spend_fen,
+                       days=body.days, note=body.note)
+            else:
+                tickets.mark_resolved(db, staff, t, "no_action", body.note)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Header, Query, Request, Response, UploadFil
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from waimai.core import audit
+from waimai.core import audit, uow
 from waimai.core.deps import (
     API_PREFIX,
     CustomerDep,
@@ -23,7 +23,7 @@ from waimai.core.deps import (
     SettingsDep,
     SupportDep,
 )
-from waimai.core.errors import NotFound, Unprocessable
+from waimai.core.errors import NotFound
 from waimai.core.security import mask_phone
 from waimai.platform.ordering.schemas import PlaceOrderIn
 from waimai.platform.support import assisted, photos, ratings, resolutions
@@ -78,8 +78,8 @@ def find_customer(p: SupportDep, db: SessionDep,
     user = assisted.find_customer(db, phone)
     audit.record(db, actor_id=p.user_id, actor_role=p.role, action="support.customer_lookup",
                  target=f"user:{user.id}" if user else "", details={"found": user is not None})
-    db.commit()
     if user is None:
+        uow.checkpoint(db, why="a lookup is audited even when it finds no one and the request ends in a 404")
         raise NotFound("No customer has this phone number.", code="customer_unknown")
     return _customer_out(db, user)
 
@@ -88,7 +88,6 @@ def find_customer(p: SupportDep, db: SessionDep,
              responses={200: {"description": "the customer already exists"}})
 def find_or_create_customer(body: CustomerIn, p: SupportDep, db: SessionDep, response: Response) -> CustomerOut:
     user, created = assisted.find_or_create_customer(db, p, phone=body.phone, name=body.name)
-    db.commit()
     if not created:
         response.status_code = 200
     return _customer_out(db, user, created)
@@ -124,7 +123,6 @@ def assisted_cod(order_id: IdPath, request: Request, p: SupportDep) -> dict[str,
 def create_ticket(body: TicketIn, p: PrincipalDep, db: SessionDep) -> TicketOut:
     """Report a problem on an order (support: on the customer's behalf)."""
     t = tickets.create(db, p, order_id=body.order_id, category=body.category, description=body.description)
-    db.commit()
     return ticket_out(db, p, t)
 
 
@@ -154,10 +152,9 @@ async def add_photo(ticket_id: IdPath, request: Request, p: PrincipalDep,
     data = await file.read(photos.MAX_BYTES + 1)
 
     def store() -> dict[str, Any]:
-        with request.app.state.db.session() as db:
+        with uow.unit_of_work(request.app.state.db) as db:
             t = tickets.get_visible(db, p, ticket_id)
             photo = photos.add(db, p, t, data)
-            db.commit()
             return {"id": photo.id, "content_type": photo.content_type, "size": photo.size}
 
     return await run_in_threadpool(store)
@@ -166,66 +163,34 @@ async def add_photo(ticket_id: IdPath, request: Request, p: PrincipalDep,
 @router.get("/tickets/{ticket_id}/photos/{photo_id}", response_class=Response)
 def get_photo(ticket_id: IdPath, photo_id: IdPath, p: PrincipalDep, db: ReadSessionDep) -> Response:
     photo = photos.get(db, p, ticket_id, photo_id)
-    return photo_response(photo)
-
-
-def photo_response(photo: Any) -> Response:
-    ext = "png" if photo.content_type == "image/png" else "jpg"
-    return Response(photo.data, media_type=photo.content_type,
-                    headers={"Content-Disposition": f'inline; filename="ticket-{photo.ticket_id}-{photo.id}.{ext}"',
-                             "X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600",
-                             "Content-Security-Policy": "default-src 'none'"})
+    return photos.http_response(photo)
 
 
 @router.post("/tickets/{ticket_id}/replies", response_model=TicketOut, status_code=201)
 def add_reply(ticket_id: IdPath, body: ReplyIn, p: PrincipalDep, db: SessionDep) -> TicketOut:
     t = tickets.get_visible(db, p, ticket_id)
     tickets.reply(db, p, t, body.text, internal=body.internal)
-    db.commit()
     return ticket_out(db, p, t)
 
 
 @router.post("/tickets/{ticket_id}/take", response_model=TicketOut)
 def take(ticket_id: IdPath, p: SupportDep, db: SessionDep) -> TicketOut:
     t = tickets.take(db, p, tickets.get_visible(db, p, ticket_id))
-    db.commit()
     return ticket_out(db, p, t)
 
 
 @router.post("/tickets/{ticket_id}/reopen", response_model=TicketOut)
 def reopen(ticket_id: IdPath, body: ReopenIn, p: SupportDep, db: SessionDep) -> TicketOut:
     t = tickets.reopen(db, p, tickets.get_visible(db, p, ticket_id), body.reason)
-    db.commit()
     return ticket_out(db, p, t)
-
-
-def resolve_ticket(request: Request, p: Principal, ticket_id: int, body: ResolveIn) -> None:
-    """Shared by the API and the console page."""
-    database = request.app.state.db
-    if body.resolution == "refund":
-        resolutions.refund(database, request.app.state.payment_providers, p, ticket_id,
-                           amount_fen=body.amount_fen, note=body.note)
-    elif body.resolution == "redelivery":
-        resolutions.redeliver(database, p, ticket_id, item_ids=body.item_ids, note=body.note,
-                              ttl=dt.timedelta(hours=request.app.state.settings.idempotency_ttl_hours))
-    else:
-        with database.session() as db:
-            t = tickets.get_visible(db, p, ticket_id)
-            if body.resolution == "coupon":
-                if body.amount_fen is None:
-                    raise Unprocessable("Give the coupon's value (amount_fen).", code="coupon_amount_invalid")
-                resolutions.coupon(db, p, t, amount_fen=body.amount_fen, min_spend_fen=body.min_spend_fen,
-                                   days=body.days, note=body.note)
-            else:
-                tickets.mark_resolved(db, p, t, "no_action", body.note)
-            db.commit()
 
 
 @router.post("/tickets/{ticket_id}/resolve", response_model=TicketOut)
 def resolve(ticket_id: IdPath, body: ResolveIn, request: Request, p: SupportDep) -> TicketOut:
     """Resolve with a refund (through the payment gateway), a re-delivery (a new order paid by the platform),
     a coupon (through the coupon service) or no action (say why in `note`)."""
-    resolve_ticket(request, p, ticket_id, body)
+    resolutions.resolve(request.app.state.db, request.app.state.payment_providers, p, ticket_id, body,
+                        ttl=dt.timedelta(hours=request.app.state.settings.idempotency_ttl_hours))
     with request.app.state.db.read_session() as db:
         return ticket_out(db, p, tickets.get_visible(db, p, ticket_id))
 
@@ -235,7 +200,6 @@ def link_incident(ticket_id: IdPath, body: IncidentLinkIn, p: OpsDep, db: Sessio
     """Ops correct which incident a ticket belongs to (null: none)."""
     t = tickets.get_visible(db, p, ticket_id)
     tickets.set_incident(db, p, t, body.incident_id)
-    db.commit()
     return ticket_out(db, p, t)
 
 
@@ -244,7 +208,6 @@ def link_incident(ticket_id: IdPath, body: IncidentLinkIn, p: OpsDep, db: Sessio
 @router.put("/orders/{order_id}/rating", response_model=RatingOut)
 def rate_order(order_id: IdPath, body: RatingIn, p: CustomerDep, db: SessionDep) -> RatingOut:
     r = ratings.rate(db, p, order_id=order_id, stars=body.stars, comment=body.comment)
-    db.commit()
     return RatingOut(subject=r.subject, stars=r.stars, comment=r.comment)
 
 
@@ -252,7 +215,6 @@ def rate_order(order_id: IdPath, body: RatingIn, p: CustomerDep, db: SessionDep)
 def rate_ticket(ticket_id: IdPath, body: RatingIn, p: CustomerDep, db: SessionDep) -> RatingOut:
     t = tickets.get_visible(db, p, ticket_id)
     r = ratings.rate(db, p, order_id=t.order_id, ticket_id=t.id, stars=body.stars, comment=body.comment)
-    db.commit()
     return RatingOut(subject=r.subject, stars=r.stars, comment=r.comment)
 
 
