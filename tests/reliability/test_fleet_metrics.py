@@ -50,7 +50,9 @@ def test_orders_at_a_non_leader_are_in_the_deployment_series(db_url: str, tmp_pa
                 time.sleep(0.15)  # spread over several sample intervals, as a real minute's orders are
         time.sleep(5)
         oh = {"Authorization": f"Bearer {ops['access_token']}"}
-        q = {"name": "orders_placed_per_min", "from": start.isoformat(), "to": dt.datetime.now(dt.UTC).isoformat()}
+        # up to a few seconds ago: a sample taken just before `to` may be written just after the first query
+        until = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=3)
+        q = {"name": "orders_placed_per_min", "from": start.isoformat(), "to": until.isoformat()}
 
         def points(rep: Replica) -> list[list[float]]:
             got = httpx.get(f"{rep.url}/api/v1/metrics/query", params=q, headers=oh, timeout=30)

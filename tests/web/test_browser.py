@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import IN_CI, make_settings
 from tests.servers import free_port, serve
@@ -88,10 +89,10 @@ def test_customer_orders_with_cash_on_delivery(browser, site: str) -> None:  # t
     tok = httpx.post(f"{site}/api/v1/auth/login", json={"phone": "13800000002", "password": "waimai-demo"}).json()
     r = httpx.post(f"{site}/api/v1/orders/{oid}/accept", headers={"Authorization": f"Bearer {tok['access_token']}"})
     assert r.status_code == 200
-    page.wait_for_function("document.getElementById('status').textContent === '商家已接单'", timeout=10000)
+    # (locator assertions, not wait_for_function: its polling evaluates a string, which the pages' CSP refuses)
+    expect(page.locator("#status")).to_have_text("商家已接单", timeout=10000)
     # the badge follows the event at once; the whole state block (steps, buttons) is fetched right after it
-    page.wait_for_function("document.querySelector('.steps li.current')?.textContent.trim() === '已接单'",
-                           timeout=10000)
+    expect(page.locator(".steps li.current")).to_have_text("已接单", timeout=10000)
     page.screenshot(path=str(ARTIFACTS / "order-live-390.png"), full_page=True)
     desk = browser.new_page(viewport={"width": 1440, "height": 900})
     desk.goto(f"{site}/?lang=en")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.platform.payments.railstack import rail_stack
 from tests.web.test_browser import ARTIFACTS, browser  # noqa: F401 - the fixture
@@ -50,7 +51,7 @@ def test_customer_pays_on_the_providers_cashier(browser, sqlite_url: str, tmp_pa
         page.click("#confirm")
         # Back on our order page, which asked the provider (or had the signed callback) — not the redirect.
         page.wait_for_url(f"{rs.base}/orders/*")
-        page.wait_for_function("document.getElementById('status').textContent === '已支付'", timeout=10000)
+        expect(page.locator("#status")).to_have_text("已支付", timeout=10000)  # not wait_for_function: CSP refuses its eval
         page.screenshot(path=str(ARTIFACTS / f"paid-{provider}-390.png"), full_page=True)
         assert rs.stats(provider)["paid"] == 1 and rs.stats(provider)["charged_twice"] == 0
         page.close()
