@@ -30,6 +30,15 @@ from waimai.firewall.incidents.service import Sop
 from waimai.platform.tracking.broker import Broker
 
 
+def order_changes() -> tuple[str, ...]:
+    """The topics of an order's state changes (`order.accepted` …): not `order.placed` or `order.assigned`, which
+    no subscriber reacts to — an event nobody wants is marked delivered without a savepoint or a delivery row,
+    and placements are the busiest topic there is."""
+    from waimai.platform.ordering.state import Status
+
+    return tuple(f"order.{s.value}" for s in Status if s is not Status.created)
+
+
 def build_registry(*, broker: Broker, sop: Sop) -> Registry:
     from waimai.firewall.incidents.setup import restore_recorder, switch_on_timeline
     from waimai.platform.coupons.service import give_back
@@ -39,13 +48,14 @@ def build_registry(*, broker: Broker, sop: Sop) -> Registry:
     from waimai.platform.tracking.live import status_publisher
 
     reg = Registry()
-    reg.add("tracking.status", ("order.*",), status_publisher(broker))
-    reg.add("intake.status_callback", ("order.*",), queue_callback)
+    changes = order_changes()
+    reg.add("tracking.status", changes, status_publisher(broker))
+    reg.add("intake.status_callback", changes, queue_callback)
     reg.add("coupons.give_back", ("order.cancelled", "order.rejected"), give_back)
     reg.add("incidents.switch_timeline", ("switch.changed",), switch_on_timeline)
     reg.add("incidents.restore_timeline", ("backup.restored", "backup.restore_failed"), restore_recorder(sop))
     reg.add("payroll.shift_log", ("rider.shift",), log_shift)
-    reg.add("push.order_status", ("order.*",), queue_order_update)
+    reg.add("push.order_status", changes, queue_order_update)
     return reg
 
 

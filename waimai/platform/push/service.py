@@ -5,8 +5,8 @@ user, checked before it is kept: the endpoint is an https URL of a named host (n
 `localhost`: our servers POST to it), or in development and tests `http://127.0.0.1`; the keys are a P-256
 point and a 16-byte secret. A user keeps at most `push_subscriptions_per_user` browsers.
 
-Messages are owed in the transaction of the change they tell about (`queue_order_update` is a
-TRANSITION_HOOK; incident notices queue theirs in the notifier's fan-out), one `push_messages` row per
+Messages are owed once per change (`queue_order_update` is the `push.order_status` subscriber of `order.*`,
+committed with its delivery record; incident notices queue theirs in the notifier's fan-out), one `push_messages` row per
 subscription, worded in the language the subscription was made in. The sender (a singleton job of the
 notifier role, never a request) encrypts each (RFC 8291, aes128gcm) and signs it (VAPID, RFC 8292) with
 pywebpush, through the `push.<host>` Dependency: stamina retries on 429 and 5xx within its budget and a
