@@ -32,7 +32,7 @@ import structlog
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from waimai.core import uow
+from waimai.core import audit, uow
 from waimai.core.database import Database, utcnow
 from waimai.core.errors import Conflict, NotFound
 from waimai.core.outbox import OutboxDelivery, OutboxEvent
@@ -172,13 +172,14 @@ class Dispatcher:
             # with no row loaded (placements are the busiest topic, and their writer shares the database).
             topics = s.execute(select(OutboxEvent.id, OutboxEvent.topic).where(
                 OutboxEvent.id.in_(ids), OutboxEvent.published_at.is_(None), OutboxEvent.dead_at.is_(None))).all()
-            quiet = [i for i, t in topics if not self.registry.for_topic(t)]
+            wanted = {i: bool(self.registry.for_topic(t)) for i, t in topics}
+            quiet = [i for i, w in wanted.items() if not w]
             if quiet:
                 s.execute(update(OutboxEvent).where(OutboxEvent.id.in_(quiet), OutboxEvent.published_at.is_(None))
                           .values(published_at=now, last_error=None, next_attempt_at=None)
                           .execution_options(synchronize_session=False))
                 stats["delivered"] += len(quiet)
-            ids = [i for i, t in topics if self.registry.for_topic(t)]
+            ids = [i for i, w in wanted.items() if w]
             if not ids:
                 return
             # Read again under the write lock: a second leader (a partition's short overlap) may have been here.
@@ -363,16 +364,21 @@ def _dead(db: Session, event_id: int) -> OutboxEvent:
     return row
 
 
-def retry(db: Session, event_id: int) -> OutboxEvent:
-    """Give a dead letter its attempts back: the dispatcher delivers it to the subscribers that failed."""
+def retry(db: Session, event_id: int, *, actor_id: int | None = None, actor_role: str = "system") -> OutboxEvent:
+    """Give a dead letter its attempts back: the dispatcher delivers it to the subscribers that failed.
+    Audited in the caller's transaction (the API and the console page alike)."""
     row = _dead(db, event_id)
     row.dead_at, row.next_attempt_at, row.attempts = None, None, 0
+    audit.record(db, actor_id=actor_id, actor_role=actor_role, action="event.retry", target=str(event_id),
+                 details={"topic": row.topic, "key": row.key})
     return row
 
 
-def discard(db: Session, event_id: int) -> OutboxEvent:
-    """Purge one dead letter (ops decided its reaction is not owed any more)."""
+def discard(db: Session, event_id: int, *, actor_id: int | None = None, actor_role: str = "system") -> OutboxEvent:
+    """Purge one dead letter (ops decided its reaction is not owed any more); the audit entry keeps what it was."""
     row = _dead(db, event_id)
+    audit.record(db, actor_id=actor_id, actor_role=actor_role, action="event.purge", target=str(event_id),
+                 details={"topic": row.topic, "key": row.key, "payload": row.payload, "last_error": row.last_error})
     db.execute(delete(OutboxDelivery).where(OutboxDelivery.event_id == event_id))
     db.delete(row)
     return row

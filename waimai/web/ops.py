@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -224,40 +226,31 @@ def events_page(request: Request) -> Response:
                                                "status": request.app.state.events.status()})
 
 
-@router.post("/ops/events/{event_id}/retry")
-def events_retry(request: Request, event_id: IdPath) -> Response:
+def _dead_letter_action(request: Request, event_id: int, act: Callable[..., Any], done: str) -> Response:
+    """Retry or purge a dead letter from the console: the same audited service call as the API."""
     p = _need(request, "ops")
     if isinstance(p, RedirectResponse):
         return p
     from waimai.core.errors import AppError
 
-    with uow.unit_of_work(request.app.state.db) as db:
-        try:
-            row = events.retry(db, event_id)
-        except AppError as exc:
-            return back("/ops/events", err=say(exc))
-        audit.record(db, actor_id=p.user_id, actor_role=p.role, action="event.retry", target=str(event_id),
-                     details={"topic": row.topic, "key": row.key})
+    try:
+        with uow.unit_of_work(request.app.state.db) as db:
+            act(db, event_id, actor_id=p.user_id, actor_role=p.role)
+    except AppError as exc:
+        return back("/ops/events", err=say(exc))
     request.app.state.events.wake()
-    return back("/ops/events", msg=gettext("Event %(id)s goes to its failed subscribers again.") % {"id": event_id})
+    return back("/ops/events", msg=done % {"id": event_id})
+
+
+@router.post("/ops/events/{event_id}/retry")
+def events_retry(request: Request, event_id: IdPath) -> Response:
+    return _dead_letter_action(request, event_id, events.retry,
+                               gettext("Event %(id)s goes to its failed subscribers again."))
 
 
 @router.post("/ops/events/{event_id}/purge")
 def events_purge(request: Request, event_id: IdPath) -> Response:
-    p = _need(request, "ops")
-    if isinstance(p, RedirectResponse):
-        return p
-    from waimai.core.errors import AppError
-
-    with uow.unit_of_work(request.app.state.db) as db:
-        try:
-            row = events.discard(db, event_id)
-        except AppError as exc:
-            return back("/ops/events", err=say(exc))
-        audit.record(db, actor_id=p.user_id, actor_role=p.role, action="event.purge", target=str(event_id),
-                     details={"topic": row.topic, "key": row.key, "payload": row.payload,
-                              "last_error": row.last_error})
-    return back("/ops/events", msg=gettext("Event %(id)s purged.") % {"id": event_id})
+    return _dead_letter_action(request, event_id, events.discard, gettext("Event %(id)s purged."))
 
 
 @router.get("/ops/logs")

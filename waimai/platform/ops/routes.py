@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from waimai.core import audit, events, uow
+from waimai.core import events, uow
 from waimai.core.audit import AuditEntry
 from waimai.core.deps import API_PREFIX, IdPath, OpsDep, ReadSessionDep, SessionDep
 
@@ -68,9 +68,7 @@ def event_path(_p: OpsDep, db: ReadSessionDep, request: Request,
 @router.post("/ops/events/{event_id}/retry", response_model=DeadLetterOut)
 def retry_event(event_id: IdPath, p: OpsDep, db: SessionDep, request: Request) -> DeadLetterOut:
     """Give a dead letter its attempts back: the subscribers that failed it get it again (the others had it)."""
-    row = events.retry(db, event_id)
-    audit.record(db, actor_id=p.user_id, actor_role=p.role, action="event.retry", target=str(event_id),
-                 details={"topic": row.topic, "key": row.key})
+    row = events.retry(db, event_id, actor_id=p.user_id, actor_role=p.role)
     out = DeadLetterOut(id=row.id, topic=row.topic, key=row.key, payload=row.payload, created_at=row.created_at,
                         attempts=row.attempts, dead_at=row.dead_at, last_error=row.last_error, failed_subscribers=[])
     uow.after_commit(db, request.app.state.events.wake)  # the dispatcher looks again once this is stored
@@ -80,6 +78,4 @@ def retry_event(event_id: IdPath, p: OpsDep, db: SessionDep, request: Request) -
 @router.post("/ops/events/{event_id}/purge", status_code=204)
 def purge_event(event_id: IdPath, p: OpsDep, db: SessionDep) -> None:
     """Drop a dead letter: ops decided the reactions it still owes are not owed any more."""
-    row = events.discard(db, event_id)
-    audit.record(db, actor_id=p.user_id, actor_role=p.role, action="event.purge", target=str(event_id),
-                 details={"topic": row.topic, "key": row.key, "payload": row.payload, "last_error": row.last_error})
+    events.discard(db, event_id, actor_id=p.user_id, actor_role=p.role)
