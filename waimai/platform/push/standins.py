@@ -35,9 +35,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from waimai.core.standin import Clock, StandinState
-from waimai.core.standin import failure_response as _failure_response
-from waimai.core.standin import new_app as _new_app
+from waimai.core.standin import Clock, StandinState, failure_response, new_app
 
 MAX_PAYLOAD = 4096
 MAX_EXP_S = 24 * 3600
@@ -75,7 +73,7 @@ def create_push_standin(*, clock: Clock = time.time) -> FastAPI:
     state = StandinState(clock=clock)
     subs: dict[str, Subscription] = {}
     state.extra["subscriptions"] = subs
-    app = _new_app("Web Push service stand-in", state)
+    app = new_app("Web Push service stand-in", state)
 
     def origin(request: Request) -> str:
         return str(request.base_url).rstrip("/")
@@ -102,7 +100,7 @@ def create_push_standin(*, clock: Clock = time.time) -> FastAPI:
     async def push(sid: str, request: Request) -> Response:
         injected = state.hit()
         if injected is not None:
-            return _failure_response(injected)
+            return failure_response(injected)
         sub = subs.get(sid)
         if sub is None:
             return refuse(404, "no such subscription", sid)

@@ -42,8 +42,6 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from waimai.core.extras import require
 from waimai.core.standin import Clock, StandinState, failure_response, new_app
 
-_new_app, _failure_response = new_app, failure_response
-
 
 async def _json_body(request: Request) -> Any:
     raw = await request.body()
@@ -100,7 +98,7 @@ def create_dingtalk_standin(*, access_token: str, secret: str | None = None, clo
                             limit: tuple[int, float] | None = (20, 60.0)) -> FastAPI:
     """DingTalk custom robot: POST /robot/send?access_token=…[&timestamp=ms&sign=…]."""
     state = StandinState(clock=clock)
-    app = _new_app("DingTalk robot stand-in", state)
+    app = new_app("DingTalk robot stand-in", state)
 
     def refuse(errcode: int, errmsg: str) -> JSONResponse:
         state.reject(errmsg, errcode=errcode)
@@ -109,7 +107,7 @@ def create_dingtalk_standin(*, access_token: str, secret: str | None = None, clo
     @app.post("/robot/send")
     async def send(request: Request) -> Response:
         if (f := state.hit()) is not None:
-            return _failure_response(f)
+            return failure_response(f)
         q = request.query_params
         if not hmac.compare_digest(q.get("access_token", ""), access_token):
             return refuse(300001, "token is not exist")
@@ -140,7 +138,7 @@ def create_wecom_standin(*, key: str, clock: Clock = time.time,
                          limit: tuple[int, float] | None = (20, 60.0)) -> FastAPI:
     """WeCom group robot: POST /cgi-bin/webhook/send?key=…, text (2048 bytes) / markdown (4096 bytes)."""
     state = StandinState(clock=clock)
-    app = _new_app("WeCom robot stand-in", state)
+    app = new_app("WeCom robot stand-in", state)
 
     def refuse(errcode: int, errmsg: str) -> JSONResponse:
         state.reject(errmsg, errcode=errcode)
@@ -149,7 +147,7 @@ def create_wecom_standin(*, key: str, clock: Clock = time.time,
     @app.post("/cgi-bin/webhook/send")
     async def send(request: Request) -> Response:
         if (f := state.hit()) is not None:
-            return _failure_response(f)
+            return failure_response(f)
         if not hmac.compare_digest(request.query_params.get("key", ""), key):
             return refuse(93000, "invalid webhook url, hint: [standin]")
         body = await _json_body(request)
@@ -220,7 +218,7 @@ def _feishu_card_error(card: Any) -> str | None:
 def create_feishu_standin(*, token: str, secret: str | None = None, clock: Clock = time.time) -> FastAPI:
     """Feishu/Lark custom bot: POST /open-apis/bot/v2/hook/{token}, sign in the JSON body."""
     state = StandinState(clock=clock)
-    app = _new_app("Feishu bot stand-in", state)
+    app = new_app("Feishu bot stand-in", state)
 
     def refuse(code: int, msg: str) -> JSONResponse:
         state.reject(msg, code=code)
@@ -229,7 +227,7 @@ def create_feishu_standin(*, token: str, secret: str | None = None, clock: Clock
     @app.post("/open-apis/bot/v2/hook/{hook}")
     async def send(hook: str, request: Request) -> Response:
         if (f := state.hit()) is not None:
-            return _failure_response(f)
+            return failure_response(f)
         if not hmac.compare_digest(hook, token):
             return refuse(19001, "param invalid: incoming webhook access token invalid")
         body = await _json_body(request)
@@ -297,7 +295,7 @@ def create_slack_standin(*, webhook_path: str, clock: Clock = time.time,
                          limit: tuple[int, float] | None = (1, 1.0)) -> FastAPI:
     """Slack incoming webhook: POST /services/T…/B…/X…; 200 `ok`, errors as plain strings."""
     state = StandinState(clock=clock)
-    app = _new_app("Slack incoming webhook stand-in", state)
+    app = new_app("Slack incoming webhook stand-in", state)
     expected_path = webhook_path.strip("/")
 
     def refuse(status: int, error: str) -> PlainTextResponse:
@@ -307,7 +305,7 @@ def create_slack_standin(*, webhook_path: str, clock: Clock = time.time,
     @app.post("/services/{path:path}")
     async def send(path: str, request: Request) -> Response:
         if (f := state.hit()) is not None:
-            return _failure_response(f, "rate_limited" if f.status == 429 else "service_unavailable")
+            return failure_response(f, "rate_limited" if f.status == 429 else "service_unavailable")
         if not hmac.compare_digest(path.strip("/"), expected_path):
             return refuse(404, "no_service")
         body = await _json_body(request) if _is_json(request) else None
@@ -334,7 +332,7 @@ def create_pagerduty_standin(*, routing_keys: list[str], clock: Clock = time.tim
                              limit: tuple[int, float] | None = (120, 60.0)) -> FastAPI:
     """PagerDuty Events API v2: POST /v2/enqueue; alert state per dedup_key in `state.extra["alerts"]`."""
     state = StandinState(clock=clock)
-    app = _new_app("PagerDuty Events API v2 stand-in", state)
+    app = new_app("PagerDuty Events API v2 stand-in", state)
     alerts: dict[str, dict[str, Any]] = {}
     state.extra["alerts"] = alerts
 
@@ -346,7 +344,7 @@ def create_pagerduty_standin(*, routing_keys: list[str], clock: Clock = time.tim
     @app.post("/v2/enqueue")
     async def enqueue(request: Request) -> Response:
         if (f := state.hit()) is not None:
-            return _failure_response(f)
+            return failure_response(f)
         ev = await _json_body(request)
         if not isinstance(ev, dict):
             return invalid("Invalid JSON")
@@ -402,7 +400,7 @@ def create_webhook_standin(*, secret: str, path: str = "/hooks/alerts", clock: C
     """A Standard Webhooks receiver: verifies webhook-id/-timestamp/-signature, idempotent on webhook-id.
     `app.state.gone = True` makes it answer 410 Gone."""
     state = StandinState(clock=clock)
-    app = _new_app("Standard Webhooks receiver stand-in", state)
+    app = new_app("Standard Webhooks receiver stand-in", state)
     app.state.gone = False
     key = base64.b64decode(secret.removeprefix("whsec_"))
     seen: set[str] = set()
@@ -416,7 +414,7 @@ def create_webhook_standin(*, secret: str, path: str = "/hooks/alerts", clock: C
     async def receive(request: Request) -> Response:
         state.extra["ids"].append(request.headers.get("webhook-id"))
         if (f := state.hit()) is not None:
-            return _failure_response(f)
+            return failure_response(f)
         if app.state.gone:
             return refuse(410, "gone")
         h = request.headers
@@ -465,7 +463,7 @@ def create_aliyun_sms_standin(*, access_keys: Mapping[str, str], sign_names: lis
                               per_number_limit: tuple[int, float] | None = (1, 60.0)) -> FastAPI:
     """Alibaba Cloud SMS `SendSms` (RPC style, GET /?…&Signature=…). `templates`: code -> variable names."""
     state = StandinState(clock=clock)
-    app = _new_app("Alibaba Cloud SMS stand-in", state)
+    app = new_app("Alibaba Cloud SMS stand-in", state)
     nonces: set[str] = set()
 
     def refuse(status: int, code: str, message: str) -> JSONResponse:
@@ -479,7 +477,7 @@ def create_aliyun_sms_standin(*, access_keys: Mapping[str, str], sign_names: lis
     @app.get("/")
     async def rpc(request: Request) -> Response:
         if (f := state.hit()) is not None:
-            return _failure_response(f)
+            return failure_response(f)
         raw = request.url.query
         pairs = [p.split("=", 1) for p in raw.split("&") if p]
         if any(len(p) != 2 for p in pairs):
